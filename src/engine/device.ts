@@ -1,0 +1,180 @@
+/**
+ * One way to get a GPU device everywhere: Node (Dawn through the `webgpu` package, handed in by
+ * platform/node.ts) and the browser (`navigator.gpu`, platform/browser.ts). This file is platform-neutral:
+ * it receives a `GPU` object and a hint explaining how to get one on the current platform.
+ *
+ * It requests the optional features the engine can use (`shader-f16`, `subgroups`, `timestamp-query`,
+ * `chromium-experimental-subgroup-matrix` when unsafe APIs are allowed) and the adapter's largest limits,
+ * reports the adapter in one object used by every log, benchmark and report, and turns the two classic
+ * failure modes into clear errors: no adapter (say what to install) and a lost device (fail, never hang).
+ */
+
+export type Platform = 'node' | 'browser';
+
+/** What every log, benchmark and report says about the GPU. */
+export interface AdapterReport {
+  platform: Platform;
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  /** Optional features that were granted to the device. */
+  features: string[];
+  limits: {
+    maxBufferSize: number;
+    maxStorageBufferBindingSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupSizeX: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxStorageBuffersPerShaderStage: number;
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+  };
+}
+
+export class NoAdapterError extends Error {
+  override name = 'NoAdapterError';
+}
+
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+
+/** Features requested when the adapter has them. */
+const WANTED_FEATURES = [
+  'shader-f16',
+  'subgroups',
+  'timestamp-query',
+  'chromium-experimental-subgroup-matrix',
+];
+
+/** Limits raised to the adapter's maximum. */
+const WANTED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'maxUniformBufferBindingSize',
+  'maxBindGroups',
+] as const;
+
+export interface OpenOptions {
+  platform: Platform;
+  /** Platform-specific advice printed when no adapter is found (what to install, which flag to set). */
+  noAdapterHint: string;
+  powerPreference?: GPUPowerPreference;
+  /** Compatibility mode for backends that only offer it (OpenGL ES); core is the default. */
+  featureLevel?: 'core' | 'compatibility';
+}
+
+/** A GPU device plus what we know about it. The engine holds exactly one. */
+export class GpuContext {
+  private lostReason: string | null = null;
+  private errors: string[] = [];
+  readonly features: ReadonlySet<string>;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly report: AdapterReport,
+    /**
+     * The GPU object (in Node: Dawn's instance). Held here on purpose: if it is garbage-collected, Dawn
+     * frees the instance under a live device and crashes in ProcessEvents (seen as random segfaults).
+     */
+    readonly instance: GPU,
+  ) {
+    this.features = new Set(report.features);
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message || 'no message'}`;
+    });
+    device.onuncapturederror = (ev) => {
+      if (this.errors.length < 20) this.errors.push(ev.error.message);
+    };
+  }
+
+  get isLost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  /** Throws a clear error if the device was lost or a GPU validation error happened since the last check. */
+  check(): void {
+    if (this.lostReason !== null) {
+      throw new DeviceLostError(
+        `the GPU device was lost (${this.lostReason}). Everything on it is gone; ` +
+          'reload the page or restart the process. If it keeps happening, the GPU ran out of memory or the driver reset it (try a smaller batch or image size).',
+      );
+    }
+    if (this.errors.length > 0) {
+      const msgs = this.errors.splice(0);
+      throw new Error(`GPU validation error(s):\n${msgs.join('\n')}`);
+    }
+  }
+
+  /** Await a GPU promise, but fail with DeviceLostError instead of hanging if the device is lost meanwhile. */
+  async guard<T>(p: Promise<T>): Promise<T> {
+    const lost = this.device.lost.then(() => {
+      this.check();
+      throw new DeviceLostError('the GPU device was lost');
+    });
+    return Promise.race([p, lost]);
+  }
+
+  has(feature: string): boolean {
+    return this.features.has(feature);
+  }
+}
+
+/** Request an adapter and a device with the features and limits the engine wants. */
+export async function openGpu(gpu: GPU | undefined, opts: OpenOptions): Promise<GpuContext> {
+  if (!gpu) throw new NoAdapterError(`WebGPU is not available here. ${opts.noAdapterHint}`);
+  const req: GPURequestAdapterOptions & { featureLevel?: string } = {
+    powerPreference: opts.powerPreference ?? 'high-performance',
+  };
+  if (opts.featureLevel) req.featureLevel = opts.featureLevel;
+  const adapter = await gpu.requestAdapter(req);
+  if (!adapter) throw new NoAdapterError(`no WebGPU adapter was found. ${opts.noAdapterHint}`);
+
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const requiredLimits: Record<string, number> = {};
+  const alim = adapter.limits as unknown as Record<string, number>;
+  for (const k of WANTED_LIMITS) if (typeof alim[k] === 'number') requiredLimits[k] = alim[k];
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const info = adapter.info;
+  const dl = device.limits as unknown as Record<string, number>;
+  const report: AdapterReport = {
+    platform: opts.platform,
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    features: [...device.features].sort(),
+    limits: {
+      maxBufferSize: dl.maxBufferSize!,
+      maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize!,
+      maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize!,
+      maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup!,
+      maxComputeWorkgroupSizeX: dl.maxComputeWorkgroupSizeX!,
+      maxComputeWorkgroupsPerDimension: dl.maxComputeWorkgroupsPerDimension!,
+      maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage!,
+    },
+  };
+  const sub = info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
+  if (sub.subgroupMinSize) report.limits.subgroupMinSize = sub.subgroupMinSize;
+  if (sub.subgroupMaxSize) report.limits.subgroupMaxSize = sub.subgroupMaxSize;
+  return new GpuContext(device, report, gpu);
+}
+
+/** One line naming the adapter, for logs and benchmark results. */
+export function adapterLine(r: AdapterReport): string {
+  const name = [r.vendor, r.architecture, r.device].filter(Boolean).join(' / ') || 'unknown adapter';
+  const desc = r.description && !name.includes(r.description) ? ` (${r.description})` : '';
+  const fb = r.isFallbackAdapter ? ' [fallback]' : '';
+  return `${r.platform}: ${name}${desc}${fb}; features: ${r.features.join(', ') || 'none'}; maxStorageBinding ${Math.round(r.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`;
+}

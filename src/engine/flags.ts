@@ -1,0 +1,69 @@
+/**
+ * Every behaviour switch of the engine, in one typed place (after tfjs's flags_webgpu.ts).
+ *
+ * Each flag is documented where it is defined, read through `flag()`, overridable from tests with
+ * `setFlags()` and, in Node, from the environment as `RDPP_<NAME>` (see platform/node.ts, which calls
+ * `flagsFromEnv`). The engine never reads `process.env` itself: it must run unchanged in the browser.
+ */
+export interface Flags {
+  /** Print every generated WGSL program once, when it is first compiled. */
+  PRINT_SHADERS: boolean;
+  /** Log each dispatch's program name and workgroup count (debugging; slow). */
+  LOG_DISPATCHES: boolean;
+  /** Request Dawn's `allow_unsafe_apis` (needed for `chromium-experimental-subgroup-matrix`). Node only. */
+  ALLOW_UNSAFE_APIS: boolean;
+  /** Use `shader-f16` kernels where an op has them and the adapter supports it. */
+  USE_F16: boolean;
+  /** Submit the open command encoder after this many dispatches even if nobody asked (bounds memory). */
+  MAX_DISPATCHES_PER_SUBMIT: number;
+  /** Keep at most this many bytes of idle buffers in the pool; beyond it, released buffers are destroyed. */
+  POOL_MAX_IDLE_BYTES: number;
+  /** Check every pipeline for WGSL compile errors with a clear message (costs one async round trip). */
+  VALIDATE_SHADERS: boolean;
+}
+
+const defaults: Flags = {
+  PRINT_SHADERS: false,
+  LOG_DISPATCHES: false,
+  ALLOW_UNSAFE_APIS: false,
+  USE_F16: false,
+  MAX_DISPATCHES_PER_SUBMIT: 4096,
+  POOL_MAX_IDLE_BYTES: 2 * 1024 ** 3,
+  VALIDATE_SHADERS: true,
+};
+
+const current: Flags = { ...defaults };
+
+export function flag<K extends keyof Flags>(name: K): Flags[K] {
+  return current[name];
+}
+
+/** Override flags; returns a function that restores the previous values (for tests). */
+export function setFlags(values: Partial<Flags>): () => void {
+  const before = { ...current };
+  Object.assign(current, values);
+  return () => Object.assign(current, before);
+}
+
+/** Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers). */
+export function flagsFromEnv(env: Record<string, string | undefined>): Partial<Flags> {
+  const out: Record<string, boolean | number> = {};
+  for (const key of Object.keys(defaults) as (keyof Flags)[]) {
+    const raw = env[`RDPP_${key}`];
+    if (raw === undefined) continue;
+    if (typeof defaults[key] === 'boolean') {
+      if (!/^(1|0|true|false)$/i.test(raw))
+        throw new Error(`RDPP_${key}=${raw}: expected 1, 0, true or false`);
+      out[key] = /^(1|true)$/i.test(raw);
+    } else {
+      const n = Number(raw);
+      if (!Number.isFinite(n)) throw new Error(`RDPP_${key}=${raw}: expected a number`);
+      out[key] = n;
+    }
+  }
+  return out as Partial<Flags>;
+}
+
+export function allFlags(): Readonly<Flags> {
+  return { ...current };
+}

@@ -1,0 +1,137 @@
+/**
+ * Elementwise ops, declared once in tables (after webgpu-torch's op_table): each row gives the WGSL
+ * forward expression and the gradient expression; one generator makes every kernel, one function makes
+ * every public op with its backward.
+ *
+ * Unary:  y = f(x), dx = g * f'(x)          (expressions over x, y, g and the uniform `a`)
+ * Binary: y = f(x, z) on equal shapes       (no broadcasting: RD++ never needs it)
+ */
+
+import { grid1d, main1d } from '../../shaders/common.js';
+import { record, setBackwardHooks } from '../autograd.js';
+import { runtime } from '../runtime.js';
+import { empty, type Tensor } from '../tensor.js';
+
+interface UnaryRow {
+  /** forward: WGSL expression of x (and scalar a) */
+  f: string;
+  /** gradient: WGSL expression of x, y, g (and a); omitted = not differentiable */
+  df?: string;
+}
+
+export const UNARY = {
+  relu: { f: 'max(x, 0.0)', df: 'select(0.0, g, x > 0.0)' },
+  leaky_relu: { f: 'select(a * x, x, x > 0.0)', df: 'select(a * g, g, x > 0.0)' },
+  scale: { f: 'a * x', df: 'a * g' },
+  add_scalar: { f: 'x + a', df: 'g' },
+  neg: { f: '-x', df: '-g' },
+  exp: { f: 'exp(x)', df: 'g * y' },
+  one_minus: { f: '1.0 - x', df: '-g' },
+  fill: { f: 'a' },
+} satisfies Record<string, UnaryRow>;
+
+export type UnaryName = keyof typeof UNARY;
+
+const BINARY = {
+  add: { f: 'x + z', dx: 'g', dz: 'g' },
+  sub: { f: 'x - z', dx: 'g', dz: '-g' },
+  mul: { f: 'x * z', dx: 'g * z', dz: 'g * x' },
+} as const;
+
+export type BinaryName = keyof typeof BINARY;
+
+function launchMap(name: string, expr: string, ins: Tensor[], n: number, a = 0, out?: Tensor): Tensor {
+  const y = out ?? empty(ins[0]?.shape ?? [n]);
+  const vars = ['x', 'z', 'g', 'y'].slice(0, ins.length);
+  runtime().run({
+    name: `map_${name}`,
+    key: `${ins.length}`,
+    inputs: ins.map((t, i) => ({ name: `in_${vars[i]}`, buffer: t.buffer })),
+    outputs: [{ name: 'out', buffer: y.buffer }],
+    uniforms: { n: ['u32', n], a: ['f32', a] },
+    workgroups: grid1d(n),
+    wgsl: (h) => `${h}
+${main1d()}
+  if (i >= u.n) { return; }
+  let a = u.a;
+${vars.map((v) => `  let ${v} = in_${v}[i];`).join('\n')}
+  out[i] = ${expr};
+}`,
+  });
+  return y;
+}
+
+/** y = f(x) for a row of the UNARY table, with its gradient recorded. */
+export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
+  const row: UnaryRow = UNARY[name];
+  const y = launchMap(name, row.f, [x], x.size, a);
+  if (!row.df) return y;
+  const needsY = row.df.includes('y');
+  return record(name, y, [x], (g) => {
+    // grad kernel inputs in the order x, z(unused placeholder), g, y
+    const dexpr = row.df!;
+    const ins = needsY ? [x, x, g, y] : [x, x, g];
+    return [launchMap(`d_${name}`, dexpr, ins, x.size, a)];
+  });
+}
+
+export const relu = (x: Tensor) => unary('relu', x);
+export const leakyRelu = (x: Tensor, slope = 0.01) => unary('leaky_relu', x, slope);
+export const scale = (x: Tensor, a: number) => unary('scale', x, a);
+export const addScalar = (x: Tensor, a: number) => unary('add_scalar', x, a);
+export const oneMinus = (x: Tensor) => unary('one_minus', x);
+
+/** A tensor filled with `value`. */
+export function full(shape: readonly number[], value: number): Tensor {
+  const y = empty(shape);
+  launchMap('fill', UNARY.fill.f, [], y.size, value, y);
+  return y;
+}
+export const zeros = (shape: readonly number[]) => full(shape, 0);
+export const ones = (shape: readonly number[]) => full(shape, 1);
+
+function sameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size || a.shape.join() !== b.shape.join())
+    throw new Error(`${op}: shapes differ: ${a.describe()} vs ${b.describe()}`);
+}
+
+/** y = f(x, z) elementwise on equal shapes. */
+export function binary(name: BinaryName, x: Tensor, z: Tensor): Tensor {
+  sameShape(name, x, z);
+  const row = BINARY[name];
+  const y = launchMap(name, row.f, [x, z], x.size);
+  return record(name, y, [x, z], (g) => [
+    row.dx === 'g' ? g.view(g.shape) : launchMap(`dx_${name}`, row.dx, [x, z, g], x.size),
+    row.dz === 'g' ? g.view(g.shape) : launchMap(`dz_${name}`, row.dz, [x, z, g], x.size),
+  ]);
+}
+
+export const add = (x: Tensor, z: Tensor) => binary('add', x, z);
+export const sub = (x: Tensor, z: Tensor) => binary('sub', x, z);
+export const mul = (x: Tensor, z: Tensor) => binary('mul', x, z);
+
+/** dst += src, in place, not recorded (gradient accumulation, optimizer internals). */
+export function addInto(dst: Tensor, src: Tensor): void {
+  sameShape('addInto', dst, src);
+  runtime().run({
+    name: 'add_into',
+    inputs: [{ name: 'src', buffer: src.buffer }],
+    outputs: [{ name: 'dst', buffer: dst.buffer }],
+    uniforms: { n: ['u32', dst.size] },
+    workgroups: grid1d(dst.size),
+    wgsl: (h) => `${h}
+${main1d()}
+  if (i >= u.n) { return; }
+  dst[i] = dst[i] + src[i];
+}`,
+  });
+}
+
+/** A copy with its own buffer (not recorded). */
+export function clone(x: Tensor): Tensor {
+  const y = empty(x.shape);
+  runtime().copy(x.buffer, 0, y.buffer, 0, x.byteLength);
+  return y;
+}
+
+setBackwardHooks({ add: (a, b) => binary('add', a, b), addInto, ones, clone });

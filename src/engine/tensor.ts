@@ -1,0 +1,178 @@
+/**
+ * Tensor: a shape, a dtype and a GPU buffer, plus what autograd needs (`requiresGrad`, `grad`, `node`).
+ *
+ * Ownership (the rules, also in the README):
+ *   - Every tensor owns one reference to its Storage; `reshape` makes a new tensor sharing the storage.
+ *   - `dispose()` drops the reference; the buffer returns to the pool when the last one goes.
+ *   - Inside `scope(fn)`, every tensor created is disposed when `fn` returns, except the tensors it
+ *     returns (directly, in arrays or in plain objects) and those passed to `keep()`.
+ *   - Parameters and optimizer state are created outside scopes (or kept) and live until disposed.
+ * There is no FinalizationRegistry: leaks show up in the memory counters, deterministically.
+ */
+import type { GradNode } from './autograd.js';
+import { runtime } from './runtime.js';
+
+export type DType = 'f32';
+
+export const BYTES: Record<DType, number> = { f32: 4 };
+
+export class Storage {
+  refs = 1;
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly byteLength: number,
+  ) {}
+}
+
+let nextId = 1;
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  node: GradNode | null = null;
+  name: string | undefined;
+  private disposed = false;
+
+  constructor(
+    shape: readonly number[],
+    readonly storage: Storage,
+    readonly dtype: DType = 'f32',
+  ) {
+    this.shape = Object.freeze([...shape]);
+    this.size = numel(shape);
+    trackInScope(this);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get buffer(): GPUBuffer {
+    if (this.disposed) throw new Error(`tensor ${this.describe()} was used after dispose()`);
+    return this.storage.buffer;
+  }
+
+  get byteLength(): number {
+    return this.size * BYTES[this.dtype];
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  describe(): string {
+    return `${this.name ?? `#${this.id}`}[${this.shape.join(', ')}]`;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.node = null;
+    if (--this.storage.refs === 0) {
+      const rt = runtime();
+      rt.pool.release(this.storage.buffer, rt.recording);
+    }
+  }
+
+  /** A tensor with the same data and another shape of the same size (shares the buffer). */
+  view(shape: readonly number[]): Tensor {
+    const s = resolveShape(shape, this.size);
+    this.storage.refs++;
+    return new Tensor(s, this.storage, this.dtype);
+  }
+
+  /** Read the values back to the CPU (submits pending GPU work). */
+  async read(): Promise<Float32Array> {
+    const data = await runtime().read(this.buffer, this.byteLength);
+    return new Float32Array(data);
+  }
+
+  /** Read a single-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item() needs a single-element tensor, got ${this.describe()}`);
+    return (await this.read())[0]!;
+  }
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`invalid shape [${shape.join(', ')}]`);
+    n *= d;
+  }
+  return n;
+}
+
+function resolveShape(shape: readonly number[], size: number): number[] {
+  const s = [...shape];
+  const free = s.indexOf(-1);
+  if (free >= 0) s[free] = size / numel(s.filter((_, i) => i !== free));
+  if (numel(s) !== size) throw new Error(`cannot view ${size} elements as [${shape.join(', ')}]`);
+  return s;
+}
+
+/** An uninitialised tensor from the pool. */
+export function empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  const bytes = numel(shape) * BYTES[dtype];
+  const buf = runtime().pool.acquire(bytes);
+  return new Tensor(shape, new Storage(buf, bytes), dtype);
+}
+
+/** Upload CPU values. */
+export function tensor(data: ArrayLike<number> | Float32Array, shape: readonly number[]): Tensor {
+  const n = numel(shape);
+  if (data.length !== n)
+    throw new Error(`tensor(): ${data.length} values do not fill shape [${shape.join(', ')}]`);
+  const t = empty(shape);
+  const f = data instanceof Float32Array ? data : Float32Array.from(data);
+  runtime().write(t.buffer, f);
+  return t;
+}
+
+// ---- scopes ----
+
+const scopes: Set<Tensor>[] = [];
+
+function trackInScope(t: Tensor): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** Exempt tensors from disposal by the enclosing scope (e.g. parameters, gradients, running stats). */
+export function keep<T extends Tensor | null | undefined>(t: T): T {
+  if (t) for (const s of scopes) s.delete(t);
+  return t;
+}
+
+function collect(v: unknown, out: Set<Tensor>): void {
+  if (v instanceof Tensor) out.add(v);
+  else if (Array.isArray(v)) for (const x of v) collect(x, out);
+  else if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype)
+    for (const x of Object.values(v)) collect(x, out);
+}
+
+/** Run `fn`; dispose every tensor it created except the ones it returns or keeps. */
+export function scope<T>(fn: () => T): T {
+  const mine = new Set<Tensor>();
+  scopes.push(mine);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of mine) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise)
+    throw new Error('scope(fn): fn must be synchronous; await outside the scope');
+  const out = new Set<Tensor>();
+  collect(result, out);
+  for (const t of mine) {
+    if (out.has(t)) trackInScope(t);
+    else t.dispose();
+  }
+  return result;
+}

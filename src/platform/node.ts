@@ -1,0 +1,75 @@
+/**
+ * The Node side of the platform layer: the only place (with the CLI) that touches Node APIs.
+ * Gets a GPU from Dawn's Node bindings (`webgpu` package), reads flags from the environment, and offers
+ * file helpers that never leave a half-written file behind (write to a temp file, then rename).
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { type GpuContext, openGpu } from '../engine/device.js';
+import { flag, flagsFromEnv, setFlags } from '../engine/flags.js';
+
+/** How to get a WebGPU adapter on this machine, for the no-adapter error. */
+function linuxHint(): string {
+  let osRelease = '';
+  try {
+    osRelease = readFileSync('/etc/os-release', 'utf8');
+  } catch {}
+  const bookworm = /VERSION_CODENAME=bookworm/.test(osRelease);
+  return [
+    'Dawn (the `webgpu` package) needs a Vulkan driver.',
+    'With an NVIDIA GPU: install the driver plus `libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0`',
+    '(set VK_DRIVER_FILES to the nvidia_icd.json if it is not in /usr/share/vulkan/icd.d).',
+    'Without a GPU: Mesa lavapipe >= 24 (CPU Vulkan):',
+    bookworm
+      ? "  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list && apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers"
+      : '  apt-get install -y mesa-vulkan-drivers libvulkan1   (Debian 12 needs bookworm-backports: its Mesa 22 is rejected)',
+    '`bash scripts/setup.sh` does this for you.',
+  ].join('\n');
+}
+
+function noAdapterHint(): string {
+  if (process.platform === 'linux') return linuxHint();
+  if (process.platform === 'darwin')
+    return 'On macOS, Dawn uses Metal; check that the machine has a Metal GPU.';
+  return 'On Windows, Dawn uses D3D12; update the GPU driver.';
+}
+
+export interface NodeGpuOptions {
+  /** Adds Dawn's allow_unsafe_apis (subgroup matrices); also set by RDPP_ALLOW_UNSAFE_APIS=1. */
+  allowUnsafeApis?: boolean;
+}
+
+/** Open the GPU in Node. Applies RDPP_* flags from the environment first. */
+export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext> {
+  setFlags(flagsFromEnv(process.env));
+  const require = createRequire(import.meta.url);
+  let webgpu: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    webgpu = require('webgpu');
+  } catch (e) {
+    throw new Error(
+      `cannot load the \`webgpu\` package (Dawn for Node): ${(e as Error).message}. Run \`npm ci\` in the project folder.`,
+    );
+  }
+  // WebGPU enum objects (GPUBufferUsage, GPUMapMode, ...) are globals in browsers; provide them in Node.
+  Object.assign(globalThis, webgpu.globals);
+  // On NVIDIA under Linux, Dawn only exposes shader-f16 with this toggle; harmless elsewhere.
+  const features = ['vulkan_enable_f16_on_nvidia'];
+  if (opts.allowUnsafeApis || flag('ALLOW_UNSAFE_APIS')) features.push('allow_unsafe_apis');
+  const gpu = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint() });
+}
+
+/** Write a file so that readers see either the old or the new content, never a torn one. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * The browser bundle's entry point: the same engine (and, as they arrive, models, training and
+ * evaluation) as the Node program, plus the browser platform layer. Exposed as `globalThis.rdpp` for
+ * the app and the browser tests.
+ */
+import * as engine from '../engine/index.js';
+import { runSelftest, selftestReference } from '../engine/selftest.js';
+import { openBrowserGpu } from '../platform/browser.js';
+
+const api = { engine, openBrowserGpu, runSelftest, selftestReference };
+(globalThis as unknown as { rdpp: typeof api }).rdpp = api;
+export default api;

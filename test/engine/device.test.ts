@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { adapterLine, empty, runtime } from '../../src/engine/index.js';
+import { runSelftest, selftestReference } from '../../src/engine/selftest.js';
+import { grid1d, main1d } from '../../src/shaders/common.js';
+import { gpu } from '../helpers/gpu.js';
+
+describe('Node WebGPU device', () => {
+  it('finds a real adapter and reports it', async () => {
+    const g = await gpu();
+    const r = g.report;
+    console.log(adapterLine(r));
+    expect(r.platform).toBe('node');
+    // a real Vulkan device: lavapipe (llvmpipe) on CPU machines, the GPU on servers; never a null device
+    expect(`${r.vendor} ${r.device} ${r.description}`).toMatch(/llvmpipe|nvidia|amd|intel|apple|radeon/i);
+    expect(r.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
+    expect(r.features).toContain('subgroups');
+  });
+
+  it('runs a compute kernel and reads back the checked result', async () => {
+    await gpu();
+    const n = 100_003; // not a multiple of the workgroup size
+    const y = empty([n]);
+    runtime().run({
+      name: 'test_iota_square',
+      inputs: [],
+      outputs: [{ name: 'y', buffer: y.buffer }],
+      uniforms: { n: ['u32', n] },
+      workgroups: grid1d(n),
+      wgsl: (h) => `${h}
+${main1d()}
+  if (i >= u.n) { return; }
+  let v = f32(i % 1000u);
+  y[i] = v * v;
+}`,
+    });
+    const out = await y.read();
+    y.dispose();
+    for (const i of [0, 1, 999, 1000, 54_321, n - 1]) expect(out[i]).toBe((i % 1000) ** 2);
+  });
+
+  it('runs forward + backward of the self-test like the CPU reference', async () => {
+    await gpu();
+    const got = await runSelftest();
+    const ref = selftestReference();
+    for (let i = 0; i < ref.y.length; i++) {
+      expect(Math.abs(got.y[i]! - ref.y[i]!)).toBeLessThan(1e-6);
+      expect(Math.abs(got.da[i]! - ref.da[i]!)).toBeLessThan(1e-6);
+    }
+  });
+
+  it('turns a device loss into a clear error instead of a hang', async () => {
+    const g = await gpu();
+    // Use a second device so the shared one stays usable for the other tests.
+    const adapter = await g.instance.requestAdapter();
+    const device = await adapter!.requestDevice();
+    const { GpuContext } = await import('../../src/engine/device.js');
+    const lostCtx = new GpuContext(device, g.report, g.instance);
+    device.destroy();
+    await device.lost;
+    expect(() => lostCtx.check()).toThrow(/device was lost/);
+    const buf = device.createBuffer({ size: 16, usage: 0x1 | 0x8 });
+    await expect(lostCtx.guard(buf.mapAsync(0x1))).rejects.toThrow();
+  });
+});
