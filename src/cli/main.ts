@@ -4,8 +4,9 @@
 import { type Command, helpText, parse, UsageError } from './command.js';
 import { demo } from './commands/demo.js';
 import { info } from './commands/info.js';
+import { parity } from './commands/parity.js';
 
-export const COMMANDS: Command[] = [demo, info];
+export const COMMANDS: Command[] = [demo, info, parity];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,0 +1,2 @@
+/** Parity runners for the conv family (work in progress: registers none yet). */
+export {};

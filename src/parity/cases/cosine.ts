@@ -1,0 +1,2 @@
+/** Parity runners for the cosine family (work in progress: registers none yet). */
+export {};

@@ -1,0 +1,2 @@
+/** Parity runners for the optim family (work in progress: registers none yet). */
+export {};

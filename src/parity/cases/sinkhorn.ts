@@ -1,0 +1,2 @@
+/** Parity runners for the sinkhorn family (work in progress: registers none yet). */
+export {};
