@@ -2,11 +2,12 @@
  * `rdpp`: one command-line program with subcommands. `dist/train.js` enters it at `train`.
  */
 import { type Command, helpText, parse, UsageError } from './command.js';
+import { bench } from './commands/bench.js';
 import { demo } from './commands/demo.js';
 import { info } from './commands/info.js';
 import { parity } from './commands/parity.js';
 
-export const COMMANDS: Command[] = [demo, info, parity];
+export const COMMANDS: Command[] = [demo, info, parity, bench];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -1,0 +1,6 @@
+/** Benchmark cases for the resize kernel family (in progress: none yet). */
+import type { BenchCase, BenchSize } from './harness.js';
+
+export function benchCases(_size: BenchSize): BenchCase[] {
+  return [];
+}

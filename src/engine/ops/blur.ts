@@ -1,0 +1,2 @@
+/** (blur ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (conv ops: in progress) */
+export {};

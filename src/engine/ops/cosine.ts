@@ -1,0 +1,2 @@
+/** (cosine ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (losses ops: in progress) */
+export {};

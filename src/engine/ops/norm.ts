@@ -1,0 +1,2 @@
+/** (norm ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (pool ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (reduce ops: in progress) */
+export {};

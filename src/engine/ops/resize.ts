@@ -1,0 +1,2 @@
+/** (resize ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (shape ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (sinkhorn ops: in progress) */
+export {};

@@ -1,0 +1,2 @@
+/** (softmax ops: in progress) */
+export {};

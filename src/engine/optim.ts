@@ -1,0 +1,2 @@
+/** (Adam: in progress) */
+export {};
