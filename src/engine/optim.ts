@@ -1,2 +1,164 @@
-/** (Adam: in progress) */
-export {};
+/**
+ * Adam with PyTorch's semantics (torch.optim.Adam, no weight decay, no amsgrad; spec §4.6): a
+ * per-parameter step count, parameters without a gradient skipped (their moments and step count left
+ * untouched), one fused GPU kernel per parameter (src/shaders/adam.ts). The moments are GPU tensors
+ * owned by the optimizer and kept out of scopes; `state()` / `loadState()` save and restore them.
+ *
+ * Defaults are PyTorch's (betas (0.9, 0.999), eps 1e-8); RD++ passes betas (0.5, 0.999) explicitly.
+ */
+import { adamWgsl } from '../shaders/adam.js';
+import { grid1d } from '../shaders/common.js';
+import { zeros } from './ops/elementwise.js';
+import { runtime } from './runtime.js';
+import { keep, type Tensor } from './tensor.js';
+
+export interface AdamOptions {
+  lr: number;
+  /** (β1, β2), default (0.9, 0.999) as in PyTorch. */
+  betas?: [number, number];
+  /** Added to the denominator, default 1e-8. */
+  eps?: number;
+}
+
+/** The optimizer's state, parameter by parameter (in the order the parameters were given). */
+export interface AdamState {
+  /** Steps taken by each parameter (PyTorch's per-parameter `step`). */
+  step: number[];
+  /** First moments (exp_avg). */
+  m: Tensor[];
+  /** Second moments (exp_avg_sq). */
+  v: Tensor[];
+}
+
+/** State to load: moments as GPU tensors or CPU arrays (copied; the caller keeps ownership). */
+export interface AdamStateInput {
+  step: number[];
+  m: (Tensor | Float32Array)[];
+  v: (Tensor | Float32Array)[];
+}
+
+export class Adam {
+  readonly params: readonly Tensor[];
+  /** Learning rate; may be changed between steps. */
+  lr: number;
+  readonly betas: readonly [number, number];
+  readonly eps: number;
+  private steps: number[];
+  private m: Tensor[];
+  private v: Tensor[];
+
+  constructor(params: Tensor[], opts: { lr: number; betas?: [number, number]; eps?: number }) {
+    const { lr, betas = [0.9, 0.999], eps = 1e-8 } = opts;
+    if (params.length === 0) throw new Error('Adam: got an empty parameter list');
+    if (new Set(params).size !== params.length) throw new Error('Adam: a parameter appears more than once');
+    if (!(lr >= 0)) throw new Error(`Adam: invalid learning rate ${lr} (expected ≥ 0)`);
+    if (!(eps >= 0)) throw new Error(`Adam: invalid eps ${eps} (expected ≥ 0)`);
+    betas.forEach((b, i) => {
+      if (!(b >= 0 && b < 1)) throw new Error(`Adam: invalid beta at index ${i}: ${b} (expected 0 ≤ β < 1)`);
+    });
+    this.params = [...params];
+    this.lr = lr;
+    this.betas = [betas[0], betas[1]];
+    this.eps = eps;
+    this.steps = params.map(() => 0);
+    this.m = params.map((p) => keep(zeros(p.shape)));
+    this.v = params.map((p) => keep(zeros(p.shape)));
+  }
+
+  /**
+   * One update of every parameter that has a gradient: m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²;
+   * p ← p − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + eps) with t the parameter's own step count.
+   * Parameters whose `.grad` is null are skipped.
+   */
+  step(): void {
+    const [b1, b2] = this.betas;
+    this.params.forEach((p, i) => {
+      const g = p.grad;
+      if (!g) return;
+      if (g.size !== p.size)
+        throw new Error(`Adam.step: gradient ${g.describe()} does not match parameter ${p.describe()}`);
+      const t = ++this.steps[i]!;
+      const stepSize = this.lr / (1 - b1 ** t);
+      const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+      runtime().run({
+        name: 'adam',
+        inputs: [{ name: 'g', buffer: g.buffer }],
+        outputs: [
+          { name: 'p', buffer: p.buffer },
+          { name: 'm', buffer: this.m[i]!.buffer },
+          { name: 'v', buffer: this.v[i]!.buffer },
+        ],
+        uniforms: {
+          n: ['u32', p.size],
+          b1: ['f32', b1],
+          c1: ['f32', 1 - b1],
+          b2: ['f32', b2],
+          c2: ['f32', 1 - b2],
+          step_size: ['f32', stepSize],
+          bc2_sqrt: ['f32', bc2Sqrt],
+          eps: ['f32', this.eps],
+        },
+        workgroups: grid1d(p.size),
+        wgsl: adamWgsl,
+      });
+    });
+  }
+
+  /** Dispose every parameter's gradient and set it to null. */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /**
+   * The live state: step counts (a copy) and the optimizer's own moment tensors (read them to save a
+   * checkpoint; do not dispose them — `dispose()` does).
+   */
+  state(): AdamState {
+    return { step: [...this.steps], m: [...this.m], v: [...this.v] };
+  }
+
+  /** Restore state saved by `state()` (or read from a checkpoint): values are copied in. */
+  loadState(s: AdamStateInput): void {
+    const n = this.params.length;
+    if (s.step.length !== n || s.m.length !== n || s.v.length !== n)
+      throw new Error(
+        `Adam.loadState: expected ${n} entries per field, got step ${s.step.length}, m ${s.m.length}, v ${s.v.length}`,
+      );
+    s.step.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0)
+        throw new Error(`Adam.loadState: step[${i}] must be a non-negative integer, got ${t}`);
+    });
+    const check = (what: 'm' | 'v', i: number, src: Tensor | Float32Array): void => {
+      const p = this.params[i]!;
+      const size = src instanceof Float32Array ? src.length : src.size;
+      if (size !== p.size) {
+        const desc = src instanceof Float32Array ? `${size} values` : src.describe();
+        throw new Error(`Adam.loadState: ${what}[${i}] (${desc}) does not match parameter ${p.describe()}`);
+      }
+    };
+    for (let i = 0; i < n; i++) {
+      check('m', i, s.m[i]!);
+      check('v', i, s.v[i]!);
+    }
+    const rt = runtime();
+    // queue writes run before commands still being recorded: submit those first, so order is kept
+    if (s.m.some((t) => t instanceof Float32Array) || s.v.some((t) => t instanceof Float32Array)) rt.flush();
+    const put = (dst: Tensor, src: Tensor | Float32Array): void => {
+      if (src instanceof Float32Array) rt.write(dst.buffer, src);
+      else if (src.storage !== dst.storage) rt.copy(src.buffer, 0, dst.buffer, 0, dst.byteLength);
+    };
+    for (let i = 0; i < n; i++) {
+      put(this.m[i]!, s.m[i]!);
+      put(this.v[i]!, s.v[i]!);
+    }
+    this.steps = [...s.step];
+  }
+
+  /** Free the moments (the parameters are the caller's). */
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}

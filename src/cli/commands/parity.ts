@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { loadOpFixture } from '../../parity/fixture.js';
+import { type ModelCheck, runModelParity } from '../../parity/model.js';
 import { type CaseResult, runOpCase } from '../../parity/ops.js';
 import '../../parity/cases/index.js';
 import { type Command, UsageError } from '../command.js';
@@ -64,3 +65,26 @@ export const parity: Command = {
     return failed === 0 && results.length > 0 ? 0 : 1;
   },
 };
+
+async function runModel(path: string, json: Record<string, unknown>, st: Uint8Array, asJson: boolean): Promise<number> {
+  const t0 = performance.now();
+  const res = await runModelParity(json, st, (l) => console.error(l));
+  const seconds = (performance.now() - t0) / 1000;
+  if (asJson) {
+    console.log(JSON.stringify({ fixture: path, pass: res.pass, seconds, skipped: res.skipped, checks: res.checks }, null, 1));
+    return res.pass ? 0 : 1;
+  }
+  const byCat = new Map<string, ModelCheck[]>();
+  for (const c of res.checks) byCat.set(c.category, [...(byCat.get(c.category) ?? []), c]);
+  for (const [cat, cs] of byCat) {
+    const worst = cs.reduce((a, b) => (b.error > a.error ? b : a));
+    const failed = cs.filter((c) => !c.pass);
+    const tag = cs[0]!.informational ? 'INFO' : failed.length ? 'FAIL' : 'PASS';
+    console.log(`${tag}  ${cat.padEnd(18)} ${String(cs.length).padStart(4)} checks  worst ${fmt(worst.error)} (${worst.name})  tol ${fmt(worst.tolerance)}`);
+    for (const f of failed.slice(0, 10)) console.log(`        ${f.name}: ${fmt(f.error)} > ${fmt(f.tolerance)}`);
+  }
+  if (res.skipped.length) console.log(`not in this fixture: ${res.skipped.join(', ')}`);
+  const failed = res.checks.filter((c) => !c.pass).length;
+  console.log(`${res.checks.length - failed} passed, ${failed} failed (${seconds.toFixed(1)} s)`);
+  return res.pass ? 0 : 1;
+}

@@ -1,2 +1,468 @@
-/** (conv ops: in progress) */
-export {};
+/**
+ * The convolution family: conv2d, convTranspose2d (2×2 stride 2) and matmul, forward and backward, all on
+ * the one tiled GEMM core (src/shaders/matmul.ts) with the index maps of src/shaders/conv.ts.
+ *
+ * conv2d forward is an implicit GEMM with a fused bias; its input gradient is the phase-split dgrad GEMM
+ * (no atomics), its weight gradient a split-K GEMM plus a slice sum, its bias gradient a channel
+ * reduction. convTranspose2d k2 s2 is the same machinery with roles swapped: its forward is the dgrad of a
+ * 2×2 s2 conv with the same weight tensor, its dx a forward conv of g, its dw a wgrad.
+ *
+ * Temporaries (transposed weights, split-K partials) are disposed right after their dispatches are
+ * recorded; the pool keeps them pending until the submit, so that is safe.
+ */
+
+import { grid1d } from '../../shaders/common.js';
+import {
+  biasGradShader,
+  type ConvGeom,
+  convUniforms,
+  DGRAD_CTX,
+  DGRAD_G,
+  DGRAD_STORE,
+  FWD_CTX,
+  fwdStore,
+  IM2COL,
+  permute3Shader,
+  WGRAD_CTX,
+  WGRAD_G,
+  WGRAD_STORE,
+  WGRAD_X,
+  weightOperand,
+} from '../../shaders/conv.js';
+import {
+  DEFAULT_TILE,
+  type GemmTile,
+  gemmGrid,
+  gemmShader,
+  type LoadMode,
+  PLAIN_CTX,
+  PLAIN_STORE,
+  splitSumShader,
+  stridedOperand,
+  stridedUniforms,
+  tileKey,
+} from '../../shaders/matmul.js';
+import { record } from '../autograd.js';
+import { runtime } from '../runtime.js';
+import { empty, type Tensor } from '../tensor.js';
+
+/**
+ * Tuning knobs. Split-K: a GEMM whose M×N tiles are fewer than `targetWorkgroups` splits its K tiles
+ * over more workgroups (at least `minKTilesPerSplit` per slice), and never lets one slice accumulate
+ * more than `maxKTilesPerSplit` tiles (float32 accuracy). Tests lower the thresholds to exercise it.
+ */
+export const convTuning = {
+  tile: DEFAULT_TILE as GemmTile,
+  targetWorkgroups: 528,
+  minKTilesPerSplit: 8,
+  maxKTilesPerSplit: 256,
+  maxSplits: 64,
+  /** Upper bound on the split-K partial buffer. */
+  maxPartialBytes: 256 * 2 ** 20,
+};
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+}
+
+function shapeStr(s: readonly number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
+  const t = convTuning;
+  let s = Math.max(Math.ceil(t.targetWorkgroups / tiles), Math.ceil(kTiles / t.maxKTilesPerSplit));
+  s = Math.min(s, Math.floor(kTiles / t.minKTilesPerSplit), t.maxSplits);
+  const maxBytes = Math.min(t.maxPartialBytes, runtime().gpu.report.limits.maxStorageBufferBindingSize);
+  s = Math.min(s, Math.floor(maxBytes / Math.max(sliceBytes, 1)));
+  return Math.max(1, s);
+}
+
+/** Sum `splits` slices of `part` ([splits, n]) into `out` ([n]). */
+function splitSum(part: Tensor, out: Tensor, splits: number): void {
+  const n = out.size;
+  runtime().run({
+    name: 'splitk_sum',
+    inputs: [{ name: 'part', buffer: part.buffer }],
+    outputs: [{ name: 'out', buffer: out.buffer }],
+    uniforms: { n: ['u32', n], splits: ['u32', splits] },
+    workgroups: grid1d(n),
+    wgsl: splitSumShader(),
+  });
+}
+
+/**
+ * Run a split-K capable GEMM into `out` (m×n values): `launch(dst, splits, tps)` records the GEMM writing
+ * slice z of `dst` at z·m·n; with more than one slice a temporary holds them and a sum follows.
+ */
+function withSplitK(
+  out: Tensor,
+  tiles: number,
+  kTiles: number,
+  launch: (dst: Tensor, splits: number, tps: number) => void,
+): void {
+  const splits = splitCount(tiles, kTiles, out.byteLength);
+  const tps = Math.ceil(kTiles / splits);
+  const used = Math.ceil(kTiles / tps);
+  if (used <= 1) {
+    launch(out, 1, Math.max(kTiles, 1));
+    return;
+  }
+  const part = empty([used, out.size]);
+  launch(part, used, tps);
+  splitSum(part, out, used);
+  part.dispose();
+}
+
+/** y[e0, e1, e2] = x[i0·s0 + i1·s1 + i2·s2] (weight transposes). */
+function permute3(x: Tensor, e: [number, number, number], s: [number, number, number]): Tensor {
+  const y = empty(e);
+  runtime().run({
+    name: 'permute3',
+    inputs: [{ name: 'x', buffer: x.buffer }],
+    outputs: [{ name: 'y', buffer: y.buffer }],
+    uniforms: {
+      n: ['u32', y.size],
+      e0: ['u32', e[0]],
+      e1: ['u32', e[1]],
+      e2: ['u32', e[2]],
+      s0: ['u32', s[0]],
+      s1: ['u32', s[1]],
+      s2: ['u32', s[2]],
+    },
+    workgroups: grid1d(y.size),
+    wgsl: permute3Shader(256),
+  });
+  return y;
+}
+
+function weightUniforms(t: number, c: number, n: number, cn: number): Record<string, ['u32', number]> {
+  return { ws_t: ['u32', t], ws_c: ['u32', c], ws_n: ['u32', n], ws_cn: ['u32', cn] };
+}
+
+// ---- the three conv GEMMs (in the forward orientation of `g`) ----
+
+function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Tensor {
+  const y = empty([g.n, g.co, g.ho, g.wo]);
+  const taps = g.kh * g.kw;
+  // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
+  // copy (contiguous along o).
+  const wt = taps === 1 ? w : permute3(w, [taps, g.ci, g.co], [1, taps, g.ci * taps]);
+  const mode: LoadMode = taps === 1 ? 'k' : 'row';
+  const wu = taps === 1 ? weightUniforms(0, 1, g.ci, g.ci) : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
+  const tile = convTuning.tile;
+  const grid = gemmGrid(g.n * g.ho * g.wo, g.co, 1, tile);
+  const inputs = [
+    { name: 'x', buffer: x.buffer },
+    { name: 'wt', buffer: wt.buffer },
+  ];
+  if (bias) inputs.push({ name: 'bias', buffer: bias.buffer });
+  runtime().run({
+    name: 'conv2d_fwd',
+    key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}`,
+    inputs,
+    outputs: [{ name: 'y', buffer: y.buffer }],
+    uniforms: { ...convUniforms(g), ...wu, tiles_m: ['u32', grid.tiles_m], tiles_n: ['u32', grid.tiles_n] },
+    workgroups: grid.workgroups,
+    wgsl: gemmShader({
+      tile,
+      ctx: FWD_CTX,
+      a: IM2COL,
+      b: weightOperand(mode),
+      store: fwdStore(!!bias),
+      fast: 'm',
+    }),
+  });
+  if (wt !== w) wt.dispose();
+  return y;
+}
+
+function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
+  const dx = empty([g.n, g.ci, g.h, g.w]);
+  const taps = g.kh * g.kw;
+  // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
+  const wt = taps === 1 ? w : permute3(w, [taps, g.co, g.ci], [1, g.ci * taps, taps]);
+  const tile = convTuning.tile;
+  // the largest phase has ceil(H/S)·ceil(W/S) pixels
+  const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
+  const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
+  runtime().run({
+    name: 'conv2d_dgrad',
+    key: tileKey(tile),
+    inputs: [
+      { name: 'g', buffer: gy.buffer },
+      { name: 'wt', buffer: wt.buffer },
+    ],
+    outputs: [{ name: 'dx', buffer: dx.buffer }],
+    uniforms: {
+      ...convUniforms(g),
+      ...weightUniforms(g.co * g.ci, g.ci, 1, g.co),
+      tiles_m: ['u32', grid.tiles_m],
+      tiles_n: ['u32', grid.tiles_n],
+    },
+    workgroups: grid.workgroups,
+    wgsl: gemmShader({
+      tile,
+      ctx: DGRAD_CTX,
+      a: DGRAD_G,
+      b: weightOperand('row'),
+      store: DGRAD_STORE,
+      fast: 'm',
+    }),
+  });
+  if (wt !== w) wt.dispose();
+  return dx;
+}
+
+function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
+  const dw = empty([g.co, g.ci, g.kh, g.kw]);
+  const tile = convTuning.tile;
+  const cols = g.ci * g.kh * g.kw;
+  const kTiles = g.n * Math.ceil((g.ho * g.wo) / tile.bk);
+  const tiles = Math.ceil(g.co / tile.bm) * Math.ceil(cols / tile.bn);
+  withSplitK(dw, tiles, kTiles, (dst, splits, tps) => {
+    const grid = gemmGrid(g.co, cols, splits, tile);
+    runtime().run({
+      name: 'conv2d_wgrad',
+      key: tileKey(tile),
+      inputs: [
+        { name: 'g', buffer: gy.buffer },
+        { name: 'x', buffer: x.buffer },
+      ],
+      outputs: [{ name: 'out', buffer: dst.buffer }],
+      uniforms: {
+        ...convUniforms(g),
+        tps: ['u32', tps],
+        tiles_m: ['u32', grid.tiles_m],
+        tiles_n: ['u32', grid.tiles_n],
+      },
+      workgroups: grid.workgroups,
+      wgsl: gemmShader({ tile, ctx: WGRAD_CTX, a: WGRAD_G, b: WGRAD_X, store: WGRAD_STORE, fast: 'n' }),
+    });
+  });
+  return dw;
+}
+
+function biasGrad(gy: Tensor, g: ConvGeom): Tensor {
+  const db = empty([g.co]);
+  runtime().run({
+    name: 'conv2d_bias_grad',
+    inputs: [{ name: 'g', buffer: gy.buffer }],
+    outputs: [{ name: 'db', buffer: db.buffer }],
+    uniforms: { nb: ['u32', g.n], co: ['u32', g.co], hw: ['u32', g.ho * g.wo] },
+    workgroups: [g.co],
+    wgsl: biasGradShader(),
+  });
+  return db;
+}
+
+// ---- conv2d ----
+
+function intOpt(op: string, name: string, v: number, min: number): number {
+  if (!Number.isInteger(v) || v < min)
+    throw new Error(`${op}: ${name} must be an integer ≥ ${min}, got ${v}`);
+  return v;
+}
+
+function convGeom(op: string, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions) {
+  const s = intOpt(op, 'stride', opts.stride ?? 1, 1);
+  const p = intOpt(op, 'padding', opts.padding ?? 0, 0);
+  const [n, ci, h, w] = xShape as [number, number, number, number];
+  const [co, , kh, kw] = wShape as [number, number, number, number];
+  const ho = Math.floor((h + 2 * p - kh) / s) + 1;
+  const wo = Math.floor((w + 2 * p - kw) / s) + 1;
+  if (ho < 1 || wo < 1)
+    throw new Error(
+      `${op}: input ${shapeStr(xShape)} with kernel ${kh}×${kw}, stride ${s}, padding ${p} gives an empty output (${ho}×${wo})`,
+    );
+  if (co > 65535) throw new Error(`${op}: ${co} output channels exceed the 65,535 supported`);
+  return { n, ci, h, w, co, kh, kw, s, p, ho, wo } satisfies ConvGeom;
+}
+
+function checkConvInputs(op: string, x: Tensor, w: Tensor, bias: Tensor | null): void {
+  if (x.rank !== 4) throw new Error(`${op}: input ${x.describe()} must be 4-D [N, Cin, H, W]`);
+  if (w.rank !== 4)
+    throw new Error(`${op}: weight ${w.describe()} must be 4-D [Cout, Cin, kh, kw], got rank ${w.rank}`);
+  if (x.shape[1] !== w.shape[1])
+    throw new Error(
+      `${op}: input ${x.describe()} has ${x.shape[1]} channels but weight ${w.describe()} expects ${w.shape[1]} (weight layout [Cout, Cin, kh, kw])`,
+    );
+  if (x.size === 0 || w.size === 0)
+    throw new Error(`${op}: empty input ${x.describe()} or weight ${w.describe()}`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== w.shape[0]))
+    throw new Error(
+      `${op}: bias ${bias.describe()} must have shape [${w.shape[0]}] (one per output channel)`,
+    );
+}
+
+/**
+ * 2-D convolution (cross-correlation), NCHW: x [N, Cin, H, W], w [Cout, Cin, kh, kw], optional bias
+ * [Cout], zero padding, dilation 1, groups 1. Output [N, Cout, floor((H+2p−kh)/s)+1, floor((W+2p−kw)/s)+1].
+ */
+export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  checkConvInputs('conv2d', x, w, bias);
+  const g = convGeom('conv2d', x.shape, w.shape, opts);
+  const y = convForward(x, w, bias, g);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record('conv2d', y, inputs, (gy) => [
+    x.requiresGrad ? convDgrad(gy, w, g) : null,
+    w.requiresGrad ? convWgrad(x, gy, g) : null,
+    ...(bias ? [bias.requiresGrad ? biasGrad(gy, g) : null] : []),
+  ]);
+}
+
+/** The input gradient of conv2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, Ho, Wo]. */
+export function conv2dBackwardInput(
+  g: Tensor,
+  w: Tensor,
+  xShape: readonly number[],
+  opts: Conv2dOptions = {},
+): Tensor {
+  const geo = convGeom('conv2dBackwardInput', xShape, w.shape, opts);
+  expectShape('conv2dBackwardInput', g, [geo.n, geo.co, geo.ho, geo.wo]);
+  return convDgrad(g, w, geo);
+}
+
+/** The weight gradient of conv2d (not recorded): dw [Cout, Cin, kh, kw]. */
+export function conv2dBackwardWeight(
+  x: Tensor,
+  g: Tensor,
+  wShape: readonly number[],
+  opts: Conv2dOptions = {},
+): Tensor {
+  const geo = convGeom('conv2dBackwardWeight', x.shape, wShape, opts);
+  expectShape('conv2dBackwardWeight', g, [geo.n, geo.co, geo.ho, geo.wo]);
+  return convWgrad(x, g, geo);
+}
+
+function expectShape(op: string, t: Tensor, shape: number[]): void {
+  if (t.shape.join() !== shape.join())
+    throw new Error(`${op}: ${t.describe()} should have shape ${shapeStr(shape)}`);
+}
+
+// ---- convTranspose2d (kernel 2, stride 2) ----
+
+/** The conv whose input gradient the transposed conv is: input [N, Cout, 2H, 2W] → output [N, Cin, H, W]. */
+function deconvGeom(x: Tensor, w: Tensor): ConvGeom {
+  const [n, ci, h, wd] = x.shape as [number, number, number, number];
+  const co = w.shape[1]!;
+  return { n, ci: co, h: 2 * h, w: 2 * wd, co: ci, kh: 2, kw: 2, s: 2, p: 0, ho: h, wo: wd };
+}
+
+/**
+ * PyTorch ConvTranspose2d with kernel 2, stride 2, no padding, no bias: x [N, Cin, H, W], weight
+ * [Cin, Cout, 2, 2] → [N, Cout, 2H, 2W], out[n, o, 2y+i, 2x+j] = Σ_c x[n, c, y, x]·W[c, o, i, j].
+ */
+export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
+  const op = 'convTranspose2d';
+  if (x.rank !== 4) throw new Error(`${op}: input ${x.describe()} must be 4-D [N, Cin, H, W]`);
+  if (w.rank !== 4 || w.shape[2] !== 2 || w.shape[3] !== 2)
+    throw new Error(`${op}: weight ${w.describe()} must be [Cin, Cout, 2, 2] (kernel 2, stride 2)`);
+  if (x.shape[1] !== w.shape[0])
+    throw new Error(
+      `${op}: input ${x.describe()} has ${x.shape[1]} channels but weight ${w.describe()} expects ${w.shape[0]} (weight layout [Cin, Cout, 2, 2])`,
+    );
+  if (x.size === 0 || w.size === 0)
+    throw new Error(`${op}: empty input ${x.describe()} or weight ${w.describe()}`);
+  const g = deconvGeom(x, w);
+  const y = convDgrad(x, w, g);
+  return record(op, y, [x, w], (gy) => [
+    x.requiresGrad ? convForward(gy, w, null, g) : null,
+    w.requiresGrad ? convWgrad(gy, x, g) : null,
+  ]);
+}
+
+/** Input gradient of convTranspose2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, 2H, 2W]. */
+export function convTranspose2dBackwardInput(g: Tensor, w: Tensor, xShape: readonly number[]): Tensor {
+  const [n, ci, h, wd] = xShape as [number, number, number, number];
+  const geo: ConvGeom = {
+    n,
+    ci: w.shape[1]!,
+    h: 2 * h,
+    w: 2 * wd,
+    co: ci,
+    kh: 2,
+    kw: 2,
+    s: 2,
+    p: 0,
+    ho: h,
+    wo: wd,
+  };
+  expectShape('convTranspose2dBackwardInput', g, [n, geo.ci, geo.h, geo.w]);
+  return convForward(g, w, null, geo);
+}
+
+/** Weight gradient of convTranspose2d (not recorded): dW [Cin, Cout, 2, 2]. */
+export function convTranspose2dBackwardWeight(x: Tensor, g: Tensor, cout: number): Tensor {
+  const [n, ci, h, wd] = x.shape as [number, number, number, number];
+  const geo: ConvGeom = { n, ci: cout, h: 2 * h, w: 2 * wd, co: ci, kh: 2, kw: 2, s: 2, p: 0, ho: h, wo: wd };
+  expectShape('convTranspose2dBackwardWeight', g, [n, cout, 2 * h, 2 * wd]);
+  return convWgrad(g, x, geo);
+}
+
+// ---- matmul ----
+
+interface Strided {
+  t: Tensor;
+  /** row stride (rows = M for A, N for B) and k stride */
+  sr: number;
+  sk: number;
+}
+
+/** out [M, N] = A·B with A(m, k) = a.t[m·a.sr + k·a.sk], B(k, n) = b.t[n·b.sr + k·b.sk]. */
+function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
+  const out = empty([M, N]);
+  const tile = convTuning.tile;
+  const kTiles = Math.ceil(K / tile.bk);
+  const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
+  const am: LoadMode = a.sk === 1 ? 'k' : 'row';
+  const bm: LoadMode = b.sk === 1 ? 'k' : 'row';
+  withSplitK(out, tiles, kTiles, (dst, splits, tps) => {
+    const grid = gemmGrid(M, N, splits, tile);
+    runtime().run({
+      name: 'matmul',
+      key: `${tileKey(tile)}|a:${am}|b:${bm}`,
+      inputs: [
+        { name: 'ma', buffer: a.t.buffer },
+        { name: 'mb', buffer: b.t.buffer },
+      ],
+      outputs: [{ name: 'out', buffer: dst.buffer }],
+      uniforms: {
+        gm: ['u32', M],
+        gn: ['u32', N],
+        gk: ['u32', K],
+        tps: ['u32', tps],
+        tiles_m: ['u32', grid.tiles_m],
+        tiles_n: ['u32', grid.tiles_n],
+        ...stridedUniforms('a', M, K, a.sr, a.sk),
+        ...stridedUniforms('b', N, K, b.sr, b.sk),
+      },
+      workgroups: grid.workgroups,
+      wgsl: gemmShader({
+        tile,
+        ctx: PLAIN_CTX,
+        a: stridedOperand('ma', am),
+        b: stridedOperand('mb', bm),
+        store: PLAIN_STORE,
+        fast: 'n',
+      }),
+    });
+  });
+  return out;
+}
+
+/** [M, K] × [K, N] → [M, N], with its gradients dA = G·Bᵀ and dB = Aᵀ·G. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank !== 2 || b.rank !== 2)
+    throw new Error(`matmul: operands must be 2-D, got ${a.describe()} and ${b.describe()}`);
+  const [M, K] = a.shape as [number, number];
+  const [K2, N] = b.shape as [number, number];
+  if (K !== K2)
+    throw new Error(`matmul: inner dimensions differ: ${a.describe()} × ${b.describe()} (${K} vs ${K2})`);
+  const y = gemm({ t: a, sr: K, sk: 1 }, { t: b, sr: 1, sk: N }, M, N, K);
+  return record('matmul', y, [a, b], (g) => [
+    a.requiresGrad ? gemm({ t: g, sr: N, sk: 1 }, { t: b, sr: N, sk: 1 }, M, K, N) : null,
+    b.requiresGrad ? gemm({ t: a, sr: 1, sk: K }, { t: g, sr: 1, sk: N }, K, N, M) : null,
+  ]);
+}

@@ -1,0 +1,146 @@
+/**
+ * The residual blocks RD++ is made of, declared (names and shapes, official state_dict keys) and run
+ * (forward on the engine). One place for all four kinds:
+ *   - BasicBlock (ResNet-18 teacher, OCBE of the ResNet-18 variant): 3×3 → BN → ReLU → 3×3 → BN, shortcut.
+ *   - Bottleneck (WRN50-2 teacher, OCBE): 1×1 → 3×3 (stride here, "v1.5") → 1×1, shortcut `downsample`.
+ *   - reverse BasicBlock / reverse Bottleneck (decoder): the stride-2 conv becomes a 2×2 stride-2
+ *     transposed conv, and the shortcut is `upsample` (deconv + BN).
+ * BN runs with batch statistics when `training` (OCBE/decoder in training) and running stats otherwise.
+ */
+import { add, batchNorm, batchNormRelu, conv2d, convTranspose2d, relu, type Tensor } from '../engine/index.js';
+import type { NetState } from './state.js';
+
+export type ConvInit = 'kaiming' | 'default';
+
+export function bnForward(s: NetState, name: string, x: Tensor, training: boolean, withRelu = false): Tensor {
+  return (withRelu ? batchNormRelu : batchNorm)(
+    x,
+    s.get(`${name}.weight`),
+    s.get(`${name}.bias`),
+    s.get(`${name}.running_mean`),
+    s.get(`${name}.running_var`),
+    { training },
+  );
+}
+
+function conv(s: NetState, name: string, x: Tensor, stride: number, padding: number): Tensor {
+  const b = s.has(`${name}.bias`) ? s.get(`${name}.bias`) : null;
+  return conv2d(x, s.get(`${name}.weight`), b, { stride, padding });
+}
+
+/** conv → BN (→ ReLU, fused into the BN kernel). */
+export function convBn(
+  s: NetState,
+  x: Tensor,
+  convName: string,
+  bnName: string,
+  o: { stride: number; padding: number; training: boolean; relu: boolean },
+): Tensor {
+  return bnForward(s, bnName, conv(s, convName, x, o.stride, o.padding), o.training, o.relu);
+}
+
+// ---- BasicBlock ----
+
+export function declareBasicBlock(s: NetState, p: string, cin: number, planes: number, stride: number, init: ConvInit): void {
+  s.conv(`${p}.conv1`, planes, cin, 3, { init });
+  s.bn(`${p}.bn1`, planes);
+  s.conv(`${p}.conv2`, planes, planes, 3, { init });
+  s.bn(`${p}.bn2`, planes);
+  if (stride !== 1 || cin !== planes) {
+    s.conv(`${p}.downsample.0`, planes, cin, 1, { init });
+    s.bn(`${p}.downsample.1`, planes);
+  }
+}
+
+export function basicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
+  const h = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride, padding: 1, training, relu: true });
+  const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  const sc = s.has(`${p}.downsample.0.weight`)
+    ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
+    : x;
+  return relu(add(m, sc));
+}
+
+// ---- Bottleneck ----
+
+export function declareBottleneck(
+  s: NetState,
+  p: string,
+  cin: number,
+  planes: number,
+  width: number,
+  stride: number,
+  init: ConvInit,
+): void {
+  s.conv(`${p}.conv1`, width, cin, 1, { init });
+  s.bn(`${p}.bn1`, width);
+  s.conv(`${p}.conv2`, width, width, 3, { init });
+  s.bn(`${p}.bn2`, width);
+  s.conv(`${p}.conv3`, planes * 4, width, 1, { init });
+  s.bn(`${p}.bn3`, planes * 4);
+  if (stride !== 1 || cin !== planes * 4) {
+    s.conv(`${p}.downsample.0`, planes * 4, cin, 1, { init });
+    s.bn(`${p}.downsample.1`, planes * 4);
+  }
+}
+
+export function bottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
+  const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
+  const h2 = convBn(s, h1, `${p}.conv2`, `${p}.bn2`, { stride, padding: 1, training, relu: true });
+  const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  const sc = s.has(`${p}.downsample.0.weight`)
+    ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
+    : x;
+  return relu(add(m, sc));
+}
+
+// ---- reverse blocks (decoder) ----
+
+/** Reverse BasicBlock: conv1 is a 2×2 s2 deconv when upsampling, else 3×3; shortcut `upsample`. */
+export function declareDeBasicBlock(s: NetState, p: string, cin: number, planes: number, stride: number): void {
+  if (stride === 2) s.deconv(`${p}.conv1`, cin, planes);
+  else s.conv(`${p}.conv1`, planes, cin, 3, { init: 'kaiming' });
+  s.bn(`${p}.bn1`, planes);
+  s.conv(`${p}.conv2`, planes, planes, 3, { init: 'kaiming' });
+  s.bn(`${p}.bn2`, planes);
+  if (stride !== 1 || cin !== planes) {
+    s.deconv(`${p}.upsample.0`, cin, planes);
+    s.bn(`${p}.upsample.1`, planes);
+  }
+}
+
+function upsample(s: NetState, p: string, x: Tensor, training: boolean): Tensor {
+  return bnForward(s, `${p}.upsample.1`, convTranspose2d(x, s.get(`${p}.upsample.0.weight`)), training);
+}
+
+export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
+  const c1 = stride === 2 ? convTranspose2d(x, s.get(`${p}.conv1.weight`)) : conv(s, `${p}.conv1`, x, 1, 1);
+  const h = bnForward(s, `${p}.bn1`, c1, training, true);
+  const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
+  return relu(add(m, sc));
+}
+
+/** Reverse Bottleneck: 1×1 → (2×2 s2 deconv | 3×3) → 1×1; shortcut `upsample`. */
+export function declareDeBottleneck(s: NetState, p: string, cin: number, planes: number, width: number, stride: number): void {
+  s.conv(`${p}.conv1`, width, cin, 1, { init: 'kaiming' });
+  s.bn(`${p}.bn1`, width);
+  if (stride === 2) s.deconv(`${p}.conv2`, width, width);
+  else s.conv(`${p}.conv2`, width, width, 3, { init: 'kaiming' });
+  s.bn(`${p}.bn2`, width);
+  s.conv(`${p}.conv3`, planes * 4, width, 1, { init: 'kaiming' });
+  s.bn(`${p}.bn3`, planes * 4);
+  if (stride !== 1 || cin !== planes * 4) {
+    s.deconv(`${p}.upsample.0`, cin, planes * 4);
+    s.bn(`${p}.upsample.1`, planes * 4);
+  }
+}
+
+export function deBottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
+  const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
+  const c2 = stride === 2 ? convTranspose2d(h1, s.get(`${p}.conv2.weight`)) : conv(s, `${p}.conv2`, h1, 1, 1);
+  const h2 = bnForward(s, `${p}.bn2`, c2, training, true);
+  const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
+  return relu(add(m, sc));
+}

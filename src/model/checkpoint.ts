@@ -1,0 +1,109 @@
+/**
+ * Checkpoints. The project's own format is safetensors: the student side under the official state_dict
+ * names with module prefixes (`proj.…`, `bn.…`, `decoder.…`, exactly the keys of the official RD++
+ * `{proj, decoder, bn}` checkpoints), the configuration and training state as JSON strings in the
+ * metadata. Files convert both ways with official checkpoints; official `.pth` checkpoints import
+ * directly (src/engine/io/pth.ts). Everything here works on bytes (the caller reads/writes files
+ * atomically), so the browser app uses the same code.
+ */
+import { readSafetensors, type TensorToWrite, toFloat32, writeSafetensors } from '../engine/io/safetensors.js';
+import type { Rdpp } from './rdpp.js';
+import type { HostArray, NetState } from './state.js';
+
+export const CHECKPOINT_FORMAT = 'rdpp-webgpu/1';
+
+export interface CheckpointMeta {
+  /** model and data configuration (teacher, image size, …) */
+  config: Record<string, unknown>;
+  /** optional training state (epoch, step, RNG, optimizer moments live in tensors `optim.*`) */
+  training?: Record<string, unknown>;
+  /** optional decision threshold and score statistics (evaluation) */
+  decision?: Record<string, unknown>;
+}
+
+/** Host copies of a model's student side (proj., bn., decoder.), in state_dict order. */
+export async function studentTensors(model: Rdpp): Promise<Map<string, HostArray>> {
+  const out = new Map<string, HostArray>();
+  for (const st of model.studentStates()) for (const [k, v] of await st.toHost()) out.set(st.prefix + k, v);
+  return out;
+}
+
+export function encodeCheckpoint(tensors: Map<string, HostArray>, meta: CheckpointMeta): Uint8Array {
+  const w = new Map<string, TensorToWrite>();
+  for (const [k, v] of tensors) w.set(k, { dtype: 'F32', shape: v.shape, data: v.data });
+  const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, config: JSON.stringify(meta.config) };
+  if (meta.training) metadata.training = JSON.stringify(meta.training);
+  if (meta.decision) metadata.decision = JSON.stringify(meta.decision);
+  return writeSafetensors(w, metadata);
+}
+
+export interface DecodedCheckpoint {
+  tensors: Map<string, HostArray>;
+  meta: CheckpointMeta;
+}
+
+export function decodeCheckpoint(bytes: Uint8Array, source: string): DecodedCheckpoint {
+  const f = readSafetensors(bytes, source);
+  const tensors = new Map<string, HostArray>();
+  for (const [k, t] of f.tensors) tensors.set(k, { shape: t.shape, data: toFloat32(t) });
+  const parse = (k: string) => {
+    const v = f.metadata[k];
+    if (v === undefined) return undefined;
+    try {
+      return JSON.parse(v) as Record<string, unknown>;
+    } catch {
+      throw new Error(`${source}: metadata '${k}' is not valid JSON`);
+    }
+  };
+  return { tensors, meta: { config: parse('config') ?? {}, training: parse('training'), decision: parse('decision') } };
+}
+
+/** The entries of `all` under `prefix`, with the prefix removed. */
+export function withPrefix(all: Map<string, HostArray>, prefix: string): Map<string, HostArray> {
+  const out = new Map<string, HostArray>();
+  for (const [k, v] of all) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
+  return out;
+}
+
+/**
+ * Load the student side (proj., bn., decoder.) from a checkpoint's tensors. All three modules are checked
+ * before any is changed. `conv4`/`bn4` of OCBE may be absent (they are never used); with `partial`, any
+ * tensor may be absent (the model keeps its current values), but every present one must fit.
+ */
+export function loadStudent(
+  model: Rdpp,
+  tensors: Map<string, HostArray>,
+  source: string,
+  opts: { partial?: boolean } = {},
+): void {
+  const parts: [NetState, Map<string, HostArray>][] = model.studentStates().map((st) => [st, withPrefix(tensors, st.prefix)]);
+  const optional = (n: string) => opts.partial === true || n.startsWith('conv4.') || n.startsWith('bn4.');
+  // validate all first (load() validates before changing anything, but do all modules before any)
+  for (const [st, m] of parts) {
+    const missing = st.decls.filter((d) => !m.has(d.name) && !optional(d.name));
+    const wrong = st.decls.filter((d) => m.has(d.name) && m.get(d.name)!.shape.join() !== d.shape.join());
+    const unknown = [...m.keys()].filter((k) => !st.has(k) && !k.endsWith('num_batches_tracked'));
+    if (missing.length || wrong.length || unknown.length) {
+      const lines = [
+        ...unknown.slice(0, 8).map((k) => `unexpected '${st.prefix}${k}' (a different RD++ variant?)`),
+        ...missing.slice(0, 8).map((d) => `missing '${st.prefix}${d.name}' [${d.shape}]`),
+        ...wrong.slice(0, 8).map((d) => `'${st.prefix}${d.name}': expected [${d.shape}], found [${m.get(d.name)!.shape}]`),
+      ];
+      throw new Error(`${source} does not fit this model (teacher ${model.teacher.name}):\n  ${lines.join('\n  ')}`);
+    }
+  }
+  for (const [st, m] of parts) {
+    for (const k of [...m.keys()]) if (k.endsWith('num_batches_tracked')) m.delete(k);
+    st.load(m, source, { optional });
+  }
+}
+
+/** Teacher weights from a torchvision state_dict (.pth or .safetensors): layer4, fc, num_batches_tracked ignored. */
+export function loadTorchvisionTeacher(state: NetState, tensors: Map<string, HostArray>, source: string): void {
+  const wanted = new Map<string, HostArray>();
+  for (const [k, v] of tensors) {
+    if (k.endsWith('num_batches_tracked') || k.startsWith('layer4.') || k.startsWith('fc.')) continue;
+    wanted.set(k, v);
+  }
+  state.load(wanted, source, { strict: true });
+}

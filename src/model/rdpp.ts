@@ -1,0 +1,156 @@
+/**
+ * RD++ assembled (spec §1): frozen teacher → projection layers → OCBE → decoder, the training loss
+ * (spec §4) and the anomaly maps (spec §7).
+ *
+ * Training loss, exactly as the official code:
+ *   L = L_KD(T, S) + 0.2 · (L_SSOT + 0.01·L_Recon + 0.1·L_Con) / 1.11
+ *   T = E(x), T̃ = E(x̃), P = Proj(T), P̃ = Proj(T̃), S = D(OCBE(P))
+ *   L_KD    = Σ_k mean_b (1 − cos(vec T_k[b], vec S_k[b]))
+ *   L_SSOT  = Σ_k Sinkhorn({softmax(vec P_k[b])}_b, {softmax(vec P_k[π(b)])}_b)   ('official')
+ *   L_Recon = Σ_k mean_{b,h,w} (1 − cos_c(P̃_k, P_k))
+ *   L_Con   = Σ_k mean_b max(0, cos(vec T̃_k[b], vec P_k[b]) − 0.5)
+ */
+import {
+  add,
+
+  cosineEmbeddingLoss,
+  cosineMap,
+  cosineReconLoss,
+  gaussianBlur,
+  kdLoss,
+  maxRows,
+  noGrad,
+  oneMinus,
+  permuteRows,
+  resizeBilinear,
+  scale,
+  sinkhornLoss,
+  softmaxRows,
+  type Tensor,
+} from '../engine/index.js';
+import { Decoder } from './decoder.js';
+import { Ocbe } from './ocbe.js';
+import { Projection } from './projection.js';
+import type { NetState } from './state.js';
+import type { Teacher } from './teacher/torchvision.js';
+
+export type SsotMode = 'official' | 'off';
+
+export interface LossParts {
+  loss: Tensor;
+  kd: Tensor;
+  proj: Tensor;
+  ssot: Tensor | null;
+  recon: Tensor;
+  contrast: Tensor;
+}
+
+export interface TrainForward extends LossParts {
+  teacher: Tensor[];
+  teacherNoise: Tensor[];
+  projected: Tensor[];
+  projectedNoise: Tensor[];
+  bottleneck: Tensor;
+  student: Tensor[];
+}
+
+export class Rdpp {
+  readonly proj: Projection;
+  readonly ocbe: Ocbe;
+  readonly decoder: Decoder;
+
+  constructor(readonly teacher: Teacher) {
+    const c1 = teacher.channels[0];
+    if (c1 !== 64 && c1 !== 256) throw new Error(`RD++: unsupported teacher with ${c1} channels at its first tap (64 or 256)`);
+    const wide = c1 === 256;
+    this.proj = new Projection(wide ? 64 : 16);
+    this.ocbe = new Ocbe(wide ? 'bottleneck' : 'basic');
+    this.decoder = new Decoder(wide ? 'de_wide_resnet50_2' : 'de_resnet18');
+  }
+
+  /** The student side (trained, saved in checkpoints), with the official module prefixes. */
+  studentStates(): NetState[] {
+    return [this.proj.state, this.ocbe.state, this.decoder.state];
+  }
+
+  /** Parameters of optimizer A (projection, lr 1e-3) and B (OCBE + decoder, lr 5e-3). */
+  parameterGroups(): { proj: Tensor[]; ocbeDecoder: Tensor[] } {
+    return { proj: this.proj.state.parameters(), ocbeDecoder: [...this.decoder.state.parameters(), ...this.ocbe.state.parameters()] };
+  }
+
+  /** One training forward pass (OCBE/decoder BN in train mode). Call `backward(out.loss)` after it. */
+  trainForward(img: Tensor, imgNoise: Tensor, perm: readonly number[], ssot: SsotMode = 'official'): TrainForward {
+    const t = this.teacher.forward(img);
+    const tn = this.teacher.forward(imgNoise);
+    const pn = this.proj.forward(tn);
+    const p = this.proj.forward(t);
+    let ssotLoss: Tensor | null = null;
+    if (ssot === 'official') {
+      for (const pk of p) {
+        const flat = softmaxRows(pk.view([pk.shape[0]!, -1]));
+        const s = sinkhornLoss(flat, permuteRows(flat, perm));
+        ssotLoss = ssotLoss ? add(ssotLoss, s) : s;
+      }
+    }
+    let recon = cosineReconLoss(pn[0]!, p[0]!);
+    let contrast = cosineEmbeddingLoss(flat2(tn[0]!), flat2(p[0]!), 0.5);
+    for (let k = 1; k < 3; k++) {
+      recon = add(recon, cosineReconLoss(pn[k]!, p[k]!));
+      contrast = add(contrast, cosineEmbeddingLoss(flat2(tn[k]!), flat2(p[k]!), 0.5));
+    }
+    let inner = add(scale(recon, 0.01), scale(contrast, 0.1));
+    if (ssotLoss) inner = add(ssotLoss, inner);
+    const projLoss = scale(inner, 1 / 1.11);
+    const z = this.ocbe.forward(p, true);
+    const s = this.decoder.forward(z, true);
+    const kd = kdLoss(t, s);
+    const loss = add(kd, scale(projLoss, 0.2));
+    return {
+      loss,
+      kd,
+      proj: projLoss,
+      ssot: ssotLoss,
+      recon,
+      contrast,
+      teacher: t,
+      teacherNoise: tn,
+      projected: p,
+      projectedNoise: pn,
+      bottleneck: z,
+      student: s,
+    };
+  }
+
+  /**
+   * Anomaly maps in eval mode (spec §7): per scale 1 − cos over channels, bilinear (align_corners) to
+   * the input size, summed → raw [B, H, W]; gaussian σ = 4 → smooth; image score = max of smooth.
+   * Runs without recording gradients (evaluation; the blur has no backward).
+   */
+  anomalyMaps(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {
+    return noGrad(() => this.anomalyMapsNoGrad(img));
+  }
+
+  private anomalyMapsNoGrad(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {
+    const [, , h, w] = img.shape as [number, number, number, number];
+    const t = this.teacher.forward(img);
+    const p = this.proj.forward(t);
+    const s = this.decoder.forward(this.ocbe.forward(p, false), false);
+    let raw: Tensor | null = null;
+    for (let k = 0; k < 3; k++) {
+      const m = oneMinus(cosineMap(t[k]!, s[k]!));
+      const up = resizeBilinear(m, h, w);
+      raw = raw ? add(raw, up) : up;
+    }
+    const smooth = gaussianBlur(raw!, 4);
+    return { raw: raw!, smooth, scores: maxRows(smooth) };
+  }
+
+  dispose(): void {
+    for (const s of [this.teacher.state, ...this.studentStates()]) s.dispose();
+  }
+}
+
+function flat2(x: Tensor): Tensor {
+  return x.view([x.shape[0]!, -1]);
+}
+

@@ -1,0 +1,169 @@
+/**
+ * A network's state: named tensors in state_dict order, with the official PyTorch names (so checkpoints
+ * interoperate), split into trainable parameters and buffers (BN running statistics).
+ *
+ * Networks declare their tensors with the helpers below (`conv`, `deconv`, `bn`), then either initialise
+ * them (official rules, seeded) or load them (formula, safetensors, .pth). Loading checks every name and
+ * shape first and changes nothing unless everything matches: never a partially loaded model.
+ */
+import { keep, type Tensor, tensor } from '../engine/index.js';
+import { formulaTensor, type InitRule, initTensor, type Rng } from './init.js';
+
+export interface TensorDecl {
+  name: string;
+  shape: number[];
+  /** trainable parameter (false: a buffer such as running statistics) */
+  trainable: boolean;
+  init: InitRule;
+}
+
+export interface HostArray {
+  shape: number[];
+  data: Float32Array;
+}
+
+export class StateError extends Error {
+  override name = 'StateError';
+}
+
+export class NetState {
+  readonly decls: TensorDecl[] = [];
+  private tensors = new Map<string, Tensor>();
+
+  /**
+   * @param prefix the module prefix used in names and messages ('encoder.', 'proj.', 'bn.', 'decoder.')
+   * @param frozen a frozen network (the teacher) never records gradients for its tensors
+   */
+  constructor(
+    readonly prefix: string,
+    readonly frozen = false,
+  ) {}
+
+  /** Declare a tensor (state_dict order = declaration order). */
+  declare(name: string, shape: number[], trainable: boolean, init: InitRule): void {
+    if (this.decls.some((d) => d.name === name)) throw new Error(`duplicate tensor name ${name}`);
+    this.decls.push({ name, shape, trainable, init });
+  }
+
+  /** Conv2d weight [out, in, k, k] (+ bias [out]). */
+  conv(name: string, cout: number, cin: number, k: number, opts: { bias?: boolean; init: 'kaiming' | 'default' }): void {
+    const w: InitRule =
+      opts.init === 'kaiming' ? { kind: 'kaiming_normal_fan_out' } : { kind: 'uniform_fan_in', fanIn: cin * k * k };
+    this.declare(`${name}.weight`, [cout, cin, k, k], true, w);
+    if (opts.bias) this.declare(`${name}.bias`, [cout], true, { kind: 'uniform_fan_in', fanIn: cin * k * k });
+  }
+
+  /** ConvTranspose2d 2×2 weight [in, out, 2, 2]; PyTorch's default init takes fan_in from dim 1 (= out·4). */
+  deconv(name: string, cin: number, cout: number): void {
+    this.declare(`${name}.weight`, [cin, cout, 2, 2], true, { kind: 'uniform_fan_in', fanIn: cout * 4 });
+  }
+
+  /** BatchNorm2d: weight, bias (trainable), running_mean, running_var (buffers). */
+  bn(name: string, c: number): void {
+    this.declare(`${name}.weight`, [c], true, { kind: 'const', value: 1 });
+    this.declare(`${name}.bias`, [c], true, { kind: 'const', value: 0 });
+    this.declare(`${name}.running_mean`, [c], false, { kind: 'const', value: 0 });
+    this.declare(`${name}.running_var`, [c], false, { kind: 'const', value: 1 });
+  }
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`${this.prefix}: tensor '${name}' is not initialised (call init or load first)`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.decls.some((d) => d.name === name);
+  }
+
+  /** Trainable tensors in declaration order. */
+  parameters(): Tensor[] {
+    if (this.frozen) return [];
+    return this.decls.filter((d) => d.trainable).map((d) => this.get(d.name));
+  }
+
+  named(): [string, Tensor][] {
+    return this.decls.map((d) => [d.name, this.get(d.name)]);
+  }
+
+  parameterCount(): number {
+    return this.decls.filter((d) => d.trainable).reduce((a, d) => a + d.shape.reduce((x, y) => x * y, 1), 0);
+  }
+
+  /** Initialise with the official rules. */
+  init(rng: Rng): void {
+    this.setAll(new Map(this.decls.map((d) => [d.name, { shape: d.shape, data: initTensor(d.shape, d.init, rng) }])));
+  }
+
+  /** Initialise with the golden fixtures' formula (names prefixed as in the fixtures, e.g. 'encoder.'). */
+  initFormula(fixturePrefix: string): void {
+    this.setAll(
+      new Map(this.decls.map((d) => [d.name, { shape: d.shape, data: formulaTensor(fixturePrefix + d.name, d.shape) }])),
+    );
+  }
+
+  /**
+   * Load host arrays by name. Every declared tensor must be present with the right shape (extra entries
+   * are reported when `strict`); nothing is changed unless all checks pass.
+   */
+  load(source: Map<string, HostArray>, what: string, opts: { strict?: boolean; optional?: (name: string) => boolean } = {}): void {
+    const problems: string[] = [];
+    for (const d of this.decls) {
+      const s = source.get(d.name);
+      if (!s) {
+        if (!opts.optional?.(d.name)) problems.push(`missing '${d.name}' [${d.shape}]`);
+        continue;
+      }
+      if (s.shape.join() !== d.shape.join()) problems.push(`'${d.name}': expected shape [${d.shape}], found [${s.shape}]`);
+      else if (s.data.length !== d.shape.reduce((a, b) => a * b, 1)) problems.push(`'${d.name}': wrong element count`);
+    }
+    if (opts.strict) {
+      const known = new Set(this.decls.map((d) => d.name));
+      for (const k of source.keys()) if (!known.has(k)) problems.push(`unexpected '${k}'`);
+    }
+    if (problems.length) {
+      const head = problems.slice(0, 12).join('\n  ');
+      const more = problems.length > 12 ? `\n  … and ${problems.length - 12} more` : '';
+      throw new StateError(`${what} does not fit the ${this.prefix} network:\n  ${head}${more}`);
+    }
+    const present = new Map([...source].filter(([k]) => this.has(k)));
+    // keep optional-but-absent tensors at their current values (or initialise them to their constant rule)
+    for (const d of this.decls) {
+      if (present.has(d.name)) continue;
+      if (this.tensors.has(d.name)) continue;
+      if (d.init.kind !== 'const') throw new StateError(`${what}: '${d.name}' is absent and has no default`);
+      present.set(d.name, { shape: d.shape, data: new Float32Array(d.shape.reduce((a, b) => a * b, 1)).fill(d.init.value) });
+    }
+    this.setAll(present);
+  }
+
+  private setAll(values: Map<string, HostArray>): void {
+    for (const [name, v] of values) {
+      const decl = this.decls.find((d) => d.name === name)!;
+      const old = this.tensors.get(name);
+      const t = keep(tensor(v.data, v.shape));
+      t.name = `${this.prefix}${name}`;
+      t.requiresGrad = decl.trainable && !this.frozen;
+      if (old) {
+        old.grad?.dispose();
+        old.dispose();
+      }
+      this.tensors.set(name, t);
+    }
+  }
+
+  /** Read everything back to the CPU (for checkpoints). */
+  async toHost(): Promise<Map<string, HostArray>> {
+    const out = new Map<string, HostArray>();
+    for (const d of this.decls) out.set(d.name, { shape: d.shape, data: await this.get(d.name).read() });
+    return out;
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) {
+      t.grad?.dispose();
+      t.dispose();
+    }
+    this.tensors.clear();
+  }
+}

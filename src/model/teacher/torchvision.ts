@@ -1,0 +1,78 @@
+/**
+ * The torchvision ImageNet teachers (spec §2.2): ResNet-18 (BasicBlock ×[2,2,2]) and WideResNet-50-2
+ * (Bottleneck ×[3,4,6], width = 2·planes), stem + layer1..layer3 only (layer4 is never computed), frozen,
+ * BN in eval mode, run without autograd. Keys are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
+ * …) so the official `.pth` files load directly; `layer4.*`, `fc.*` and `num_batches_tracked` are ignored.
+ * Preprocessing: RGB in [0, 1], ImageNet mean/std (see src/model/preprocess.ts).
+ */
+import { maxPool2d, noGrad, type Tensor } from '../../engine/index.js';
+import { basicBlock, bottleneck, convBn, declareBasicBlock, declareBottleneck } from '../blocks.js';
+import { NetState } from '../state.js';
+
+export type TorchTeacherKind = 'resnet18' | 'wide_resnet50_2';
+
+const LAYERS: Record<TorchTeacherKind, { blocks: number[]; bottleneck: boolean; widthFactor: number }> = {
+  resnet18: { blocks: [2, 2, 2], bottleneck: false, widthFactor: 1 },
+  wide_resnet50_2: { blocks: [3, 4, 6], bottleneck: true, widthFactor: 2 },
+};
+
+export interface Teacher {
+  readonly name: string;
+  readonly state: NetState;
+  /** Channels of the three taps (T1, T2, T3). */
+  readonly channels: [number, number, number];
+  /** How input images must be normalised for this teacher. */
+  readonly preprocess: 'imagenet' | 'caffe';
+  /** T1, T2, T3 for a preprocessed batch [B, 3, H, W] (no gradient is recorded). */
+  forward(x: Tensor): [Tensor, Tensor, Tensor];
+}
+
+export class TorchvisionTeacher implements Teacher {
+  readonly state = new NetState('encoder.', true);
+  readonly channels: [number, number, number];
+  readonly preprocess = 'imagenet' as const;
+
+  constructor(readonly name: TorchTeacherKind) {
+    const cfg = LAYERS[name];
+    const s = this.state;
+    s.conv('conv1', 64, 3, 7, { init: 'default' });
+    s.bn('bn1', 64);
+    let cin = 64;
+    const planes = [64, 128, 256];
+    cfg.blocks.forEach((n, li) => {
+      const pl = planes[li]!;
+      for (let b = 0; b < n; b++) {
+        const stride = b === 0 && li > 0 ? 2 : 1;
+        const p = `layer${li + 1}.${b}`;
+        if (cfg.bottleneck) {
+          declareBottleneck(s, p, cin, pl, pl * cfg.widthFactor, stride, 'default');
+          cin = pl * 4;
+        } else {
+          declareBasicBlock(s, p, cin, pl, stride, 'default');
+          cin = pl;
+        }
+      }
+    });
+    const e = cfg.bottleneck ? 4 : 1;
+    this.channels = [64 * e, 128 * e, 256 * e];
+  }
+
+  forward(x: Tensor): [Tensor, Tensor, Tensor] {
+    const cfg = LAYERS[this.name];
+    const s = this.state;
+    return noGrad(() => {
+      let h = convBn(s, x, 'conv1', 'bn1', { stride: 2, padding: 3, training: false, relu: true });
+      h = maxPool2d(h, { kernel: 3, stride: 2, padding: 1 });
+      const taps: Tensor[] = [];
+      cfg.blocks.forEach((n, li) => {
+        for (let b = 0; b < n; b++) {
+          const stride = b === 0 && li > 0 ? 2 : 1;
+          const p = `layer${li + 1}.${b}`;
+          h = cfg.bottleneck ? bottleneck(s, p, h, stride, false) : basicBlock(s, p, h, stride, false);
+        }
+        taps.push(h);
+      });
+      return taps as [Tensor, Tensor, Tensor];
+    });
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * Convolutions as implicit GEMMs on the tiled core of matmul.ts: no im2col buffer is ever written; each
+ * GEMM reads its operands straight from the NCHW tensors through an index map (a "loader").
+ *
+ * Notation: x [N, Ci, H, W], weight [Co, Ci, KH, KW], y [N, Co, Ho, Wo], stride S, zero padding P,
+ * taps T = KH·KW. K is always walked tap-major (outer: tap, inner: channel tiles), so a loader computes
+ * the spatial part of an address once per tap.
+ *
+ *  forward  y = conv(x, w):   M = N·Ho·Wo (output pixels), N = Co, K = T·Ci.
+ *           A = im2col(x) (loaded 'row': adjacent invocations read adjacent pixels); B = the weight as a
+ *           [T, Ci, Co] strided view (a transposed copy, or w itself when T = 1). Bias fused in the store.
+ *  dgrad    dx = conv_transpose(g, w). For stride S an input pixel (iy, ix) only receives taps with
+ *           ky ≡ (iy + P) mod S, so the input pixels split into S² phases (z = phase); phase (py, px) is a
+ *           dense GEMM over its pixels with K = (taps of that phase)·Co — no wasted zero taps, no
+ *           scattering and no atomics: every dx element is written exactly once, by its phase.
+ *           Within a phase, pixel (a, b) ↦ iy = iy₀ + S·a and tap j ↦ ky = py + S·j give
+ *           oy = oy₀ + a − j (oy₀ = (iy₀ + P − py)/S exactly), so indices need no division per element.
+ *  wgrad    dw = g ⋆ x:  M = Co, N = Ci·T (the dw layout), K = N·Ho·Wo, walked image by image (outer: n,
+ *           inner: pixel tiles). K is large (65,536 at 64×64, batch 16) while M·N is small, so K is split
+ *           over workgroup_id.z (split-K); every slice accumulates ≤ 4,096 products per output in f32 and
+ *           the slices are summed by a second kernel.
+ *  conv_transpose2d (k2 s2, weight [Ci, Co, 2, 2]) is dgrad with the roles swapped (its forward is the
+ *           input gradient of a 2×2 s2 conv whose weight is that tensor), its dx is a forward conv and its
+ *           dw a wgrad, so the same three GEMMs serve it.
+ *
+ * Also here: the weight transpose (a 3-D permutation), and the bias gradient (a per-channel tree
+ * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
+ * in the pipeline keys.
+ */
+import { indexer } from './common.js';
+import type { GemmOperand, LoadMode } from './matmul.js';
+
+/** Shape of one convolution in its forward orientation. */
+export interface ConvGeom {
+  n: number;
+  ci: number;
+  h: number;
+  w: number;
+  co: number;
+  kh: number;
+  kw: number;
+  s: number;
+  p: number;
+  ho: number;
+  wo: number;
+}
+
+export function convUniforms(g: ConvGeom): Record<string, ['u32', number]> {
+  return {
+    nb: ['u32', g.n],
+    ci: ['u32', g.ci],
+    h: ['u32', g.h],
+    w: ['u32', g.w],
+    co: ['u32', g.co],
+    kh: ['u32', g.kh],
+    kw: ['u32', g.kw],
+    s: ['u32', g.s],
+    p: ['u32', g.p],
+    ho: ['u32', g.ho],
+    wo: ['u32', g.wo],
+  };
+}
+
+// ---- forward ----
+
+export const FWD_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32 }
+fn make_ctx(z: u32) -> Ctx {
+  let kin = (u.ci + BK - 1u) / BK;
+  return Ctx(u.nb * u.ho * u.wo, u.co, kin, 0u, u.kh * u.kw * kin);
+}
+fn real_tap(c: Ctx, ko: u32) -> u32 { return ko; }`;
+
+/** A = im2col(x): row m = (n, oy, ox), k = (tap, channel). */
+export const IM2COL: GemmOperand = {
+  mode: 'row',
+  wgsl: (p) => `struct ${p}_row { base: u32, iy0: i32, ix0: i32, ok: bool }
+fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
+  let hw = u.ho * u.wo;
+  let pix = m % hw;
+  return ${p}_row((m / hw) * u.ci * u.h * u.w, i32((pix / u.wo) * u.s) - i32(u.p),
+    i32((pix % u.wo) * u.s) - i32(u.p), m < c.m);
+}
+struct ${p}_out { off: u32, ok: bool }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out {
+  let iy = r.iy0 + i32(ko / u.kw);
+  let ix = r.ix0 + i32(ko % u.kw);
+  let ok = r.ok && iy >= 0 && iy < i32(u.h) && ix >= 0 && ix < i32(u.w);
+  return ${p}_out(select(0u, r.base + u32(iy) * u.w + u32(ix), ok), ok);
+}
+struct ${p}_k { ch: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let ch = ki * BK + kk;
+  return ${p}_k(ch, ch < u.ci);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (o.ok && k.ok) { v = x[o.off + k.ch * u.h * u.w]; }
+  return v;
+}`,
+};
+
+/**
+ * B = a weight seen as [tap, channel, column] with strides u.ws_t, u.ws_c, u.ws_n (channels < u.ws_cn);
+ * the context's `real_tap` maps the outer K index to the tap. Mode 'row' when the column stride is 1.
+ */
+export function weightOperand(mode: LoadMode): GemmOperand {
+  return {
+    mode,
+    wgsl: (p) => `struct ${p}_row { off: u32, ok: bool }
+fn ${p}_row_of(c: Ctx, r: u32) -> ${p}_row { return ${p}_row(r * u.ws_n, r < c.n); }
+struct ${p}_out { off: u32 }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(r.off + real_tap(c, ko) * u.ws_t); }
+struct ${p}_k { ch: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let ch = ki * BK + kk;
+  return ${p}_k(ch, ch < u.ws_cn);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (r.ok && k.ok) { v = wt[o.off + k.ch * u.ws_c]; }
+  return v;
+}`,
+  };
+}
+
+export function fwdStore(bias: boolean): string {
+  return `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  let hw = u.ho * u.wo;
+  y[((m / hw) * u.co + n) * hw + m % hw] = v${bias ? ' + bias[n]' : ''};
+}`;
+}
+
+// ---- dgrad (input gradient), one phase per workgroup_id.z ----
+
+export const DGRAD_CTX = `struct Ctx {
+  m: u32, n: u32, k_inner: u32, t0: u32, t1: u32,
+  py: u32, px: u32, iy0: u32, ix0: u32, wc: u32, hwc: u32, tkx: u32, oyb: i32, oxb: i32,
+}
+fn make_ctx(z: u32) -> Ctx {
+  let py = z / u.s;
+  let px = z % u.s;
+  let pm = u.p % u.s;
+  // first input row/column of this phase: the smallest iy >= 0 with (iy + P) mod S = py
+  let iy0 = (py + u.s - pm) % u.s;
+  let ix0 = (px + u.s - pm) % u.s;
+  let hc = select(0u, (u.h - iy0 + u.s - 1u) / u.s, iy0 < u.h);
+  let wc = select(0u, (u.w - ix0 + u.s - 1u) / u.s, ix0 < u.w);
+  let tky = select(0u, (u.kh - py + u.s - 1u) / u.s, py < u.kh);
+  let tkx = select(0u, (u.kw - px + u.s - 1u) / u.s, px < u.kw);
+  let kin = (u.co + BK - 1u) / BK;
+  return Ctx(u.nb * hc * wc, u.ci, kin, 0u, tky * tkx * kin, py, px, iy0, ix0, max(wc, 1u),
+    max(hc * wc, 1u), max(tkx, 1u), i32((iy0 + u.p - py) / u.s), i32((ix0 + u.p - px) / u.s));
+}
+fn real_tap(c: Ctx, ko: u32) -> u32 {
+  return (c.py + u.s * (ko / c.tkx)) * u.kw + c.px + u.s * (ko % c.tkx);
+}`;
+
+/** A = the upstream gradient g [N, Co, Ho, Wo] at the output pixel that tap ko of pixel m reads. */
+export const DGRAD_G: GemmOperand = {
+  mode: 'row',
+  wgsl: (p) => `struct ${p}_row { base: u32, a: i32, b: i32, ok: bool }
+fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
+  let r = m % c.hwc;
+  return ${p}_row((m / c.hwc) * u.co * u.ho * u.wo, i32(r / c.wc), i32(r % c.wc), m < c.m);
+}
+struct ${p}_out { off: u32, ok: bool }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out {
+  let oy = c.oyb + r.a - i32(ko / c.tkx);
+  let ox = c.oxb + r.b - i32(ko % c.tkx);
+  let ok = r.ok && oy >= 0 && oy < i32(u.ho) && ox >= 0 && ox < i32(u.wo);
+  return ${p}_out(select(0u, r.base + u32(oy) * u.wo + u32(ox), ok), ok);
+}
+struct ${p}_k { ch: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let ch = ki * BK + kk;
+  return ${p}_k(ch, ch < u.co);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (o.ok && k.ok) { v = g[o.off + k.ch * u.ho * u.wo]; }
+  return v;
+}`,
+};
+
+export const DGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  let r = m % c.hwc;
+  let iy = c.iy0 + u.s * (r / c.wc);
+  let ix = c.ix0 + u.s * (r % c.wc);
+  dx[(((m / c.hwc) * u.ci + n) * u.h + iy) * u.w + ix] = v;
+}`;
+
+// ---- wgrad (weight gradient), split-K over workgroup_id.z ----
+
+export const WGRAD_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
+fn make_ctx(z: u32) -> Ctx {
+  let kin = (u.ho * u.wo + BK - 1u) / BK;
+  let total = u.nb * kin;
+  let t0 = min(z * u.tps, total);
+  return Ctx(u.co, u.ci * u.kh * u.kw, kin, t0, min(t0 + u.tps, total), z);
+}`;
+
+/** A = g viewed per image as [Co, Ho·Wo]: row o, k = (image ko, pixel). */
+export const WGRAD_G: GemmOperand = {
+  mode: 'k',
+  wgsl: (p) => `struct ${p}_row { off: u32, ok: bool }
+fn ${p}_row_of(c: Ctx, r: u32) -> ${p}_row { return ${p}_row(r * u.ho * u.wo, r < c.m); }
+struct ${p}_out { off: u32 }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(ko * u.co * u.ho * u.wo + r.off); }
+struct ${p}_k { pix: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let pix = ki * BK + kk;
+  return ${p}_k(pix, pix < u.ho * u.wo);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (r.ok && k.ok) { v = g[o.off + k.pix]; }
+  return v;
+}`,
+};
+
+/** B = im2col(x)ᵀ: k = (image, output pixel), column j = (channel, tap) — the dw layout. */
+export const WGRAD_X: GemmOperand = {
+  mode: 'k',
+  wgsl: (p) => `struct ${p}_row { ch: u32, ky: i32, kx: i32, ok: bool }
+fn ${p}_row_of(c: Ctx, j: u32) -> ${p}_row {
+  let taps = u.kh * u.kw;
+  let tap = j % taps;
+  return ${p}_row(j / taps, i32(tap / u.kw), i32(tap % u.kw), j < c.n);
+}
+struct ${p}_out { off: u32 }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out((ko * u.ci + r.ch) * u.h * u.w); }
+struct ${p}_k { iy0: i32, ix0: i32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let pix = ki * BK + kk;
+  return ${p}_k(i32((pix / u.wo) * u.s) - i32(u.p), i32((pix % u.wo) * u.s) - i32(u.p), pix < u.ho * u.wo);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  let iy = k.iy0 + r.ky;
+  let ix = k.ix0 + r.kx;
+  var v = 0.0;
+  if (r.ok && k.ok && iy >= 0 && iy < i32(u.h) && ix >= 0 && ix < i32(u.w)) {
+    v = x[o.off + u32(iy) * u.w + u32(ix)];
+  }
+  return v;
+}`,
+};
+
+export const WGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  out[c.z * c.m * c.n + m * c.n + n] = v;
+}`;
+
+// ---- helpers: weight transpose, bias gradient ----
+
+/**
+ * y = x viewed as [d0, d1, d2] permuted: y has shape [e0, e1, e2] and y[i0, i1, i2] = x[i0·s0 + i1·s1 +
+ * i2·s2] with (s0, s1, s2) the source strides of the dimensions that moved there. Weights only (small).
+ */
+export function permute3Shader(wg: number): (header: string) => string {
+  return (h) => `${h}
+${indexer('y', ['u.e0', 'u.e1', 'u.e2'])}
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= u.n) { return; }
+  let ix = y_idx(i);
+  y[i] = x[ix[0] * u.s0 + ix[1] * u.s1 + ix[2] * u.s2];
+}`;
+}
+
+/**
+ * db[o] = Σ_{n, pixel} g[n, o, pixel]: one workgroup per channel; each invocation sums a strided part
+ * sequentially (≤ N·H·W / 256 terms), then a tree reduction in workgroup memory.
+ */
+export function biasGradShader(wg = 256): (header: string) => string {
+  return (h) => `${h}
+var<workgroup> part: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let o = wid.x;
+  var s = 0.0;
+  for (var nb = 0u; nb < u.nb; nb = nb + 1u) {
+    let base = (nb * u.co + o) * u.hw;
+    for (var i = lid; i < u.hw; i = i + ${wg}u) { s = s + g[base + i]; }
+  }
+  part[lid] = s;
+  for (var k = ${wg / 2}u; k > 0u; k = k >> 1u) {
+    workgroupBarrier();
+    if (lid < k) { part[lid] = part[lid] + part[lid + k]; }
+  }
+  if (lid == 0u) { db[o] = part[0]; }
+}`;
+}

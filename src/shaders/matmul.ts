@@ -1,0 +1,287 @@
+/**
+ * The tiled GEMM core: C[m, n] = Σ_k A(m, k) · B(k, n), shared by matmul and the whole convolution family
+ * (forward, input gradient, weight gradient, transposed convolution). What differs between them is only
+ * where A(m, k) and B(k, n) live in memory and where C goes; that is plugged in as WGSL "loaders".
+ *
+ * Algorithm (the classic shared-memory block tile, as in tfjs's matmul_packed and CUTLASS's SIMT GEMM):
+ *   - a workgroup of (BM/4)·(BN/4) invocations owns a BM×BN block of C; each invocation owns a 4×4
+ *     sub-block held in four vec4 accumulators;
+ *   - the K dimension is walked in tiles of BK: the workgroup stages the BK×BM slice of A and the BK×BN
+ *     slice of B in workgroup memory (k-major, so the inner loop reads one vec4 of A and one of B per k
+ *     and does 16 FMAs), each invocation loading BM·BK/WG elements of each operand;
+ *   - global loads of tile t+1 go to registers while tile t is multiplied (register prefetch), so the
+ *     memory latency overlaps the arithmetic with only one shared buffer (fits WebGPU's default 16 KiB);
+ *   - each invocation stages 4 consecutive rows at one k of each operand (one vec4 store per tile);
+ *   - edge tiles: loaders return 0 outside the problem, stores are bounds-checked, so any M, N, K work.
+ * On the H200 this tile (64×64, 4×4 per invocation, BK 16) reached 19.5 TFLOP/s f32 as a plain matmul.
+ *
+ * K is iterated as a two-level space (kOuter × kInner tiles): for a convolution the outer index is the
+ * filter tap (ky, kx) and the inner one runs over channel tiles, so a loader computes the spatial part of
+ * an address once per tap instead of decoding k with divisions per element. The flattened range
+ * [t0, t1) of K tiles a workgroup walks comes from the loader's context (`make_ctx(z)`, z = workgroup_id.z),
+ * which is how split-K (z = split) and the stride-phase decomposition of dgrad (z = phase) are expressed.
+ *
+ * A loader for operand P (prefix `a` or `b`) is WGSL defining
+ *   struct P_row;  fn P_row_of(c: Ctx, r: u32) -> P_row               once per owned row (m for A, n for B)
+ *   struct P_out;  fn P_outer(c: Ctx, r: P_row, ko: u32) -> P_out     once per outer K index
+ *   struct P_k;    fn P_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> P_k  once per tile for each owned kk
+ *   fn P_load(c: Ctx, r: P_row, o: P_out, k: P_k) -> f32              the element (0 outside)
+ * and a mode: 'row' (adjacent invocations load adjacent groups of 4 rows: for operands contiguous along
+ * M or N) or 'k' (adjacent invocations load adjacent k: for operands contiguous along K), so global
+ * loads coalesce.
+ * The context is `struct Ctx` with at least m, n, k_inner, t0, t1 and `fn make_ctx(z: u32) -> Ctx`;
+ * the store is `fn store_c(c: Ctx, m: u32, n: u32, v: f32)`, called for m < c.m and n < c.n only.
+ * Every program also has the uniforms `tiles_m`, `tiles_n` (the 2-D grid is linearised, see gemmGrid).
+ */
+
+/** Block tile: BM×BN outputs per workgroup, BK deep; each invocation computes 4×4. */
+export interface GemmTile {
+  bm: number;
+  bn: number;
+  bk: number;
+}
+
+export const DEFAULT_TILE: GemmTile = { bm: 64, bn: 64, bk: 16 };
+
+/** Invocations per workgroup for a tile. */
+export function tileThreads(t: GemmTile): number {
+  return (t.bm / 4) * (t.bn / 4);
+}
+
+/** The part of a pipeline key that the tile configuration determines. */
+export function tileKey(t: GemmTile): string {
+  return `t${t.bm}x${t.bn}x${t.bk}`;
+}
+
+function checkTile(t: GemmTile): void {
+  const wg = tileThreads(t);
+  // every invocation stages exactly 4 rows × 1 k of each operand
+  const ok =
+    t.bm % 4 === 0 && t.bn % 4 === 0 && wg <= 256 && t.bm * t.bk === 4 * wg && t.bn * t.bk === 4 * wg;
+  if (!ok) throw new Error(`GEMM tile ${tileKey(t)} is not a valid configuration`);
+}
+
+export type LoadMode = 'row' | 'k';
+
+export interface GemmOperand {
+  mode: LoadMode;
+  /** WGSL for prefix `a` or `b` (see the header comment). */
+  wgsl: (p: 'a' | 'b') => string;
+}
+
+export interface GemmSpec {
+  tile: GemmTile;
+  /** `struct Ctx` and `fn make_ctx(z: u32) -> Ctx`, plus any helpers the loaders share. */
+  ctx: string;
+  a: GemmOperand;
+  b: GemmOperand;
+  /** `fn store_c(c: Ctx, m: u32, n: u32, v: f32)`. */
+  store: string;
+  /** Which output dimension adjacent invocations own (the one contiguous in the output's memory). */
+  fast: 'm' | 'n';
+}
+
+/** Workgroups and the grid uniforms for a GEMM over at most `maxM` × `n` outputs and `z` slices. */
+export function gemmGrid(
+  maxM: number,
+  n: number,
+  z: number,
+  tile: GemmTile = DEFAULT_TILE,
+  maxPerDim = 65535,
+): { workgroups: [number, number, number]; tiles_m: number; tiles_n: number } {
+  const tiles_m = Math.max(1, Math.ceil(maxM / tile.bm));
+  const tiles_n = Math.max(1, Math.ceil(n / tile.bn));
+  const total = tiles_m * tiles_n;
+  const x = Math.min(total, maxPerDim);
+  const y = Math.ceil(total / x);
+  if (y > maxPerDim || z > maxPerDim)
+    throw new Error(`GEMM of ${maxM}×${n}×(${z} slices) needs more workgroups than the device allows`);
+  return { workgroups: [x, y, z], tiles_m, tiles_n };
+}
+
+/**
+ * Code that loads this invocation's share of one operand tile (4 consecutive rows at one k) into the
+ * registers v<p>0..3, and stores it to the staging tile as one whole vec4 (no dynamic vector-component
+ * writes: some backends lower those to a read-modify-write of the vector, a race in shared memory).
+ */
+function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile) {
+  const P = p.toUpperCase();
+  const origin = p === 'a' ? 'm0' : 'n0';
+  const groups = rows / 4;
+  const q = [0, 1, 2, 3];
+  const decl: string[] = [];
+  if (op.mode === 'row') {
+    // adjacent invocations: adjacent groups of 4 rows
+    decl.push(`  let ${p}G = lid % ${groups}u;`, `  let ${p}KK = lid / ${groups}u;`);
+  } else {
+    // adjacent invocations: adjacent k
+    decl.push(`  let ${p}G = lid / ${t.bk}u;`, `  let ${p}KK = lid % ${t.bk}u;`);
+  }
+  for (const i of q) {
+    decl.push(`  let ${p}R${i} = ${p}_row_of(c, ${origin} + ${p}G * 4u + ${i}u);`);
+    decl.push(`  var ${p}O${i} = ${p}_outer(c, ${p}R${i}, ko);`);
+  }
+  decl.push(`  var ${q.map((i) => `v${p}${i}`).join(': f32; var ')}: f32;`);
+  const outer = q.map((i) => `${p}O${i} = ${p}_outer(c, ${p}R${i}, ko);`);
+  const load = [`let ${p}K = ${p}_k_of(c, ko, ki, ${p}KK);`];
+  for (const i of q) load.push(`v${p}${i} = ${p}_load(c, ${p}R${i}, ${p}O${i}, ${p}K);`);
+  const put = [`${P}s[${p}KK * ${P}S4 + ${p}G] = vec4<f32>(v${p}0, v${p}1, v${p}2, v${p}3);`];
+  return { decl, outer, load, put };
+}
+
+/** The complete kernel for a GEMM spec (after the runtime's binding header). */
+export function gemmShader(spec: GemmSpec): (header: string) => string {
+  const t = spec.tile;
+  checkTile(t);
+  const wg = tileThreads(t);
+  const A = operandCode('a', spec.a, t.bm, t);
+  const B = operandCode('b', spec.b, t.bn, t);
+  const tmExpr = spec.fast === 'm' ? `lid % ${t.bm / 4}u` : `lid / ${t.bn / 4}u`;
+  const tnExpr = spec.fast === 'm' ? `lid / ${t.bm / 4}u` : `lid % ${t.bn / 4}u`;
+  const ind = (lines: string[], n: number) => lines.map((l) => `${' '.repeat(n)}${l}`).join('\n');
+  const stores = [0, 1, 2, 3]
+    .map(
+      (i) => `  {
+    let m = m0 + tm * 4u + ${i}u;
+    if (m < c.m) {
+${[0, 1, 2, 3].map((j) => `      if (n0 + tn * 4u + ${j}u < c.n) { store_c(c, m, n0 + tn * 4u + ${j}u, acc${i}[${j}]); }`).join('\n')}
+    }
+  }`,
+    )
+    .join('\n');
+  return (header) => `${header}
+const BM = ${t.bm}u;
+const BN = ${t.bn}u;
+const BK = ${t.bk}u;
+const AS4 = ${(t.bm + 4) / 4}u;
+const BS4 = ${(t.bn + 4) / 4}u;
+// k-major staging tiles, padded by one vec4 per k row against bank conflicts on the transposing stores
+var<workgroup> As: array<vec4<f32>, ${(t.bk * (t.bm + 4)) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(t.bk * (t.bn + 4)) / 4}>;
+
+${spec.ctx}
+${spec.a.wgsl('a')}
+${spec.b.wgsl('b')}
+${spec.store}
+
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let c = make_ctx(wid.z);
+  let tile = wid.x + wid.y * nwg.x;
+  let mt = tile % u.tiles_m;
+  let nt = tile / u.tiles_m;
+  let m0 = mt * BM;
+  let n0 = nt * BN;
+  if (nt >= u.tiles_n || m0 >= c.m || n0 >= c.n) { return; }
+  let tm = ${tmExpr};
+  let tn = ${tnExpr};
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  let kin = max(c.k_inner, 1u);
+  var ko = c.t0 / kin;
+  var ki = c.t0 % kin;
+${A.decl.join('\n')}
+${B.decl.join('\n')}
+  if (c.t0 < c.t1) {
+${ind(A.load, 4)}
+${ind(B.load, 4)}
+  }
+  for (var t = c.t0; t < c.t1; t = t + 1u) {
+    workgroupBarrier();
+${ind(A.put, 4)}
+${ind(B.put, 4)}
+    workgroupBarrier();
+    if (t + 1u < c.t1) {
+      ki = ki + 1u;
+      if (ki == kin) {
+        ki = 0u;
+        ko = ko + 1u;
+${ind(A.outer, 8)}
+${ind(B.outer, 8)}
+      }
+${ind(A.load, 6)}
+${ind(B.load, 6)}
+    }
+    for (var kk = 0u; kk < BK; kk = kk + 1u) {
+      let av = As[kk * AS4 + tm];
+      let bv = Bs[kk * BS4 + tn];
+      acc0 = fma(vec4<f32>(av.x), bv, acc0);
+      acc1 = fma(vec4<f32>(av.y), bv, acc1);
+      acc2 = fma(vec4<f32>(av.z), bv, acc2);
+      acc3 = fma(vec4<f32>(av.w), bv, acc3);
+    }
+  }
+${stores}
+}`;
+}
+
+/**
+ * A strided 2-D operand: element (row, k) of `buf` at row·u.<p>_sr + k·u.<p>_sk, rows < u.<p>_rows,
+ * k < u.<p>_ks. Covers A, Aᵀ, B and Bᵀ of a row-major matrix; mode 'k' when the k stride is 1.
+ */
+export function stridedOperand(buf: string, mode: LoadMode): GemmOperand {
+  return {
+    mode,
+    wgsl: (p) => `struct ${p}_row { off: u32, ok: bool }
+fn ${p}_row_of(c: Ctx, r: u32) -> ${p}_row { return ${p}_row(r * u.${p}_sr, r < u.${p}_rows); }
+struct ${p}_out { off: u32 }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(r.off); }
+struct ${p}_k { k: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let k = ki * BK + kk;
+  return ${p}_k(k, k < u.${p}_ks);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (r.ok && k.ok) { v = ${buf}[o.off + k.k * u.${p}_sk]; }
+  return v;
+}`,
+  };
+}
+
+/**
+ * Context of a plain (optionally split-K) GEMM of u.gm × u.gn × u.gk: slice z walks K tiles
+ * [z·tps, (z+1)·tps). The store writes slice z at z·m·n (split-K partials, summed by splitSumShader).
+ */
+export const PLAIN_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
+fn make_ctx(z: u32) -> Ctx {
+  let kt = (u.gk + BK - 1u) / BK;
+  let t0 = min(z * u.tps, kt);
+  return Ctx(u.gm, u.gn, kt, t0, min(t0 + u.tps, kt), z);
+}`;
+
+export const PLAIN_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  out[c.z * c.m * c.n + m * c.n + n] = v;
+}`;
+
+/** The uniforms of a strided operand (see stridedOperand). */
+export function stridedUniforms(
+  p: 'a' | 'b',
+  rows: number,
+  ks: number,
+  sr: number,
+  sk: number,
+): Record<string, ['u32', number]> {
+  return {
+    [`${p}_rows`]: ['u32', rows],
+    [`${p}_ks`]: ['u32', ks],
+    [`${p}_sr`]: ['u32', sr],
+    [`${p}_sk`]: ['u32', sk],
+  };
+}
+
+/** out[i] = Σ_z part[z·n + i] over u.splits slices (the split-K reduction; slices are few, ≤ 64). */
+export function splitSumShader(wgSize = 256): (header: string) => string {
+  return (h) => `${h}
+@compute @workgroup_size(${wgSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wgSize}u;
+  if (i >= u.n) { return; }
+  var s = 0.0;
+  for (var z = 0u; z < u.splits; z = z + 1u) { s = s + part[z * u.n + i]; }
+  out[i] = s;
+}`;
+}

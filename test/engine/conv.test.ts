@@ -1,0 +1,391 @@
+/**
+ * The conv family (conv2d, convTranspose2d, matmul) against float64 CPU references written here, at
+ * shapes that are not multiples of the 64×64×16 tiles, plus gradient checks and input validation.
+ * (Fixture parity against PyTorch runs in ops-parity.test.ts.)
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  backward,
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  convTranspose2d,
+  convTuning,
+  matmul,
+  runtime,
+  scope,
+  type Tensor,
+  tensor,
+} from '../../src/engine/index.js';
+import { gpu } from '../helpers/gpu.js';
+import { gradcheck, randn } from '../helpers/gradcheck.js';
+
+beforeAll(async () => {
+  await gpu();
+});
+
+const tuningDefaults = { ...convTuning };
+afterEach(() => {
+  Object.assign(convTuning, tuningDefaults);
+});
+
+// ---- float64 references ----
+
+interface Conv {
+  n: number;
+  ci: number;
+  h: number;
+  w: number;
+  co: number;
+  kh: number;
+  kw: number;
+  s: number;
+  p: number;
+}
+
+const outSize = (c: Conv) => [
+  Math.floor((c.h + 2 * c.p - c.kh) / c.s) + 1,
+  Math.floor((c.w + 2 * c.p - c.kw) / c.s) + 1,
+];
+
+/** y, and for upstream gradient g: dx, dw, db — straight from the definition, in float64. */
+function convRef(c: Conv, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Float32Array) {
+  const [ho, wo] = outSize(c) as [number, number];
+  const y = new Float64Array(c.n * c.co * ho * wo);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  const db = new Float64Array(c.co);
+  for (let n = 0; n < c.n; n++)
+    for (let o = 0; o < c.co; o++)
+      for (let oy = 0; oy < ho; oy++)
+        for (let ox = 0; ox < wo; ox++) {
+          const yi = ((n * c.co + o) * ho + oy) * wo + ox;
+          const gv = g[yi]!;
+          let acc = b ? b[o]! : 0;
+          db[o]! += gv;
+          for (let ci = 0; ci < c.ci; ci++)
+            for (let ky = 0; ky < c.kh; ky++) {
+              const iy = oy * c.s - c.p + ky;
+              if (iy < 0 || iy >= c.h) continue;
+              for (let kx = 0; kx < c.kw; kx++) {
+                const ix = ox * c.s - c.p + kx;
+                if (ix < 0 || ix >= c.w) continue;
+                const xi = ((n * c.ci + ci) * c.h + iy) * c.w + ix;
+                const wi = ((o * c.ci + ci) * c.kh + ky) * c.kw + kx;
+                acc += x[xi]! * w[wi]!;
+                dx[xi]! += gv * w[wi]!;
+                dw[wi]! += gv * x[xi]!;
+              }
+            }
+          y[yi] = acc;
+        }
+  return { y, dx, dw, db };
+}
+
+/** ConvTranspose2d k2 s2, weight [ci, co, 2, 2]. */
+function deconvRef(
+  n: number,
+  ci: number,
+  h: number,
+  wd: number,
+  co: number,
+  x: Float32Array,
+  w: Float32Array,
+  g: Float32Array,
+) {
+  const H = 2 * h;
+  const W = 2 * wd;
+  const y = new Float64Array(n * co * H * W);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(w.length);
+  for (let b = 0; b < n; b++)
+    for (let c = 0; c < ci; c++)
+      for (let yy = 0; yy < h; yy++)
+        for (let xx = 0; xx < wd; xx++) {
+          const xi = ((b * ci + c) * h + yy) * wd + xx;
+          for (let o = 0; o < co; o++)
+            for (let i = 0; i < 2; i++)
+              for (let j = 0; j < 2; j++) {
+                const yi = ((b * co + o) * H + 2 * yy + i) * W + 2 * xx + j;
+                const wi = ((c * co + o) * 2 + i) * 2 + j;
+                y[yi]! += x[xi]! * w[wi]!;
+                dx[xi]! += g[yi]! * w[wi]!;
+                dw[wi]! += g[yi]! * x[xi]!;
+              }
+        }
+  return { y, dx, dw };
+}
+
+/** max |got − want| / max |want| */
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  expect(got.length).toBe(want.length);
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!;
+    if (!Number.isFinite(g)) return Number.POSITIVE_INFINITY;
+    d = Math.max(d, Math.abs(g - want[i]!));
+    s = Math.max(s, Math.abs(want[i]!));
+  }
+  return s > 0 ? d / s : d;
+}
+
+function leaf(data: Float32Array, shape: number[]): Tensor {
+  const t = tensor(data, shape);
+  t.requiresGrad = true;
+  return t;
+}
+
+async function readAndDispose(...ts: (Tensor | null)[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const t of ts) {
+    if (!t) throw new Error('missing tensor');
+    out.push(await t.read());
+  }
+  for (const t of ts) t?.dispose();
+  return out;
+}
+
+/** Run conv2d forward + backward on the GPU and compare with the reference. */
+async function checkConv(c: Conv, bias: boolean, seed: number, tol = 2e-6) {
+  const [ho, wo] = outSize(c) as [number, number];
+  const x = randn(c.n * c.ci * c.h * c.w, seed);
+  const w = randn(c.co * c.ci * c.kh * c.kw, seed + 1, 0.5);
+  const b = bias ? randn(c.co, seed + 2) : null;
+  const g = randn(c.n * c.co * ho * wo, seed + 3);
+  const ref = convRef(c, x, w, b, g);
+  const xt = leaf(x, [c.n, c.ci, c.h, c.w]);
+  const wt = leaf(w, [c.co, c.ci, c.kh, c.kw]);
+  const bt = b ? leaf(b, [c.co]) : null;
+  const y = scope(() => {
+    const y = conv2d(xt, wt, bt, { stride: c.s, padding: c.p });
+    expect(y.shape).toEqual([c.n, c.co, ho, wo]);
+    backward(y, tensor(g, y.shape));
+    return y;
+  });
+  const [gy, gdx, gdw] = await readAndDispose(y, xt.grad, wt.grad);
+  expect(relErr(gy!, ref.y), 'y').toBeLessThan(tol);
+  expect(relErr(gdx!, ref.dx), 'dx').toBeLessThan(tol);
+  expect(relErr(gdw!, ref.dw), 'dw').toBeLessThan(tol);
+  if (bt) {
+    const [gdb] = await readAndDispose(bt.grad);
+    expect(relErr(gdb!, ref.db), 'db').toBeLessThan(tol);
+  }
+  for (const t of [xt, wt, bt]) t?.dispose();
+}
+
+describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
+  const cases: [string, Conv, boolean][] = [
+    ['1×1 s1, bias, batch 3', { n: 3, ci: 5, h: 7, w: 6, co: 9, kh: 1, kw: 1, s: 1, p: 0 }, true],
+    [
+      '1×1 s2 (odd sizes: phases without taps)',
+      { n: 1, ci: 6, h: 9, w: 8, co: 4, kh: 1, kw: 1, s: 2, p: 0 },
+      false,
+    ],
+    [
+      '3×3 s1 p1, Cout 70 (two N tiles), M 300',
+      { n: 3, ci: 7, h: 10, w: 10, co: 70, kh: 3, kw: 3, s: 1, p: 1 },
+      true,
+    ],
+    [
+      '3×3 s2 p1, Cin 17 (two K tiles), odd H, W',
+      { n: 1, ci: 17, h: 11, w: 13, co: 5, kh: 3, kw: 3, s: 2, p: 1 },
+      false,
+    ],
+    ['7×7 s2 p3 (the stem)', { n: 1, ci: 3, h: 19, w: 17, co: 6, kh: 7, kw: 7, s: 2, p: 3 }, false],
+    ['3×5 kernel, s1 p2 (non-square)', { n: 2, ci: 4, h: 9, w: 7, co: 3, kh: 3, kw: 5, s: 1, p: 2 }, true],
+    [
+      '3×3 s3 p0, H 8 (a stride not 1 or 2)',
+      { n: 3, ci: 2, h: 8, w: 10, co: 3, kh: 3, kw: 3, s: 3, p: 0 },
+      false,
+    ],
+    ['3×3 s1 p0 on 3×3 (1×1 output)', { n: 1, ci: 20, h: 3, w: 3, co: 66, kh: 3, kw: 3, s: 1, p: 0 }, true],
+  ];
+  cases.forEach(([name, c, bias], i) => {
+    it(name, async () => {
+      await checkConv(c, bias, 10 * i + 1);
+    });
+  });
+
+  it('weight gradient with split-K (many slices, ragged last slice)', async () => {
+    Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 3, targetWorkgroups: 1000 });
+    await checkConv({ n: 3, ci: 5, h: 9, w: 11, co: 6, kh: 3, kw: 3, s: 1, p: 1 }, true, 99);
+    await checkConv({ n: 2, ci: 3, h: 10, w: 10, co: 4, kh: 3, kw: 3, s: 2, p: 1 }, false, 98);
+  });
+
+  it('backward helpers match the autograd path', async () => {
+    const c: Conv = { n: 2, ci: 3, h: 6, w: 5, co: 4, kh: 3, kw: 3, s: 2, p: 1 };
+    const [ho, wo] = outSize(c) as [number, number];
+    const x = randn(c.n * c.ci * c.h * c.w, 5);
+    const w = randn(c.co * c.ci * 9, 6);
+    const g = randn(c.n * c.co * ho * wo, 7);
+    const ref = convRef(c, x, w, null, g);
+    const [dx, dw] = await readAndDispose(
+      ...scope(() => {
+        const gt = tensor(g, [c.n, c.co, ho, wo]);
+        const xt = tensor(x, [c.n, c.ci, c.h, c.w]);
+        const wt = tensor(w, [c.co, c.ci, 3, 3]);
+        return [
+          conv2dBackwardInput(gt, wt, xt.shape, { stride: 2, padding: 1 }),
+          conv2dBackwardWeight(xt, gt, wt.shape, { stride: 2, padding: 1 }),
+        ];
+      }),
+    );
+    expect(relErr(dx!, ref.dx)).toBeLessThan(2e-6);
+    expect(relErr(dw!, ref.dw)).toBeLessThan(2e-6);
+  });
+});
+
+describe('convTranspose2d (k2 s2) against a float64 reference', () => {
+  const cases: [number, number, number, number, number][] = [
+    [1, 3, 4, 5, 2],
+    [3, 17, 3, 6, 70],
+    [2, 66, 5, 3, 5],
+  ];
+  cases.forEach(([n, ci, h, wd, co], i) => {
+    it(`x [${n}, ${ci}, ${h}, ${wd}] → ${co} channels`, async () => {
+      const x = randn(n * ci * h * wd, 40 + i);
+      const w = randn(ci * co * 4, 50 + i, 0.5);
+      const g = randn(n * co * 4 * h * wd, 60 + i);
+      const ref = deconvRef(n, ci, h, wd, co, x, w, g);
+      const xt = leaf(x, [n, ci, h, wd]);
+      const wt = leaf(w, [ci, co, 2, 2]);
+      const y = scope(() => {
+        const y = convTranspose2d(xt, wt);
+        expect(y.shape).toEqual([n, co, 2 * h, 2 * wd]);
+        backward(y, tensor(g, y.shape));
+        return y;
+      });
+      const [gy, gdx, gdw] = await readAndDispose(y, xt.grad, wt.grad);
+      expect(relErr(gy!, ref.y), 'y').toBeLessThan(2e-6);
+      expect(relErr(gdx!, ref.dx), 'dx').toBeLessThan(2e-6);
+      expect(relErr(gdw!, ref.dw), 'dw').toBeLessThan(2e-6);
+      xt.dispose();
+      wt.dispose();
+    });
+  });
+});
+
+describe('matmul against a float64 reference', () => {
+  const cases: [number, number, number][] = [
+    [1, 1, 1],
+    [5, 7, 3],
+    [70, 33, 130],
+    [65, 129, 17],
+  ];
+  for (const [M, K, N] of cases) {
+    it(`[${M}, ${K}] × [${K}, ${N}] with dA and dB`, async () => {
+      const a = randn(M * K, M + K);
+      const b = randn(K * N, N + 3);
+      const g = randn(M * N, 11);
+      const y = new Float64Array(M * N);
+      const da = new Float64Array(M * K);
+      const db = new Float64Array(K * N);
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++)
+          for (let k = 0; k < K; k++) {
+            y[i * N + j]! += a[i * K + k]! * b[k * N + j]!;
+            da[i * K + k]! += g[i * N + j]! * b[k * N + j]!;
+            db[k * N + j]! += a[i * K + k]! * g[i * N + j]!;
+          }
+      const at = leaf(a, [M, K]);
+      const bt = leaf(b, [K, N]);
+      const yt = scope(() => {
+        const y = matmul(at, bt);
+        backward(y, tensor(g, [M, N]));
+        return y;
+      });
+      const [gy, gda, gdb] = await readAndDispose(yt, at.grad, bt.grad);
+      expect(relErr(gy!, y)).toBeLessThan(2e-6);
+      expect(relErr(gda!, da)).toBeLessThan(2e-6);
+      expect(relErr(gdb!, db)).toBeLessThan(2e-6);
+      at.dispose();
+      bt.dispose();
+    });
+  }
+
+  it('split-K dB over a long K', async () => {
+    Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 2 });
+    const [M, K, N] = [150, 6, 5];
+    const a = randn(M * K, 1);
+    const g = randn(M * N, 2);
+    const db = new Float64Array(K * N);
+    for (let i = 0; i < M; i++)
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) db[k * N + j]! += a[i * K + k]! * g[i * N + j]!;
+    const at = tensor(a, [M, K]);
+    const bt = leaf(randn(K * N, 3), [K, N]);
+    scope(() => backward(matmul(at, bt), tensor(g, [M, N])));
+    const [gdb] = await readAndDispose(bt.grad);
+    expect(relErr(gdb!, db)).toBeLessThan(2e-6);
+    at.dispose();
+    bt.dispose();
+  });
+});
+
+describe('gradient checks', () => {
+  const x = { data: randn(2 * 3 * 5 * 6, 1), shape: [2, 3, 5, 6] };
+  const w = { data: randn(4 * 3 * 3 * 3, 2, 0.5), shape: [4, 3, 3, 3] };
+  const b = { data: randn(4, 3), shape: [4] };
+  it('conv2d 3×3 s1 p1 with bias', async () => {
+    const { errors } = await gradcheck((xx, ww, bb) => conv2d(xx, ww!, bb!, { padding: 1 }), [x, w, b]);
+    expect(errors.length).toBe(3);
+    for (const e of errors) expect(e).toBeLessThan(1e-2);
+  });
+  it('conv2d 3×3 s2 p1 without bias', async () => {
+    const { errors } = await gradcheck((xx, ww) => conv2d(xx, ww!, null, { stride: 2, padding: 1 }), [x, w]);
+    for (const e of errors) expect(e).toBeLessThan(1e-2);
+  });
+  it('convTranspose2d', async () => {
+    const dx = { data: randn(2 * 3 * 3 * 4, 4), shape: [2, 3, 3, 4] };
+    const dw = { data: randn(3 * 5 * 4, 5, 0.5), shape: [3, 5, 2, 2] };
+    const { errors } = await gradcheck((xx, ww) => convTranspose2d(xx, ww!), [dx, dw]);
+    for (const e of errors) expect(e).toBeLessThan(1e-2);
+  });
+  it('matmul', async () => {
+    const a = { data: randn(6 * 5, 6), shape: [6, 5] };
+    const bb = { data: randn(5 * 7, 7), shape: [5, 7] };
+    const { errors } = await gradcheck((p, q) => matmul(p, q!), [a, bb]);
+    for (const e of errors) expect(e).toBeLessThan(1e-2);
+  });
+});
+
+describe('input validation', () => {
+  const t = (shape: number[]) => tensor(new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
+  it('names the op, the tensors and the expectation', () => {
+    scope(() => {
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 5, 3, 3]), null)).toThrow(
+        /conv2d: input .*\[1, 3, 8, 8\] has 3 channels but weight .*\[4, 5, 3, 3\] expects 5/,
+      );
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 27]), null)).toThrow(
+        /conv2d: weight .*\[4, 27\] must be 4-D/,
+      );
+      expect(() => conv2d(t([3, 8, 8]), t([4, 3, 3, 3]), null)).toThrow(
+        /conv2d: input .*\[3, 8, 8\] must be 4-D/,
+      );
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 3, 3, 3]), t([5]))).toThrow(
+        /conv2d: bias .*\[5\] must have shape \[4\]/,
+      );
+      expect(() => conv2d(t([1, 3, 2, 2]), t([4, 3, 3, 3]), null)).toThrow(/conv2d: .*empty output/);
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 3, 3, 3]), null, { stride: 0 })).toThrow(/conv2d: stride/);
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 3, 3, 3]), null, { padding: -1 })).toThrow(
+        /conv2d: padding/,
+      );
+      expect(() => convTranspose2d(t([1, 3, 4, 4]), t([4, 5, 2, 2]))).toThrow(
+        /convTranspose2d: input .*\[1, 3, 4, 4\] has 3 channels but weight .*\[4, 5, 2, 2\] expects 4/,
+      );
+      expect(() => convTranspose2d(t([1, 3, 4, 4]), t([3, 5, 3, 3]))).toThrow(
+        /convTranspose2d: weight .*\[Cin, Cout, 2, 2\]/,
+      );
+      expect(() => matmul(t([2, 3]), t([4, 5]))).toThrow(/matmul: inner dimensions differ/);
+      expect(() => matmul(t([2, 3, 1]), t([3, 5]))).toThrow(/matmul: operands must be 2-D/);
+    });
+  });
+
+  it('records nothing and leaks nothing when an op throws', () => {
+    const before = runtime().pool.snapshot().liveBytes;
+    scope(() => {
+      expect(() => conv2d(t([1, 3, 8, 8]), t([4, 5, 3, 3]), null)).toThrow();
+    });
+    expect(runtime().pool.snapshot().liveBytes).toBe(before);
+  });
+});
