@@ -69,7 +69,7 @@ function convCases(c: ConvShape, passes: Pass[]): BenchCase[] {
 
 function deconvCases(n: number, ci: number, co: number, h: number, what: string): BenchCase[] {
   const flops = 2 * n * h * h * ci * co * 4;
-  const label = `deconv2x2 s2 ${h}x${h}→${2 * h}x${2 * h} ${ci}→${co} N${n} (${what})`;
+  const label = `deconv2x2 ${h}x${h} ${ci}→${co} N${n} (${what})`;
   const xs = [n, ci, h, h];
   const ws = [ci, co, 2, 2];
   const gs = [n, co, 2 * h, 2 * h];

@@ -14,7 +14,10 @@ await esbuild.build({
   chunkNames: 'chunks/[name]-[hash]',
   // Dawn's native addon is loaded at run time from node_modules.
   external: ['webgpu'],
-  banner: { js: '#!/usr/bin/env node' },
+  // CommonJS dependencies (pngjs) call require() for Node built-ins; give the ESM bundle one.
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __rdppCreateRequire } from 'node:module';\nconst require = __rdppCreateRequire(import.meta.url);",
+  },
 });
 
 await esbuild.build({

@@ -7,7 +7,15 @@
  *     transposed conv, and the shortcut is `upsample` (deconv + BN).
  * BN runs with batch statistics when `training` (OCBE/decoder in training) and running stats otherwise.
  */
-import { add, batchNorm, batchNormRelu, conv2d, convTranspose2d, relu, type Tensor } from '../engine/index.js';
+import {
+  add,
+  batchNorm,
+  batchNormRelu,
+  conv2d,
+  convTranspose2d,
+  relu,
+  type Tensor,
+} from '../engine/index.js';
 import type { NetState } from './state.js';
 
 export type ConvInit = 'kaiming' | 'default';
@@ -41,7 +49,14 @@ export function convBn(
 
 // ---- BasicBlock ----
 
-export function declareBasicBlock(s: NetState, p: string, cin: number, planes: number, stride: number, init: ConvInit): void {
+export function declareBasicBlock(
+  s: NetState,
+  p: string,
+  cin: number,
+  planes: number,
+  stride: number,
+  init: ConvInit,
+): void {
   s.conv(`${p}.conv1`, planes, cin, 3, { init });
   s.bn(`${p}.bn1`, planes);
   s.conv(`${p}.conv2`, planes, planes, 3, { init });
@@ -97,7 +112,13 @@ export function bottleneck(s: NetState, p: string, x: Tensor, stride: number, tr
 // ---- reverse blocks (decoder) ----
 
 /** Reverse BasicBlock: conv1 is a 2×2 s2 deconv when upsampling, else 3×3; shortcut `upsample`. */
-export function declareDeBasicBlock(s: NetState, p: string, cin: number, planes: number, stride: number): void {
+export function declareDeBasicBlock(
+  s: NetState,
+  p: string,
+  cin: number,
+  planes: number,
+  stride: number,
+): void {
   if (stride === 2) s.deconv(`${p}.conv1`, cin, planes);
   else s.conv(`${p}.conv1`, planes, cin, 3, { init: 'kaiming' });
   s.bn(`${p}.bn1`, planes);
@@ -122,7 +143,14 @@ export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, 
 }
 
 /** Reverse Bottleneck: 1×1 → (2×2 s2 deconv | 3×3) → 1×1; shortcut `upsample`. */
-export function declareDeBottleneck(s: NetState, p: string, cin: number, planes: number, width: number, stride: number): void {
+export function declareDeBottleneck(
+  s: NetState,
+  p: string,
+  cin: number,
+  planes: number,
+  width: number,
+  stride: number,
+): void {
   s.conv(`${p}.conv1`, width, cin, 1, { init: 'kaiming' });
   s.bn(`${p}.bn1`, width);
   if (stride === 2) s.deconv(`${p}.conv2`, width, width);

@@ -6,7 +6,12 @@
  * directly (src/engine/io/pth.ts). Everything here works on bytes (the caller reads/writes files
  * atomically), so the browser app uses the same code.
  */
-import { readSafetensors, type TensorToWrite, toFloat32, writeSafetensors } from '../engine/io/safetensors.js';
+import {
+  readSafetensors,
+  type TensorToWrite,
+  toFloat32,
+  writeSafetensors,
+} from '../engine/io/safetensors.js';
 import type { Rdpp } from './rdpp.js';
 import type { HostArray, NetState } from './state.js';
 
@@ -55,7 +60,10 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): DecodedChec
       throw new Error(`${source}: metadata '${k}' is not valid JSON`);
     }
   };
-  return { tensors, meta: { config: parse('config') ?? {}, training: parse('training'), decision: parse('decision') } };
+  return {
+    tensors,
+    meta: { config: parse('config') ?? {}, training: parse('training'), decision: parse('decision') },
+  };
 }
 
 /** The entries of `all` under `prefix`, with the prefix removed. */
@@ -76,21 +84,29 @@ export function loadStudent(
   source: string,
   opts: { partial?: boolean } = {},
 ): void {
-  const parts: [NetState, Map<string, HostArray>][] = model.studentStates().map((st) => [st, withPrefix(tensors, st.prefix)]);
+  const parts: [NetState, Map<string, HostArray>][] = model
+    .studentStates()
+    .map((st) => [st, withPrefix(tensors, st.prefix)]);
   const optional = (n: string) => opts.partial === true || n.startsWith('conv4.') || n.startsWith('bn4.');
-  // validate all first (load() validates before changing anything, but do all modules before any)
+  // validate every module before changing any, and report all problems at once
+  const lines: string[] = [];
   for (const [st, m] of parts) {
-    const missing = st.decls.filter((d) => !m.has(d.name) && !optional(d.name));
-    const wrong = st.decls.filter((d) => m.has(d.name) && m.get(d.name)!.shape.join() !== d.shape.join());
-    const unknown = [...m.keys()].filter((k) => !st.has(k) && !k.endsWith('num_batches_tracked'));
-    if (missing.length || wrong.length || unknown.length) {
-      const lines = [
-        ...unknown.slice(0, 8).map((k) => `unexpected '${st.prefix}${k}' (a different RD++ variant?)`),
-        ...missing.slice(0, 8).map((d) => `missing '${st.prefix}${d.name}' [${d.shape}]`),
-        ...wrong.slice(0, 8).map((d) => `'${st.prefix}${d.name}': expected [${d.shape}], found [${m.get(d.name)!.shape}]`),
-      ];
-      throw new Error(`${source} does not fit this model (teacher ${model.teacher.name}):\n  ${lines.join('\n  ')}`);
+    for (const k of m.keys())
+      if (!st.has(k) && !k.endsWith('num_batches_tracked'))
+        lines.push(`unexpected '${st.prefix}${k}' (a different RD++ variant?)`);
+    for (const d of st.decls) {
+      const t = m.get(d.name);
+      if (!t) {
+        if (!optional(d.name)) lines.push(`missing '${st.prefix}${d.name}' [${d.shape}]`);
+      } else if (t.shape.join() !== d.shape.join())
+        lines.push(`'${st.prefix}${d.name}': expected [${d.shape}], found [${t.shape}]`);
     }
+  }
+  if (lines.length) {
+    const more = lines.length > 16 ? `\n  … and ${lines.length - 16} more` : '';
+    throw new Error(
+      `${source} does not fit this model (teacher ${model.teacher.name}):\n  ${lines.slice(0, 16).join('\n  ')}${more}`,
+    );
   }
   for (const [st, m] of parts) {
     for (const k of [...m.keys()]) if (k.endsWith('num_batches_tracked')) m.delete(k);
@@ -99,7 +115,11 @@ export function loadStudent(
 }
 
 /** Teacher weights from a torchvision state_dict (.pth or .safetensors): layer4, fc, num_batches_tracked ignored. */
-export function loadTorchvisionTeacher(state: NetState, tensors: Map<string, HostArray>, source: string): void {
+export function loadTorchvisionTeacher(
+  state: NetState,
+  tensors: Map<string, HostArray>,
+  source: string,
+): void {
   const wanted = new Map<string, HostArray>();
   for (const [k, v] of tensors) {
     if (k.endsWith('num_batches_tracked') || k.startsWith('layer4.') || k.startsWith('fc.')) continue;

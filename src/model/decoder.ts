@@ -46,7 +46,9 @@ export class Decoder {
       for (let b = 0; b < n; b++) {
         const p = `layer${li + 1}.${b}`;
         const stride = b === 0 ? 2 : 1;
-        h = cfg.bottleneck ? deBottleneck(this.state, p, h, stride, training) : deBasicBlock(this.state, p, h, stride, training);
+        h = cfg.bottleneck
+          ? deBottleneck(this.state, p, h, stride, training)
+          : deBasicBlock(this.state, p, h, stride, training);
       }
       outs.push(h);
     });

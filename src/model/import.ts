@@ -10,7 +10,8 @@ import type { HostArray } from './state.js';
 export type WeightFormat = 'safetensors' | 'pth-zip' | 'pth-legacy';
 
 export function detectWeightFormat(bytes: Uint8Array, source: string): WeightFormat {
-  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) return 'pth-zip';
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04)
+    return 'pth-zip';
   if (bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] === 0x02) return 'pth-legacy';
   if (bytes.length >= 9 && bytes[8] === 0x7b /* '{' after the u64 header length */) return 'safetensors';
   throw new Error(`${source}: not a safetensors or PyTorch .pth file (unrecognised first bytes)`);

@@ -48,7 +48,10 @@ export class Ocbe {
     let h = concat([l1, l2, p[2]!], 1);
     for (let b = 0; b < this.blocks; b++) {
       const stride = b === 0 ? 2 : 1;
-      h = this.kind === 'bottleneck' ? bottleneck(s, `bn_layer.${b}`, h, stride, training) : basicBlock(s, `bn_layer.${b}`, h, stride, training);
+      h =
+        this.kind === 'bottleneck'
+          ? bottleneck(s, `bn_layer.${b}`, h, stride, training)
+          : basicBlock(s, `bn_layer.${b}`, h, stride, training);
     }
     return h;
   }

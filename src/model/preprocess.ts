@@ -13,9 +13,16 @@ export type Normalisation = 'imagenet' | 'caffe';
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 
-export function normalise(rgb: Float32Array, h: number, w: number, mode: Normalisation, out = new Float32Array(3 * h * w)): Float32Array {
+export function normalise(
+  rgb: Float32Array,
+  h: number,
+  w: number,
+  mode: Normalisation,
+  out = new Float32Array(3 * h * w),
+): Float32Array {
   const n = h * w;
-  if (rgb.length !== 3 * n) throw new Error(`normalise: expected ${3 * n} values (3×${h}×${w}), got ${rgb.length}`);
+  if (rgb.length !== 3 * n)
+    throw new Error(`normalise: expected ${3 * n} values (3×${h}×${w}), got ${rgb.length}`);
   for (let c = 0; c < 3; c++) {
     if (mode === 'imagenet') {
       const m = IMAGENET_MEAN[c]!;

@@ -18,7 +18,8 @@ export class Projection {
     NAMES.forEach((n, k) => {
       const c = base * 4 * 2 ** k;
       const chans = [c, c / 2, c / 4, c / 2, c];
-      for (let i = 0; i < 4; i++) s.conv(`${n}.proj.${3 * i}`, chans[i + 1]!, chans[i]!, 3, { bias: true, init: 'default' });
+      for (let i = 0; i < 4; i++)
+        s.conv(`${n}.proj.${3 * i}`, chans[i + 1]!, chans[i]!, 3, { bias: true, init: 'default' });
     });
   }
 
@@ -29,7 +30,10 @@ export class Projection {
     let h = x;
     for (let i = 0; i < 4; i++) {
       const p = `${n}.proj.${3 * i}`;
-      h = instanceNormLeakyRelu(conv2d(h, s.get(`${p}.weight`), s.get(`${p}.bias`), { stride: 1, padding: 1 }), 0.01);
+      h = instanceNormLeakyRelu(
+        conv2d(h, s.get(`${p}.weight`), s.get(`${p}.bias`), { stride: 1, padding: 1 }),
+        0.01,
+      );
     }
     return h;
   }

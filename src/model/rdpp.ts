@@ -12,7 +12,6 @@
  */
 import {
   add,
-
   cosineEmbeddingLoss,
   cosineMap,
   cosineReconLoss,
@@ -61,7 +60,8 @@ export class Rdpp {
 
   constructor(readonly teacher: Teacher) {
     const c1 = teacher.channels[0];
-    if (c1 !== 64 && c1 !== 256) throw new Error(`RD++: unsupported teacher with ${c1} channels at its first tap (64 or 256)`);
+    if (c1 !== 64 && c1 !== 256)
+      throw new Error(`RD++: unsupported teacher with ${c1} channels at its first tap (64 or 256)`);
     const wide = c1 === 256;
     this.proj = new Projection(wide ? 64 : 16);
     this.ocbe = new Ocbe(wide ? 'bottleneck' : 'basic');
@@ -75,11 +75,19 @@ export class Rdpp {
 
   /** Parameters of optimizer A (projection, lr 1e-3) and B (OCBE + decoder, lr 5e-3). */
   parameterGroups(): { proj: Tensor[]; ocbeDecoder: Tensor[] } {
-    return { proj: this.proj.state.parameters(), ocbeDecoder: [...this.decoder.state.parameters(), ...this.ocbe.state.parameters()] };
+    return {
+      proj: this.proj.state.parameters(),
+      ocbeDecoder: [...this.decoder.state.parameters(), ...this.ocbe.state.parameters()],
+    };
   }
 
   /** One training forward pass (OCBE/decoder BN in train mode). Call `backward(out.loss)` after it. */
-  trainForward(img: Tensor, imgNoise: Tensor, perm: readonly number[], ssot: SsotMode = 'official'): TrainForward {
+  trainForward(
+    img: Tensor,
+    imgNoise: Tensor,
+    perm: readonly number[],
+    ssot: SsotMode = 'official',
+  ): TrainForward {
     const t = this.teacher.forward(img);
     const tn = this.teacher.forward(imgNoise);
     const pn = this.proj.forward(tn);
@@ -153,4 +161,3 @@ export class Rdpp {
 function flat2(x: Tensor): Tensor {
   return x.view([x.shape[0]!, -1]);
 }
-

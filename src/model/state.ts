@@ -46,9 +46,17 @@ export class NetState {
   }
 
   /** Conv2d weight [out, in, k, k] (+ bias [out]). */
-  conv(name: string, cout: number, cin: number, k: number, opts: { bias?: boolean; init: 'kaiming' | 'default' }): void {
+  conv(
+    name: string,
+    cout: number,
+    cin: number,
+    k: number,
+    opts: { bias?: boolean; init: 'kaiming' | 'default' },
+  ): void {
     const w: InitRule =
-      opts.init === 'kaiming' ? { kind: 'kaiming_normal_fan_out' } : { kind: 'uniform_fan_in', fanIn: cin * k * k };
+      opts.init === 'kaiming'
+        ? { kind: 'kaiming_normal_fan_out' }
+        : { kind: 'uniform_fan_in', fanIn: cin * k * k };
     this.declare(`${name}.weight`, [cout, cin, k, k], true, w);
     if (opts.bias) this.declare(`${name}.bias`, [cout], true, { kind: 'uniform_fan_in', fanIn: cin * k * k });
   }
@@ -92,13 +100,20 @@ export class NetState {
 
   /** Initialise with the official rules. */
   init(rng: Rng): void {
-    this.setAll(new Map(this.decls.map((d) => [d.name, { shape: d.shape, data: initTensor(d.shape, d.init, rng) }])));
+    this.setAll(
+      new Map(this.decls.map((d) => [d.name, { shape: d.shape, data: initTensor(d.shape, d.init, rng) }])),
+    );
   }
 
   /** Initialise with the golden fixtures' formula (names prefixed as in the fixtures, e.g. 'encoder.'). */
   initFormula(fixturePrefix: string): void {
     this.setAll(
-      new Map(this.decls.map((d) => [d.name, { shape: d.shape, data: formulaTensor(fixturePrefix + d.name, d.shape) }])),
+      new Map(
+        this.decls.map((d) => [
+          d.name,
+          { shape: d.shape, data: formulaTensor(fixturePrefix + d.name, d.shape) },
+        ]),
+      ),
     );
   }
 
@@ -106,7 +121,11 @@ export class NetState {
    * Load host arrays by name. Every declared tensor must be present with the right shape (extra entries
    * are reported when `strict`); nothing is changed unless all checks pass.
    */
-  load(source: Map<string, HostArray>, what: string, opts: { strict?: boolean; optional?: (name: string) => boolean } = {}): void {
+  load(
+    source: Map<string, HostArray>,
+    what: string,
+    opts: { strict?: boolean; optional?: (name: string) => boolean } = {},
+  ): void {
     const problems: string[] = [];
     for (const d of this.decls) {
       const s = source.get(d.name);
@@ -114,8 +133,10 @@ export class NetState {
         if (!opts.optional?.(d.name)) problems.push(`missing '${d.name}' [${d.shape}]`);
         continue;
       }
-      if (s.shape.join() !== d.shape.join()) problems.push(`'${d.name}': expected shape [${d.shape}], found [${s.shape}]`);
-      else if (s.data.length !== d.shape.reduce((a, b) => a * b, 1)) problems.push(`'${d.name}': wrong element count`);
+      if (s.shape.join() !== d.shape.join())
+        problems.push(`'${d.name}': expected shape [${d.shape}], found [${s.shape}]`);
+      else if (s.data.length !== d.shape.reduce((a, b) => a * b, 1))
+        problems.push(`'${d.name}': wrong element count`);
     }
     if (opts.strict) {
       const known = new Set(this.decls.map((d) => d.name));
@@ -132,7 +153,10 @@ export class NetState {
       if (present.has(d.name)) continue;
       if (this.tensors.has(d.name)) continue;
       if (d.init.kind !== 'const') throw new StateError(`${what}: '${d.name}' is absent and has no default`);
-      present.set(d.name, { shape: d.shape, data: new Float32Array(d.shape.reduce((a, b) => a * b, 1)).fill(d.init.value) });
+      present.set(d.name, {
+        shape: d.shape,
+        data: new Float32Array(d.shape.reduce((a, b) => a * b, 1)).fill(d.init.value),
+      });
     }
     this.setAll(present);
   }

@@ -241,6 +241,7 @@ const WG: u32 = ${WG}u;
 const H: u32 = ${H}u;
 const NEG: f32 = -3.0e38;
 var<workgroup> hb: array<f32, ${2 * H}>;
+var<workgroup> ps: array<f32, ${2 * H}>;
 var<workgroup> fin: array<f32, ${H}>;
 var<workgroup> wsum: array<f32, ${H}>;
 ${cost}
@@ -284,7 +285,10 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
   let c0 = select(select(0u, N, inX), select(N, 0u, inX), self_);
   let c1 = select(select(N, K, inX), select(K, N, inX), self_);
   let hoff = select(0u, K, self_);
-  if (live) { hb[t] = lw; }
+  if (live) {
+    hb[t] = lw;
+    ps[t] = 0.0;
+  }
   workgroupBarrier();
 
   // it = 0: initialisation at ε_0 (h = log w); it = 1..L: the ε-steps with averaging
@@ -296,6 +300,12 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
       let ms = lse_parts(b, r, c0, c1, q * H + hoff, e.y);
       let f = -e.x * (ms.x + log(ms.y));
       pot = select(0.5 * (pot + f), f, it == 0u);
+      if (!self_) {
+        // gauge: (f_ba − c, g_ab + c) is the same solution; keep f_ba[0] = g_ab[0] (as of the last step)
+        let c = 0.5 * (ps[q * H] - ps[q * H + N]);
+        pot -= select(-c, c, inX);
+      }
+      ps[(1u - q) * H + t] = pot;
       let en = eps[min(it, u.L - 1u)];
       hb[(1u - q) * H + t] = lw + pot * en.y;
     }

@@ -5,8 +5,11 @@
  */
 import * as engine from '../engine/index.js';
 import { runSelftest, selftestReference } from '../engine/selftest.js';
+import '../parity/cases/index.js';
+import { loadOpFixture } from '../parity/fixture.js';
+import { runOpCase } from '../parity/ops.js';
 import { openBrowserGpu } from '../platform/browser.js';
 
-const api = { engine, openBrowserGpu, runSelftest, selftestReference };
+const api = { engine, openBrowserGpu, runSelftest, selftestReference, parity: { loadOpFixture, runOpCase } };
 (globalThis as unknown as { rdpp: typeof api }).rdpp = api;
 export default api;

@@ -4,13 +4,30 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSelftest, selftestReference } from '../../src/engine/selftest.js';
+import { SHARED } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
 import { type Harness, openBrowser } from './harness.js';
 
 let h: Harness;
 
+/** Golden op cases run in Chromium too (one or more per kernel family). */
+const BROWSER_CASES = [
+  'conv2d_1',
+  'deconv_0',
+  'bn_train',
+  'instnorm',
+  'maxpool',
+  'cos_map',
+  'kd_loss',
+  'cos_recon',
+  'sinkhorn_0',
+  'bilinear_1',
+  'gauss_0',
+  'adam',
+];
+
 beforeAll(async () => {
-  h = await openBrowser();
+  h = await openBrowser('dist/web', { '/shared/': SHARED });
   await h.page.goto(h.url);
   await h.page.waitForFunction(() => (globalThis as { rdpp?: unknown }).rdpp !== undefined);
 });
@@ -51,6 +68,25 @@ describe('browser bundle in headless Chromium', () => {
         1e-6 * Math.max(1, Math.abs(node.da[i]!)),
       );
       expect(Math.abs(res.y[i]! - ref.y[i]!)).toBeLessThan(1e-5);
+    }
+    expect(h.errors).toEqual([]);
+  });
+
+  it('passes golden op cases in the browser with the same runners as Node', async () => {
+    const results = await h.page.evaluate(async (names: string[]) => {
+      const api = (globalThis as any).rdpp;
+      const json = await (await fetch('/shared/fixtures/golden/ops.json')).json();
+      const st = new Uint8Array(await (await fetch('/shared/fixtures/golden/ops.safetensors')).arrayBuffer());
+      const fixture = api.parity.loadOpFixture(json, st, 'ops.safetensors');
+      const out = [];
+      for (const c of fixture.cases) if (names.includes(c.name)) out.push(await api.parity.runOpCase(c));
+      return out;
+    }, BROWSER_CASES);
+    expect(results.map((r: { case: string }) => r.case).sort()).toEqual([...BROWSER_CASES].sort());
+    for (const r of results) {
+      expect(r.problem, r.case).toBeUndefined();
+      expect(r.maxError, r.case).toBeLessThanOrEqual(r.tolerance);
+      expect(r.pass, r.case).toBe(true);
     }
     expect(h.errors).toEqual([]);
   });

@@ -26,10 +26,14 @@ export interface Harness {
   close: () => Promise<void>;
 }
 
-function serve(root: string): Promise<Server> {
+/** Serves `root`, and `mounts` (URL prefix → folder) for fixtures. */
+function serve(root: string, mounts: Record<string, string>): Promise<Server> {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent((req.url ?? '/').split('?')[0]!)).replace(/^(\.\.[/\\])+/, '');
-    const file = join(root, path === '/' ? 'index.html' : path);
+    const mount = Object.keys(mounts).find((m) => path.startsWith(m));
+    const file = mount
+      ? join(mounts[mount]!, path.slice(mount.length))
+      : join(root, path === '/' ? 'index.html' : path);
     try {
       const body = await readFile(file);
       res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
@@ -42,8 +46,8 @@ function serve(root: string): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-export async function openBrowser(root = 'dist/web'): Promise<Harness> {
-  const server = await serve(root);
+export async function openBrowser(root = 'dist/web', mounts: Record<string, string> = {}): Promise<Harness> {
+  const server = await serve(root, mounts);
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   let browser: Browser;
   try {

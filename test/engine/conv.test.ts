@@ -213,6 +213,11 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
     await checkConv({ n: 2, ci: 3, h: 10, w: 10, co: 4, kh: 3, kw: 3, s: 2, p: 1 }, false, 98);
   });
 
+  it('another tile configuration (32×32×8) gives the same results', async () => {
+    convTuning.tile = { bm: 32, bn: 32, bk: 8 };
+    await checkConv({ n: 2, ci: 11, h: 7, w: 9, co: 35, kh: 3, kw: 3, s: 2, p: 1 }, true, 77);
+  });
+
   it('backward helpers match the autograd path', async () => {
     const c: Conv = { n: 2, ci: 3, h: 6, w: 5, co: 4, kh: 3, kw: 3, s: 2, p: 1 };
     const [ho, wo] = outSize(c) as [number, number];

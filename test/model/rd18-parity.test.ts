@@ -16,11 +16,17 @@ beforeAll(async () => {
 describe('rd18.json: one RD++ training step and evaluation equal the official code', () => {
   it('passes every check', async () => {
     const base = sharedPath('fixtures', 'golden', 'rd18');
-    const res = await runModelParity(readJson(`${base}.json`), new Uint8Array(readFileSync(`${base}.safetensors`)));
-    const failed = res.checks.filter((c) => !c.pass).map((c) => `${c.category} ${c.name}: ${c.error} > ${c.tolerance}`);
+    const res = await runModelParity(
+      readJson(`${base}.json`),
+      new Uint8Array(readFileSync(`${base}.safetensors`)),
+    );
+    const failed = res.checks
+      .filter((c) => !c.pass)
+      .map((c) => `${c.category} ${c.name}: ${c.error} > ${c.tolerance}`);
     expect(failed).toEqual([]);
     const cats = new Set(res.checks.map((c) => c.category));
-    for (const c of ['names', 'features', 'scalars', 'grads_val', 'grads_l2', 'grads_abs', 'running', 'eval']) expect(cats).toContain(c);
+    for (const c of ['names', 'features', 'scalars', 'grads_val', 'grads_l2', 'grads_abs', 'running', 'eval'])
+      expect(cats).toContain(c);
     expect(res.skipped).toEqual([]);
   });
 });

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { PNG } from 'pngjs';
+import { loadKerasTeacher } from '../../model/teacher/load.js';
 import { loadOpFixture } from '../../parity/fixture.js';
+import { KERAS_TOLERANCE, type KerasFixture, runKerasParity } from '../../parity/keras.js';
 import { type ModelCheck, runModelParity } from '../../parity/model.js';
 import { type CaseResult, runOpCase } from '../../parity/ops.js';
 import '../../parity/cases/index.js';
@@ -33,15 +37,15 @@ export const parity: Command = {
     }
     const stPath = path.replace(/\.json$/, '.safetensors');
     try {
-      st = new Uint8Array(readFileSync(stPath));
+      st = isKerasFixture(json) ? new Uint8Array() : new Uint8Array(readFileSync(stPath));
     } catch (e) {
       throw new Error(
         `cannot read ${stPath} (the fixture's tensors, expected beside the .json): ${(e as Error).message}`,
       );
     }
-    if ('formula' in json)
-      throw new Error(`${path} is a whole-model fixture; model parity is not implemented yet`);
     await startEngine({ quiet: Boolean(values.json) });
+    if ('formula' in json) return runModel(path, json, st, Boolean(values.json));
+    if (isKerasFixture(json)) return runKeras(path, json, Boolean(values.json));
     const fixture = loadOpFixture(json, st, stPath);
     const filter = values.case ? new RegExp(String(values.case)) : null;
     const results: CaseResult[] = [];
@@ -66,12 +70,23 @@ export const parity: Command = {
   },
 };
 
-async function runModel(path: string, json: Record<string, unknown>, st: Uint8Array, asJson: boolean): Promise<number> {
+async function runModel(
+  path: string,
+  json: Record<string, unknown>,
+  st: Uint8Array,
+  asJson: boolean,
+): Promise<number> {
   const t0 = performance.now();
   const res = await runModelParity(json, st, (l) => console.error(l));
   const seconds = (performance.now() - t0) / 1000;
   if (asJson) {
-    console.log(JSON.stringify({ fixture: path, pass: res.pass, seconds, skipped: res.skipped, checks: res.checks }, null, 1));
+    console.log(
+      JSON.stringify(
+        { fixture: path, pass: res.pass, seconds, skipped: res.skipped, checks: res.checks },
+        null,
+        1,
+      ),
+    );
     return res.pass ? 0 : 1;
   }
   const byCat = new Map<string, ModelCheck[]>();
@@ -80,11 +95,43 @@ async function runModel(path: string, json: Record<string, unknown>, st: Uint8Ar
     const worst = cs.reduce((a, b) => (b.error > a.error ? b : a));
     const failed = cs.filter((c) => !c.pass);
     const tag = cs[0]!.informational ? 'INFO' : failed.length ? 'FAIL' : 'PASS';
-    console.log(`${tag}  ${cat.padEnd(18)} ${String(cs.length).padStart(4)} checks  worst ${fmt(worst.error)} (${worst.name})  tol ${fmt(worst.tolerance)}`);
-    for (const f of failed.slice(0, 10)) console.log(`        ${f.name}: ${fmt(f.error)} > ${fmt(f.tolerance)}`);
+    console.log(
+      `${tag}  ${cat.padEnd(18)} ${String(cs.length).padStart(4)} checks  worst ${fmt(worst.error)} (${worst.name})  tol ${fmt(worst.tolerance)}`,
+    );
+    for (const f of failed.slice(0, 10))
+      console.log(`        ${f.name}: ${fmt(f.error)} > ${fmt(f.tolerance)}`);
   }
   if (res.skipped.length) console.log(`not in this fixture: ${res.skipped.join(', ')}`);
   const failed = res.checks.filter((c) => !c.pass).length;
   console.log(`${res.checks.length - failed} passed, ${failed} failed (${seconds.toFixed(1)} s)`);
   return res.pass ? 0 : 1;
+}
+
+function isKerasFixture(json: Record<string, unknown>): json is Record<string, unknown> & KerasFixture {
+  const cases = json.cases as Record<string, Record<string, unknown>> | undefined;
+  return !!cases && Object.values(cases).some((c) => 'activation_9' in c);
+}
+
+async function runKeras(path: string, fx: KerasFixture, asJson: boolean): Promise<number> {
+  const teacher = await loadKerasTeacher(asJson ? undefined : (m) => console.error(m));
+  const checks = await runKerasParity(fx, teacher, (rel) =>
+    PNG.sync.read(readFileSync(join(dirname(path), rel))),
+  );
+  const failed = checks.filter((c) => !c.pass).length;
+  if (asJson)
+    console.log(
+      JSON.stringify(
+        { fixture: path, tolerance: KERAS_TOLERANCE, passed: checks.length - failed, failed, checks },
+        null,
+        1,
+      ),
+    );
+  else {
+    for (const c of checks)
+      console.log(
+        `${c.pass ? 'PASS' : 'FAIL'}  ${`${c.input}.${c.tap}`.padEnd(28)} ${fmt(c.error)}  tol ${fmt(KERAS_TOLERANCE)}`,
+      );
+    console.log(`${checks.length - failed} passed, ${failed} failed`);
+  }
+  return failed === 0 ? 0 : 1;
 }

@@ -47,9 +47,11 @@ import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
 
 /**
- * Tuning knobs. Split-K: a GEMM whose M×N tiles are fewer than `targetWorkgroups` splits its K tiles
- * over more workgroups (at least `minKTilesPerSplit` per slice), and never lets one slice accumulate
- * more than `maxKTilesPerSplit` tiles (float32 accuracy). Tests lower the thresholds to exercise it.
+ * Tuning knobs. Split-K (weight gradients and matmul): a GEMM whose M×N tiles are fewer than
+ * `targetWorkgroups` splits its K tiles over more workgroups (at least `minKTilesPerSplit` per slice),
+ * and splits further so that one slice accumulates at most `maxKTilesPerSplit` tiles (float32 accuracy)
+ * unless `maxSplits` or `maxPartialBytes` forbid it. Forward and dgrad GEMMs (K = Cin·taps ≤ ~9k) run
+ * K in one pass, like cuDNN. Tests lower the thresholds to exercise split-K.
  */
 export const convTuning = {
   tile: DEFAULT_TILE as GemmTile,
@@ -319,6 +321,7 @@ export function conv2dBackwardInput(
   xShape: readonly number[],
   opts: Conv2dOptions = {},
 ): Tensor {
+  checkShapes('conv2dBackwardInput', xShape, w.shape);
   const geo = convGeom('conv2dBackwardInput', xShape, w.shape, opts);
   expectShape('conv2dBackwardInput', g, [geo.n, geo.co, geo.ho, geo.wo]);
   return convDgrad(g, w, geo);
@@ -331,9 +334,17 @@ export function conv2dBackwardWeight(
   wShape: readonly number[],
   opts: Conv2dOptions = {},
 ): Tensor {
+  checkShapes('conv2dBackwardWeight', x.shape, wShape);
   const geo = convGeom('conv2dBackwardWeight', x.shape, wShape, opts);
   expectShape('conv2dBackwardWeight', g, [geo.n, geo.co, geo.ho, geo.wo]);
   return convWgrad(x, g, geo);
+}
+
+function checkShapes(op: string, xShape: readonly number[], wShape: readonly number[]): void {
+  if (xShape.length !== 4 || wShape.length !== 4 || xShape[1] !== wShape[1])
+    throw new Error(
+      `${op}: input shape ${shapeStr(xShape)} and weight shape ${shapeStr(wShape)} must be [N, Cin, H, W] and [Cout, Cin, kh, kw]`,
+    );
 }
 
 function expectShape(op: string, t: Tensor, shape: number[]): void {
@@ -343,11 +354,23 @@ function expectShape(op: string, t: Tensor, shape: number[]): void {
 
 // ---- convTranspose2d (kernel 2, stride 2) ----
 
-/** The conv whose input gradient the transposed conv is: input [N, Cout, 2H, 2W] → output [N, Cin, H, W]. */
-function deconvGeom(x: Tensor, w: Tensor): ConvGeom {
-  const [n, ci, h, wd] = x.shape as [number, number, number, number];
-  const co = w.shape[1]!;
-  return { n, ci: co, h: 2 * h, w: 2 * wd, co: ci, kh: 2, kw: 2, s: 2, p: 0, ho: h, wo: wd };
+/**
+ * The conv whose input gradient the transposed conv is: its input is [N, Cout, 2H, 2W], its output
+ * [N, Cin, H, W] and its weight [Cin, Cout, 2, 2] — the transposed conv's own weight tensor.
+ */
+function deconvGeom(xShape: readonly number[], cout: number): ConvGeom {
+  const [n, ci, h, w] = xShape as [number, number, number, number];
+  return { n, ci: cout, h: 2 * h, w: 2 * w, co: ci, kh: 2, kw: 2, s: 2, p: 0, ho: h, wo: w };
+}
+
+function checkDeconv(op: string, xShape: readonly number[], w: Tensor): void {
+  if (xShape.length !== 4) throw new Error(`${op}: input ${shapeStr(xShape)} must be 4-D [N, Cin, H, W]`);
+  if (w.rank !== 4 || w.shape[2] !== 2 || w.shape[3] !== 2)
+    throw new Error(`${op}: weight ${w.describe()} must be [Cin, Cout, 2, 2] (kernel 2, stride 2)`);
+  if (xShape[1] !== w.shape[0])
+    throw new Error(
+      `${op}: input ${shapeStr(xShape)} has ${xShape[1]} channels but weight ${w.describe()} expects ${w.shape[0]} (weight layout [Cin, Cout, 2, 2])`,
+    );
 }
 
 /**
@@ -355,19 +378,12 @@ function deconvGeom(x: Tensor, w: Tensor): ConvGeom {
  * [Cin, Cout, 2, 2] → [N, Cout, 2H, 2W], out[n, o, 2y+i, 2x+j] = Σ_c x[n, c, y, x]·W[c, o, i, j].
  */
 export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
-  const op = 'convTranspose2d';
-  if (x.rank !== 4) throw new Error(`${op}: input ${x.describe()} must be 4-D [N, Cin, H, W]`);
-  if (w.rank !== 4 || w.shape[2] !== 2 || w.shape[3] !== 2)
-    throw new Error(`${op}: weight ${w.describe()} must be [Cin, Cout, 2, 2] (kernel 2, stride 2)`);
-  if (x.shape[1] !== w.shape[0])
-    throw new Error(
-      `${op}: input ${x.describe()} has ${x.shape[1]} channels but weight ${w.describe()} expects ${w.shape[0]} (weight layout [Cin, Cout, 2, 2])`,
-    );
+  checkDeconv('convTranspose2d', x.shape, w);
   if (x.size === 0 || w.size === 0)
-    throw new Error(`${op}: empty input ${x.describe()} or weight ${w.describe()}`);
-  const g = deconvGeom(x, w);
+    throw new Error(`convTranspose2d: empty input ${x.describe()} or weight ${w.describe()}`);
+  const g = deconvGeom(x.shape, w.shape[1]!);
   const y = convDgrad(x, w, g);
-  return record(op, y, [x, w], (gy) => [
+  return record('convTranspose2d', y, [x, w], (gy) => [
     x.requiresGrad ? convForward(gy, w, null, g) : null,
     w.requiresGrad ? convWgrad(gy, x, g) : null,
   ]);
@@ -375,29 +391,16 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
 
 /** Input gradient of convTranspose2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, 2H, 2W]. */
 export function convTranspose2dBackwardInput(g: Tensor, w: Tensor, xShape: readonly number[]): Tensor {
-  const [n, ci, h, wd] = xShape as [number, number, number, number];
-  const geo: ConvGeom = {
-    n,
-    ci: w.shape[1]!,
-    h: 2 * h,
-    w: 2 * wd,
-    co: ci,
-    kh: 2,
-    kw: 2,
-    s: 2,
-    p: 0,
-    ho: h,
-    wo: wd,
-  };
-  expectShape('convTranspose2dBackwardInput', g, [n, geo.ci, geo.h, geo.w]);
+  checkDeconv('convTranspose2dBackwardInput', xShape, w);
+  const geo = deconvGeom(xShape, w.shape[1]!);
+  expectShape('convTranspose2dBackwardInput', g, [geo.n, geo.ci, geo.h, geo.w]);
   return convForward(g, w, null, geo);
 }
 
 /** Weight gradient of convTranspose2d (not recorded): dW [Cin, Cout, 2, 2]. */
 export function convTranspose2dBackwardWeight(x: Tensor, g: Tensor, cout: number): Tensor {
-  const [n, ci, h, wd] = x.shape as [number, number, number, number];
-  const geo: ConvGeom = { n, ci: cout, h: 2 * h, w: 2 * wd, co: ci, kh: 2, kw: 2, s: 2, p: 0, ho: h, wo: wd };
-  expectShape('convTranspose2dBackwardWeight', g, [n, cout, 2 * h, 2 * wd]);
+  const geo = deconvGeom(x.shape, cout);
+  expectShape('convTranspose2dBackwardWeight', g, [geo.n, cout, geo.h, geo.w]);
   return convWgrad(g, x, geo);
 }
 

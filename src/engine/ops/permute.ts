@@ -38,7 +38,9 @@ export function permuteRows(x: Tensor, perm: readonly number[]): Tensor {
   const b = x.shape[0] ?? 0;
   const sorted = [...perm].sort((p, q) => p - q);
   if (perm.length !== b || sorted.some((v, i) => v !== i))
-    throw new Error(`permuteRows: [${perm.join(', ')}] is not a permutation of 0..${b - 1} for ${x.describe()}`);
+    throw new Error(
+      `permuteRows: [${perm.join(', ')}] is not a permutation of 0..${b - 1} for ${x.describe()}`,
+    );
   const inv = new Array<number>(b);
   perm.forEach((p, i) => {
     inv[p] = i;

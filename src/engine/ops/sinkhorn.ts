@@ -43,7 +43,8 @@ export function epsilonSchedule(diameter = 1e7, blur = 0.05, scaling = 0.95): nu
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const delta = start + step - start;
   const mid: number[] = [];
-  for (let i = 0; i < n; i++) mid.push(Math.exp(i === 0 ? start : i === 1 ? start + step : start + i * delta));
+  for (let i = 0; i < n; i++)
+    mid.push(Math.exp(i === 0 ? start : i === 1 ? start + step : start + i * delta));
   return [diameter ** 2, ...mid, blur ** 2];
 }
 
@@ -70,12 +71,15 @@ function checkOptions(opts: SinkhornOptions): { blur: number; scaling: number; d
   const scaling = opts.scaling ?? 0.95;
   const diameter = opts.diameter ?? 1e7;
   if (!(blur > 0) || !Number.isFinite(blur)) throw new Error(`sinkhornLoss: blur must be > 0, got ${blur}`);
-  if (!(scaling > 0 && scaling < 1)) throw new Error(`sinkhornLoss: scaling must be in (0, 1), got ${scaling}`);
+  if (!(scaling > 0 && scaling < 1))
+    throw new Error(`sinkhornLoss: scaling must be in (0, 1), got ${scaling}`);
   if (!(diameter > 0) || !Number.isFinite(diameter))
     throw new Error(`sinkhornLoss: diameter must be a positive number, got ${diameter}`);
   const steps = Math.ceil((2 * Math.log(blur) - 2 * Math.log(diameter)) / (2 * Math.log(scaling)));
   if (steps > 100000)
-    throw new Error(`sinkhornLoss: the ε schedule would have ${steps} steps (scaling ${scaling} too close to 1)`);
+    throw new Error(
+      `sinkhornLoss: the ε schedule would have ${steps} steps (scaling ${scaling} too close to 1)`,
+    );
   return { blur, scaling, diameter };
 }
 
@@ -98,7 +102,8 @@ function checkInputs(x: Tensor, y: Tensor): Dims {
   const N = x.shape[x.rank - 2]!;
   const M = y.shape[y.rank - 2]!;
   const D = x.shape[x.rank - 1]!;
-  if (y.shape[y.rank - 1] !== D) throw new Error(`sinkhornLoss: point dimensions (last axis) differ: ${what}`);
+  if (y.shape[y.rank - 1] !== D)
+    throw new Error(`sinkhornLoss: point dimensions (last axis) differ: ${what}`);
   if (N === 0 || M === 0 || D === 0 || B === 0)
     throw new Error(`sinkhornLoss: empty point cloud (every dimension must be ≥ 1): ${what}`);
   if (N + M > MAX_POINTS)

@@ -7,7 +7,16 @@
  * WRN50-2 shapes. Tensor names follow src/model/teacher/keras-weights.ts (Keras layer names plus
  * `.weight/.bias` for convs and `.gamma/.beta/.mean/.var` for BN).
  */
-import { add, batchNorm, batchNormRelu, conv2d, maxPool2d, noGrad, relu, type Tensor } from '../../engine/index.js';
+import {
+  add,
+  batchNorm,
+  batchNormRelu,
+  conv2d,
+  maxPool2d,
+  noGrad,
+  relu,
+  type Tensor,
+} from '../../engine/index.js';
 import { NetState } from '../state.js';
 import type { Teacher } from './torchvision.js';
 
@@ -59,7 +68,14 @@ export class KerasResnet50Teacher implements Teacher {
     }
   }
 
-  private convBn(x: Tensor, conv: string, bn: string, stride: number, padding: number, withRelu: boolean): Tensor {
+  private convBn(
+    x: Tensor,
+    conv: string,
+    bn: string,
+    stride: number,
+    padding: number,
+    withRelu: boolean,
+  ): Tensor {
     const s = this.state;
     const c = conv2d(x, s.get(`${conv}.weight`), s.get(`${conv}.bias`), { stride, padding });
     return (withRelu ? batchNormRelu : batchNorm)(

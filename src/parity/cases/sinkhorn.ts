@@ -108,7 +108,7 @@ registerOpRunner({
     const d = 40;
     const data = gaussian(n * d, 12345);
     const rolled = new Float32Array(n * d);
-    for (let i = 0; i < n; i++) rolled.set(data.subarray(((i + 1) % n) * d, ((i + 1) % n + 1) * d), i * d);
+    for (let i = 0; i < n; i++) rolled.set(data.subarray(((i + 1) % n) * d, (((i + 1) % n) + 1) * d), i * d);
     // one leaf: x and its permutation both come from it (torch: xs and xs[perm])
     const xs = tensor(data, [n, d]);
     xs.requiresGrad = true;
