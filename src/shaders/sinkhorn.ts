@@ -246,16 +246,41 @@ var<workgroup> fin: array<f32, ${H}>;
 var<workgroup> wsum: array<f32, ${H}>;
 ${cost}
 
-/** Row task: max and Σ exp(z − max) of z_c = h_c − C[r][c]/ε over columns [c0, c1). */
+/** z_c = h_c − C[r][c]/ε of a row task; exp with exp(0) = 1 exactly (the uniform first steps need it). */
+fn zv(b: u32, r: u32, c: u32, hq: u32, ie: f32) -> f32 { return hb[hq + c] - cost(b, r, c) * ie; }
+fn ex(d: f32) -> f32 { return select(exp(d), 1.0, d == 0.0); }
+
+/**
+ * Row task: m = max_c z_c and Σ_c exp(z_c − m) over columns [c0, c1). Four independent accumulators per
+ * pass keep the dependency chains short (this loop is the latency of every ε-step).
+ */
 fn lse_parts(b: u32, r: u32, c0: u32, c1: u32, hq: u32, ie: f32) -> vec2<f32> {
-  var m = NEG;
-  for (var c = c0; c < c1; c++) { m = max(m, hb[hq + c] - cost(b, r, c) * ie); }
-  var s = 0.0;
-  for (var c = c0; c < c1; c++) {
-    let dz = (hb[hq + c] - cost(b, r, c) * ie) - m;
-    s += select(exp(dz), 1.0, dz == 0.0);
+  var m0 = NEG;
+  var m1 = NEG;
+  var m2 = NEG;
+  var m3 = NEG;
+  var c = c0;
+  for (; c + 4u <= c1; c += 4u) {
+    m0 = max(m0, zv(b, r, c, hq, ie));
+    m1 = max(m1, zv(b, r, c + 1u, hq, ie));
+    m2 = max(m2, zv(b, r, c + 2u, hq, ie));
+    m3 = max(m3, zv(b, r, c + 3u, hq, ie));
   }
-  return vec2<f32>(m, s);
+  for (; c < c1; c++) { m0 = max(m0, zv(b, r, c, hq, ie)); }
+  let m = max(max(m0, m1), max(m2, m3));
+  var s0 = 0.0;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  var s3 = 0.0;
+  c = c0;
+  for (; c + 4u <= c1; c += 4u) {
+    s0 += ex(zv(b, r, c, hq, ie) - m);
+    s1 += ex(zv(b, r, c + 1u, hq, ie) - m);
+    s2 += ex(zv(b, r, c + 2u, hq, ie) - m);
+    s3 += ex(zv(b, r, c + 3u, hq, ie) - m);
+  }
+  for (; c < c1; c++) { s0 += ex(zv(b, r, c, hq, ie) - m); }
+  return vec2<f32>(m, (s0 + s1) + (s2 + s3));
 }
 
 @compute @workgroup_size(${WG})
@@ -325,8 +350,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec
     var ws = 0.0;
     for (var c = c0; c < c1; c++) {
       if (c != r) {
-        let dz = (hb[hq + c] - cost(b, r, c) * e.y) - ms.x;
-        let pi = select(exp(dz), 1.0, dz == 0.0) * inv;
+        let pi = ex(zv(b, r, c, hq, e.y) - ms.x) * inv;
         A[gb + r * K + c] = sg * pi;
         ws += pi;
       }
