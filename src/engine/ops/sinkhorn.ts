@@ -115,7 +115,7 @@ function checkInputs(x: Tensor, y: Tensor): Dims {
 /** Shared-memory capacity (points per side) for the cost matrix in the loop kernel; 0 = global memory. */
 function sharedCost(k: number): number {
   const limit = runtime().gpu.report.limits.maxComputeWorkgroupStorageSize;
-  const fixed = 4 * 2 * MAX_POINTS; // hb (2 × 2·MAX), fin and wsum (2·MAX each)
+  const fixed = 6 * 2 * MAX_POINTS; // hb and ps (2 × 2·MAX each), fin and wsum (2·MAX each)
   for (const kc of [32, 64]) if (k <= kc && (kc * kc + fixed) * 4 <= limit) return kc;
   return 0;
 }

@@ -1,0 +1,115 @@
+import { defaultConfig, type TeacherChoice, type TrainConfig } from '../../train/config.js';
+import { type Command, UsageError } from '../command.js';
+import { startEngine } from '../gpu.js';
+import { runTraining } from '../train-run.js';
+
+function int(v: unknown, name: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+/** `--teacher resnet50-keras | wrn50=<file> | resnet18=<file>` */
+export function parseTeacher(v: string | undefined): Pick<TrainConfig, 'teacher' | 'teacherPath'> {
+  if (!v || v === 'resnet50-keras') return { teacher: 'resnet50-keras' };
+  const m = /^(wrn50|wide_resnet50_2|resnet18)=(.+)$/.exec(v);
+  if (!m)
+    throw new UsageError(
+      `--teacher '${v}': expected resnet50-keras, wrn50=<weights .pth|.safetensors> or resnet18=<weights>`,
+    );
+  const teacher: TeacherChoice = m[1] === 'resnet18' ? 'resnet18' : 'wide_resnet50_2';
+  return { teacher, teacherPath: m[2]! };
+}
+
+export const train: Command = {
+  name: 'train',
+  summary: 'train RD++ on a folder of normal images (MVTec AD, BTAD or plain layout), then evaluate',
+  usage:
+    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume]',
+  options: {
+    data: {
+      type: 'string',
+      help: 'dataset root (MVTec: <root>/<category>/train/good; BTAD; or a folder of images)',
+    },
+    category: { type: 'string', help: 'category / product folder under the root' },
+    teacher: {
+      type: 'string',
+      default: 'resnet50-keras',
+      help: 'resnet50-keras (npm weights), wrn50=<file>, resnet18=<file>',
+    },
+    epochs: { type: 'string', help: 'epochs (default: the official count for MVTec categories, else 100)' },
+    batch: { type: 'string', default: '16', help: 'batch size' },
+    'image-size': { type: 'string', default: '256', help: 'image side in pixels (a multiple of 32)' },
+    seed: { type: 'string', default: '111', help: 'random seed (weights, shuffling, noise)' },
+    out: { type: 'string', help: 'output folder (default runs/<category>)' },
+    resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint' },
+    ssot: {
+      type: 'string',
+      default: 'official',
+      help: "'official' (fused Sinkhorn, as the official code) or 'off'",
+    },
+    'select-on': {
+      type: 'string',
+      default: 'validation',
+      help: "'validation' (held-out normal images) or 'test' (official protocol)",
+    },
+    'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
+    'max-train': { type: 'string', help: 'use at most this many training images (quick runs)' },
+    'no-eval': { type: 'boolean', help: 'do not evaluate on the test set after training' },
+  },
+  async run({ values }) {
+    if (!values.data) throw new UsageError('--data is required (the dataset root folder)');
+    const category = values.category as string | undefined;
+    const cfg: TrainConfig = {
+      ...defaultConfig(category),
+      ...parseTeacher(values.teacher as string | undefined),
+    };
+    cfg.epochs = int(values.epochs, 'epochs') ?? cfg.epochs;
+    cfg.batch = int(values.batch, 'batch') ?? cfg.batch;
+    cfg.imageSize = int(values['image-size'], 'image-size', 32) ?? cfg.imageSize;
+    if (cfg.imageSize % 32 !== 0)
+      throw new UsageError(
+        `--image-size must be a multiple of 32 (the network downsamples 32×), got ${cfg.imageSize}`,
+      );
+    cfg.seed = int(values.seed, 'seed', 0) ?? cfg.seed;
+    const ssot = String(values.ssot);
+    if (ssot !== 'official' && ssot !== 'off')
+      throw new UsageError(`--ssot must be 'official' or 'off', got '${ssot}'`);
+    cfg.ssot = ssot;
+    const sel = String(values['select-on']);
+    if (sel !== 'validation' && sel !== 'test')
+      throw new UsageError(`--select-on must be 'validation' or 'test', got '${sel}'`);
+    cfg.selectOn = sel;
+    await startEngine();
+    const res = await runTraining({
+      data: String(values.data),
+      ...(category ? { category } : {}),
+      out: (values.out as string | undefined) ?? `runs/${category ?? 'model'}`,
+      cfg,
+      resume: Boolean(values.resume),
+      skipBad: Boolean(values['skip-bad']),
+      evaluate: !values['no-eval'],
+      ...(values['max-train'] ? { maxTrain: int(values['max-train'], 'max-train')! } : {}),
+    });
+    printSummary(res.outDir, res.metrics, cfg.selectOn);
+    return 0;
+  },
+};
+
+export function printSummary(
+  outDir: string,
+  m: import('../../eval/evaluate.js').EvalMetrics | null,
+  selectOn: string,
+): void {
+  console.log(
+    `run folder: ${outDir} (best.safetensors, last.safetensors, train.jsonl, training-curve.png${m ? ', metrics.json' : ''})`,
+  );
+  if (!m) return;
+  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+  console.log(
+    `test set (${m.images} images, ${m.anomalous} anomalous; model selected on ${selectOn}): image AUROC ${f(m.imageAuroc)}, ` +
+      `pixel AUROC ${f(m.pixelAuroc)}, AUPRO (standard MVTec) ${f(m.auproStandard)}, AUPRO (official RD++ per-image) ${f(m.auproOfficial)}`,
+  );
+}
