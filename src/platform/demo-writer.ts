@@ -17,7 +17,6 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PNG } from 'pngjs';
 import {
   DEMO_CATEGORY,
   DEMO_DEFAULTS,
@@ -31,6 +30,7 @@ import {
   validateDemoOptions,
 } from '../train/demo-data.js';
 import { writeFileAtomic } from './node.js';
+import { encodePng } from './png.js';
 
 export const DEMO_MANIFEST = 'dataset.json';
 const GENERATOR = 'rdpp-demo-texture';
@@ -139,15 +139,6 @@ function sameDataset(m: DemoManifest, want: DemoManifest): boolean {
     m.complete === true &&
     keys.every((k) => m[k] === want[k]) &&
     JSON.stringify(m.defectTypes) === JSON.stringify(want.defectTypes)
-  );
-}
-
-/** 8-bit RGB (colour type 2) or gray (colour type 0) PNG bytes. */
-export function encodePng(width: number, height: number, data: Uint8Array, channels: 1 | 3): Buffer {
-  const colorType = channels === 3 ? 2 : 0;
-  return PNG.sync.write(
-    { width, height, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) } as PNG,
-    { colorType, inputColorType: colorType, inputHasAlpha: false, bitDepth: 8 },
   );
 }
 

@@ -10,7 +10,6 @@ import {
   KERAS_RESNET50_RDPP_PARAMS,
   KERAS_RESNET50_TOTAL_FLOATS,
   KerasWeightsError,
-  kerasCaffePreprocess,
   kerasResnet50Convs,
   kerasResnet50Spec,
   kerasResnet50Teacher,
@@ -364,15 +363,6 @@ describe('kerasResnet50Teacher', () => {
     amb.set('a/conv1/kernel', k);
     amb.set('b/conv1/kernel', k);
     expect(() => kerasResnet50Teacher(amb)).toThrow(/'conv1\/kernel' is ambiguous/);
-  });
-
-  it('applies the caffe preprocessing (RGB → BGR, minus the BGR mean)', () => {
-    const rgb = [10, 20, 30, 200, 100, 0]; // 1×2 image
-    const x = kerasCaffePreprocess(rgb, 1, 2);
-    const [mb, mg, mr] = KERAS_CAFFE_BGR_MEAN;
-    expect([...x]).toEqual([30 - mb, 0 - mb, 20 - mg, 100 - mg, 10 - mr, 200 - mr].map(Math.fround));
-    expect(KERAS_CAFFE_BGR_MEAN).toEqual([103.939, 116.779, 123.68]);
-    expect(() => kerasCaffePreprocess(rgb, 2, 2)).toThrow(/6 values, expected 2×2×3/);
   });
 });
 

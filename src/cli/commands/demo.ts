@@ -37,7 +37,7 @@ export const demo: Command = {
     );
     const cfg: TrainConfig = full
       ? { ...defaultConfig(), imageSize: 256, batch: 16, epochs: 30 }
-      : { ...defaultConfig(), imageSize: 64, batch: 8, epochs: 3 };
+      : { ...defaultConfig(), imageSize: 64, batch: 8, epochs: 2 };
     const res = await runTraining({
       data: data.root,
       category: data.category,

@@ -347,20 +347,3 @@ export function kerasResnet50Teacher(weights: Map<string, NamedTensor>): Map<str
     );
   return out;
 }
-
-/**
- * Keras "caffe" preprocessing on the CPU: RGB interleaved HWC values in 0..255 (`h*w*3`) → BGR CHW float32
- * minus KERAS_CAFFE_BGR_MEAN (no scaling), ready for the teacher.
- */
-export function kerasCaffePreprocess(rgbHwc: ArrayLike<number>, h: number, w: number): Float32Array {
-  if (rgbHwc.length !== h * w * 3)
-    throw new KerasWeightsError(`kerasCaffePreprocess: ${rgbHwc.length} values, expected ${h}×${w}×3`);
-  const hw = h * w;
-  const out = new Float32Array(3 * hw);
-  for (let p = 0; p < hw; p++) {
-    out[p] = rgbHwc[3 * p + 2]! - KERAS_CAFFE_BGR_MEAN[0]; // B
-    out[hw + p] = rgbHwc[3 * p + 1]! - KERAS_CAFFE_BGR_MEAN[1]; // G
-    out[2 * hw + p] = rgbHwc[3 * p]! - KERAS_CAFFE_BGR_MEAN[2]; // R
-  }
-  return out;
-}
