@@ -21,7 +21,8 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
-import { formula1d } from '../../src/parity/cases/norm.js';
+import { formulaTensor } from '../../src/model/init.js';
+import '../../src/parity/cases/norm.js';
 import { runOpCase } from '../../src/parity/ops.js';
 import { opsFixture } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
@@ -630,11 +631,11 @@ describe('golden parity (norm family)', () => {
     });
   }
 
-  it("formula1d reproduces bn_train's stored weight and bias (used by bn_eval)", () => {
+  it("formulaTensor reproduces bn_train's stored weight and bias (used by bn_eval)", () => {
     const c = fixture.cases.find((k) => k.name === 'bn_train')!;
     const w = c.t('weight');
-    expect(Array.from(formula1d('ops_bn.weight', w.shape[0]!))).toEqual(Array.from(w.data));
-    expect(Array.from(formula1d('ops_bn.bias', w.shape[0]!))).toEqual(Array.from(c.t('bias').data));
+    expect(Array.from(formulaTensor('ops_bn.weight', [w.shape[0]!]))).toEqual(Array.from(w.data));
+    expect(Array.from(formulaTensor('ops_bn.bias', [w.shape[0]!]))).toEqual(Array.from(c.t('bias').data));
   });
 });
 

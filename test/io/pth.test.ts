@@ -7,6 +7,7 @@
  * float64 arithmetic exactly as numpy/torch did it, then rounded to float32 (`.float()`), so every
  * comparison is exact.
  */
+
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PickleError, PickleGlobal, PickleObject, unpickle } from '../../src/engine/io/pickle.js';
@@ -18,6 +19,7 @@ import {
   readPthObject,
 } from '../../src/engine/io/pth.js';
 import { readZip, ZipError } from '../../src/engine/io/zip.js';
+import { formulaTensor } from '../../src/model/init.js';
 import { sharedPath } from '../helpers/fixtures.js';
 
 const FILES = [
@@ -32,49 +34,8 @@ function load(name: string): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The weight formula (golden README), restated independently of any source file.
-
-function phase(name: string): number {
-  let s = 0;
-  for (let j = 0; j < name.length; j++) s += name.charCodeAt(j) * (j + 1);
-  return s % 9973;
-}
-
-function hashUniform(n: number, seed: number): Float64Array {
-  const out = new Float64Array(n);
-  const add = Math.imul(seed, 0x9e3779b9);
-  for (let i = 0; i < n; i++) {
-    let x = (i + add) >>> 0;
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x85ebca6b) >>> 0;
-    x ^= x >>> 13;
-    x = Math.imul(x, 0xc2b2ae35) >>> 0;
-    x ^= x >>> 16;
-    x >>>= 0;
-    out[i] = (x / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
-/** float32(formula(name, shape)), as make_pth.py's `formula(...).float()`. */
-function formula(name: string, shape: number[]): Float32Array {
-  const n = shape.reduce((a, d) => a * d, 1);
-  const base = hashUniform(n, phase(name));
-  const leaf = name.slice(name.lastIndexOf('.') + 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const b = base[i]!;
-    let v: number;
-    if (shape.length === 4) v = b * Math.sqrt(6 / (n / shape[0]!));
-    else if (shape.length === 2) v = b * Math.sqrt(3 / shape[1]!);
-    else if (leaf === 'weight') v = 1 + 0.1 * b;
-    else if (leaf === 'bias' || leaf === 'running_mean') v = 0.1 * b;
-    else if (leaf === 'running_var') v = 1 + 0.5 * b * b;
-    else throw new Error(`no formula for ${name}`);
-    out[i] = v;
-  }
-  return out;
-}
+// Expected values: the fixtures' weight formula (golden README), as make_pth.py's `formula(...).float()`.
+const formula = formulaTensor;
 
 /** Exact equality of typed arrays, reporting the first mismatch. */
 function expectExact(name: string, got: ArrayLike<number | bigint>, want: ArrayLike<number | bigint>) {

@@ -4,7 +4,7 @@
  *
  * bn_eval stores no weight and bias: they are the bn_train module's, which make_golden.py set with the
  * fixtures' closed-form formula under the names `ops_bn.weight` / `ops_bn.bias` (README "Weights are not
- * stored"); `formula1d` recomputes them (and the tests check it against bn_train's stored copies).
+ * stored"); `formulaTensor` (src/model/init.ts) recomputes them (and the tests check it against bn_train's stored copies).
  */
 
 import { backward } from '../../engine/autograd.js';
@@ -12,37 +12,9 @@ import { leakyRelu } from '../../engine/ops/elementwise.js';
 import { batchNorm, instanceNorm } from '../../engine/ops/norm.js';
 import { maxPool2d } from '../../engine/ops/pool.js';
 import { scope, type Tensor, tensor } from '../../engine/tensor.js';
+import { formulaTensor } from '../../model/init.js';
 import type { HostTensor, OpCase } from '../fixture.js';
 import { against, type Comparison, registerOpRunner } from '../ops.js';
-
-/** The fixtures' formula for a 1-D state-dict tensor (weight, bias, running_mean, running_var). */
-export function formula1d(name: string, n: number): Float32Array {
-  let phase = 0;
-  for (let j = 0; j < name.length; j++) phase += name.charCodeAt(j) * (j + 1);
-  phase %= 9973;
-  const leaf = name.slice(name.lastIndexOf('.') + 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let x = (i + Math.imul(phase, 0x9e3779b9)) >>> 0;
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x85ebca6b) >>> 0;
-    x ^= x >>> 13;
-    x = Math.imul(x, 0xc2b2ae35) >>> 0;
-    x ^= x >>> 16;
-    x >>>= 0;
-    const base = (x / 4294967296) * 2 - 1;
-    const rule: Record<string, number> = {
-      weight: 1 + 0.1 * base,
-      bias: 0.1 * base,
-      running_mean: 0.1 * base,
-      running_var: 1 + 0.5 * base * base,
-    };
-    const v = rule[leaf];
-    if (v === undefined) throw new Error(`formula1d: no 1-D rule for '${name}'`);
-    out[i] = v;
-  }
-  return out;
-}
 
 const up = (h: HostTensor, grad = false): Tensor => {
   const t = tensor(h.data, h.shape);
@@ -109,8 +81,8 @@ registerOpRunner({
   run: async (c) => {
     const ch = c.t('x').shape[1]!;
     const x = up(c.t('x'), true);
-    const w = tensor(formula1d('ops_bn.weight', ch), [ch]);
-    const b = tensor(formula1d('ops_bn.bias', ch), [ch]);
+    const w = tensor(formulaTensor('ops_bn.weight', [ch]), [ch]);
+    const b = tensor(formulaTensor('ops_bn.bias', [ch]), [ch]);
     w.requiresGrad = true;
     b.requiresGrad = true;
     const rm = up(c.t('running_mean'));
