@@ -1,3 +1,4 @@
+import { type BenchTeacher, benchE2e } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
 import { writeFileAtomic } from '../../platform/node.js';
@@ -6,22 +7,51 @@ import { startEngine } from '../gpu.js';
 
 export const bench: Command = {
   name: 'bench',
-  summary: 'kernel micro-benchmarks: median/min/max time, GFLOP/s or GB/s, and the adapter, as JSON',
-  usage: '[kernels] [--small] [--filter <regex>] [--iters N] [--out file.json]',
+  summary: 'benchmarks: kernels (GFLOP/s, GB/s), a whole training step, inference; JSON with the adapter',
+  usage:
+    '[kernels|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--out file.json]',
   positionals: true,
   options: {
     small: { type: 'boolean', help: 'small shapes (for CPU adapters such as lavapipe)' },
     filter: { type: 'string', help: 'only cases whose "family name" matches this regular expression' },
     iters: { type: 'string', default: '10', help: 'timed runs per case (after 2 warm-up runs)' },
     out: { type: 'string', help: 'write the JSON report to this file (default: print it)' },
+    teacher: { type: 'string', default: 'wrn50', help: 'train/infer: network sizes (formula weights)' },
+    batch: { type: 'string', help: 'train/infer: batch size (default 16 for train, 1 for infer)' },
+    'image-size': { type: 'string', default: '256', help: 'train/infer: image side' },
   },
   async run({ values, positionals }) {
     const what = positionals[0] ?? 'kernels';
-    if (what !== 'kernels') throw new UsageError(`unknown benchmark '${what}' (available: kernels)`);
+    if (!['kernels', 'train', 'infer'].includes(what))
+      throw new UsageError(`unknown benchmark '${what}' (available: kernels, train, infer)`);
     const iters = Number(values.iters);
     if (!Number.isInteger(iters) || iters < 1)
       throw new UsageError(`--iters must be a positive integer, got ${values.iters}`);
     await startEngine();
+    if (what === 'train' || what === 'infer') {
+      const teacher = String(values.teacher);
+      if (!['wrn50', 'resnet18', 'resnet50-keras'].includes(teacher))
+        throw new UsageError(`--teacher must be wrn50, resnet18 or resnet50-keras, got '${teacher}'`);
+      const batch = Number(values.batch ?? (what === 'train' ? 16 : 1));
+      const imageSize = Number(values['image-size']);
+      if (!Number.isInteger(batch) || batch < 1) throw new UsageError('--batch must be a positive integer');
+      if (!Number.isInteger(imageSize) || imageSize % 32 !== 0)
+        throw new UsageError('--image-size must be a multiple of 32');
+      const r = await benchE2e(what, {
+        teacher: teacher as BenchTeacher,
+        batch,
+        imageSize,
+        iters,
+        warmup: 1,
+      });
+      console.error(
+        `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, peak GPU ${r.peak_gpu_mib} MiB`,
+      );
+      const json = JSON.stringify(r, null, 1);
+      if (values.out) writeFileAtomic(String(values.out), json);
+      else console.log(json);
+      return 0;
+    }
     const size = values.small ? 'small' : 'full';
     const filter = values.filter ? new RegExp(String(values.filter)) : null;
     const cases = allBenchCases(size).filter((c) => !filter || filter.test(`${c.family} ${c.name}`));
