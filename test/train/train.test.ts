@@ -16,7 +16,7 @@ import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { sharedPath } from '../helpers/fixtures.js';
-import { gpu } from '../helpers/gpu.js';
+import { gpu, runtime } from '../helpers/gpu.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rdpp-train-'));
 const teacherPath = join(dir, 'resnet18-formula.safetensors');
@@ -64,8 +64,11 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 describe('rdpp train (tiny configuration on tire images)', () => {
   it('trains, lowers the loss, writes checkpoints, evaluates, and resumes bit-identically', async () => {
     const outA = join(dir, 'a');
+    const liveBefore = runtime().pool.snapshot().liveBytes;
     const a = await runTraining({ ...base, out: outA, cfg: cfg(2), evaluate: true, maxTest: 5 });
     expect(a.epochs.map((e) => e.epoch)).toEqual([1, 2]);
+    // training, selection and evaluation leave nothing allocated on the GPU
+    expect(runtime().pool.snapshot().liveBytes).toBe(liveBefore);
     expect(a.epochs[1]!.loss).toBeLessThan(a.epochs[0]!.loss);
     expect(a.metrics?.images).toBe(5);
     expect(a.metrics?.anomalous).toBeGreaterThan(0);

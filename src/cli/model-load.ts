@@ -1,0 +1,79 @@
+/**
+ * Load a trained checkpoint for inference (shared by `rdpp predict` and `rdpp test`): read the
+ * safetensors file, take the teacher and image size from its `config` metadata, load the teacher
+ * weights (a relative teacherPath that does not exist from the working folder is also looked up beside
+ * the checkpoint), build the Rdpp and load the student side. The `decision` metadata, when present,
+ * becomes a Decision.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { type Decision, parseDecision } from '../eval/threshold.js';
+import { type DecodedCheckpoint, decodeCheckpoint, loadStudent } from '../model/checkpoint.js';
+import { Rdpp } from '../model/rdpp.js';
+import { defaultConfig, type TrainConfig } from '../train/config.js';
+import { loadTeacher } from './train-run.js';
+
+export interface LoadedModel {
+  model: Rdpp;
+  cfg: TrainConfig;
+  decision: Decision | null;
+  checkpoint: DecodedCheckpoint;
+  path: string;
+}
+
+/** Read and decode a checkpoint file, with a clear error when it is missing. */
+export function readCheckpoint(path: string): DecodedCheckpoint {
+  if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
+  return decodeCheckpoint(new Uint8Array(readFileSync(path)), path);
+}
+
+/** The training configuration stored in a checkpoint, checked for what inference needs. */
+export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConfig {
+  const c = ck.meta.config as Partial<TrainConfig>;
+  const cfg: TrainConfig = { ...defaultConfig(), ...c };
+  if (!['resnet50-keras', 'wide_resnet50_2', 'resnet18'].includes(cfg.teacher))
+    throw new Error(`${path}: unknown teacher '${String(cfg.teacher)}' in the checkpoint config`);
+  if (!Number.isInteger(cfg.imageSize) || cfg.imageSize <= 0 || cfg.imageSize % 32 !== 0)
+    throw new Error(`${path}: image size ${String(cfg.imageSize)} in the checkpoint config is not a multiple of 32`);
+  if (c.imageSize === undefined)
+    throw new Error(`${path}: the checkpoint config has no imageSize (not an rdpp-webgpu checkpoint?)`);
+  return cfg;
+}
+
+/**
+ * Load a checkpoint and its teacher into an Rdpp. `teacher` overrides the checkpoint's teacher choice /
+ * weights path (e.g. the weights moved to another folder). The engine must be initialised.
+ */
+export async function loadModel(
+  path: string,
+  opts: { teacher?: Pick<TrainConfig, 'teacher' | 'teacherPath'>; log?: (l: string) => void } = {},
+): Promise<LoadedModel> {
+  const log = opts.log ?? ((l: string) => console.error(l));
+  const ck = readCheckpoint(path);
+  const cfg = checkpointConfig(ck, path);
+  if (opts.teacher) {
+    cfg.teacher = opts.teacher.teacher;
+    if (opts.teacher.teacherPath) cfg.teacherPath = opts.teacher.teacherPath;
+    else delete cfg.teacherPath;
+  }
+  if (cfg.teacherPath && !isAbsolute(cfg.teacherPath) && !existsSync(cfg.teacherPath)) {
+    const beside = join(dirname(resolve(path)), cfg.teacherPath);
+    if (existsSync(beside)) cfg.teacherPath = beside;
+  }
+  const decision = parseDecision(ck.meta.decision, path);
+  const teacher = await loadTeacher(cfg, log);
+  const model = new Rdpp(teacher);
+  try {
+    loadStudent(model, ck.tensors, path);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, cfg, decision, checkpoint: ck, path };
+}
+
+/** `<dir>/<stem>.calibrated.safetensors` for `<dir>/<stem>.safetensors` (any other extension kept in the stem). */
+export function calibratedPath(path: string): string {
+  const stem = path.endsWith('.safetensors') ? path.slice(0, -'.safetensors'.length) : path;
+  return `${stem}.calibrated.safetensors`;
+}
