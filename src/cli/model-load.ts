@@ -34,7 +34,9 @@ export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConf
   if (!['resnet50-keras', 'wide_resnet50_2', 'resnet18'].includes(cfg.teacher))
     throw new Error(`${path}: unknown teacher '${String(cfg.teacher)}' in the checkpoint config`);
   if (!Number.isInteger(cfg.imageSize) || cfg.imageSize <= 0 || cfg.imageSize % 32 !== 0)
-    throw new Error(`${path}: image size ${String(cfg.imageSize)} in the checkpoint config is not a multiple of 32`);
+    throw new Error(
+      `${path}: image size ${String(cfg.imageSize)} in the checkpoint config is not a multiple of 32`,
+    );
   if (c.imageSize === undefined)
     throw new Error(`${path}: the checkpoint config has no imageSize (not an rdpp-webgpu checkpoint?)`);
   return cfg;

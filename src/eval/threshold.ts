@@ -178,13 +178,16 @@ export function parseDecision(meta: Record<string, unknown> | undefined, source:
 }
 
 /**
- * The anomaly-map colour range for a decision: [min, min + 2·(threshold − min)] with min the smallest
- * normal image score, so the decision threshold sits in the middle of the colour map (green) and pixels
- * above it go yellow → red, the same for every image.
+ * The anomaly-map colour range for a decision: [t − w, t + w] around the threshold t, with
+ * w = max(t − min, max − min) of the normal image scores (at least 1e-6·max(|t|, 1)), so the threshold sits in
+ * the middle of the colour map (green), pixels above it go yellow → red and pixels well inside the normal
+ * score spread blue, the same for every image. Anomaly maps are ≥ 0, so a negative lower end becomes
+ * [0, 2t] (the threshold stays in the middle).
  */
 export function mapRangeFor(d: Decision): { min: number; max: number } {
-  const lo = Math.min(d.normalStats.min, d.threshold);
-  let hi = lo + 2 * (d.threshold - lo);
-  if (!(hi > lo)) hi = lo + Math.max(d.normalStats.max - d.normalStats.min, Math.abs(lo), 1e-6);
-  return { min: lo, max: hi };
+  const t = d.threshold;
+  const { min, max } = d.normalStats;
+  const w = Math.max(t - min, max - min, 1e-6 * Math.max(Math.abs(t), 1));
+  if (t - w < 0 && t > 0) return { min: 0, max: 2 * t };
+  return { min: t - w, max: t + w };
 }

@@ -92,7 +92,9 @@ export function overlayHeatmap(
   if (image.rgb.length !== width * height * 3)
     throw new Error(`overlayHeatmap: image has ${image.rgb.length} bytes, expected ${width}×${height}×3`);
   if (!(Number.isFinite(opts.min) && Number.isFinite(opts.max) && opts.max > opts.min))
-    throw new Error(`overlayHeatmap: colour range must be finite with max > min, got [${opts.min}, ${opts.max}]`);
+    throw new Error(
+      `overlayHeatmap: colour range must be finite with max > min, got [${opts.min}, ${opts.max}]`,
+    );
   const alpha = opts.alpha ?? 0.5;
   const up = upsampleMap(map, mapW, mapH, width, height);
   // 256-entry colour table

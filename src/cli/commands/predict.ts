@@ -1,0 +1,275 @@
+/**
+ * `rdpp predict`: score new images with a trained checkpoint. Per image: an anomaly-map overlay PNG at
+ * the image's original resolution, and one line in predictions.csv and predictions.jsonl (path, score,
+ * pass/fail against the threshold). Images are batched on the GPU; files that cannot be read or decoded
+ * are listed (error column) and do not stop the run.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import { scoreImages } from '../../eval/evaluate.js';
+import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
+import { writeFileAtomic } from '../../platform/node.js';
+import { encodePng } from '../../platform/png.js';
+import { overlayHeatmap, type RgbImage } from '../../report/overlay.js';
+import { decodeImage8, isImageName, resizeLinear } from '../../train/data/index.js';
+import { type Command, UsageError } from '../command.js';
+import { startEngine } from '../gpu.js';
+import { loadModel } from '../model-load.js';
+import { formatDuration, Progress } from '../progress.js';
+import { parseTeacher } from './train.js';
+
+export interface PredictOptions {
+  checkpoint: string;
+  input: string;
+  out: string;
+  threshold?: number;
+  batch: number;
+  /** fixed colour range of the overlays (default: from the decision, else the first batch's maps) */
+  range?: { min: number; max: number };
+  alpha: number;
+  teacher?: ReturnType<typeof parseTeacher>;
+  log?: (line: string) => void;
+}
+
+export interface Prediction {
+  path: string;
+  score: number | null;
+  decision: 'pass' | 'fail' | 'uncalibrated' | 'error';
+  threshold: number | null;
+  width?: number;
+  height?: number;
+  overlay?: string;
+  error?: string;
+}
+
+export interface PredictResult {
+  predictions: Prediction[];
+  csv: string;
+  jsonl: string;
+  thresholdSource: 'option' | 'checkpoint' | 'none';
+}
+
+/** The image files of a folder (sorted by name; not recursive), or the one file given. */
+export function listInputs(input: string): { files: string[]; ignored: number } {
+  if (!existsSync(input)) throw new UsageError(`--input ${input}: no such file or folder`);
+  if (!statSync(input).isDirectory()) return { files: [resolve(input)], ignored: 0 };
+  const names = readdirSync(input).filter((n) => !n.startsWith('.'));
+  const files = names
+    .filter((n) => isImageName(n) && !statSync(join(input, n)).isDirectory())
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((n) => resolve(input, n));
+  return { files, ignored: names.length - files.length };
+}
+
+function csvField(v: string | number | null | undefined): string {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function predictionsCsv(rows: Prediction[]): string {
+  const head = 'path,score,decision,threshold,width,height,overlay,error';
+  const lines = rows.map((r) =>
+    [r.path, r.score, r.decision, r.threshold, r.width, r.height, r.overlay, r.error].map(csvField).join(','),
+  );
+  return `${[head, ...lines].join('\n')}\n`;
+}
+
+interface Decoded {
+  path: string;
+  image: RgbImage;
+  input: Float32Array;
+}
+
+export async function runPredict(o: PredictOptions): Promise<PredictResult> {
+  const log = o.log ?? ((l: string) => console.error(l));
+  const { files, ignored } = listInputs(o.input);
+  if (files.length === 0) throw new UsageError(`--input ${o.input}: no .png/.jpg/.jpeg/.bmp files found`);
+  if (ignored > 0)
+    log(`note: ${ignored} entr${ignored === 1 ? 'y' : 'ies'} of ${o.input} ignored (not image files)`);
+  const loaded = await loadModel(o.checkpoint, { ...(o.teacher ? { teacher: o.teacher } : {}), log });
+  const { model, cfg } = loaded;
+  const size = cfg.imageSize;
+  let decision: Decision | null = loaded.decision;
+  let threshold: number | null = null;
+  let thresholdSource: PredictResult['thresholdSource'] = 'none';
+  if (o.threshold !== undefined) {
+    threshold = o.threshold;
+    thresholdSource = 'option';
+    if (decision) decision = { ...decision, threshold };
+  } else if (decision) {
+    threshold = decision.threshold;
+    thresholdSource = 'checkpoint';
+  } else {
+    log(
+      'note: the checkpoint has no calibrated threshold and no --threshold was given: reporting scores only ' +
+        "(decision 'uncalibrated'). Calibrate with `rdpp test --calibrate …` or pass --threshold <t>.",
+    );
+  }
+  let range = o.range ?? (decision ? mapRangeFor(decision) : null);
+  const outDir = resolve(o.out);
+  mkdirSync(outDir, { recursive: true });
+  const used = new Set<string>();
+  const overlayName = (path: string) => {
+    const stem = basename(path, extname(path));
+    let name = `${stem}_overlay.png`;
+    if (used.has(name)) name = `${basename(path)}_overlay.png`;
+    for (let k = 2; used.has(name); k++) name = `${stem}_${k}_overlay.png`;
+    used.add(name);
+    return name;
+  };
+
+  const predictions: Prediction[] = [];
+  const progress = new Progress();
+  const t0 = performance.now();
+  try {
+    for (let i = 0; i < files.length; i += o.batch) {
+      const chunk = files.slice(i, i + o.batch);
+      const ok: Decoded[] = [];
+      const rows = new Map<string, Prediction>();
+      for (const path of chunk) {
+        try {
+          const img = decodeImage8(new Uint8Array(readFileSync(path)), path);
+          const f = new Float64Array(img.rgb.length);
+          for (let k = 0; k < f.length; k++) f[k] = img.rgb[k]! / 255;
+          ok.push({
+            path,
+            image: { width: img.width, height: img.height, rgb: img.rgb },
+            input: resizeLinear(f, img.width, img.height, size, size),
+          });
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          const reason = msg.startsWith(`${path}: `) ? msg.slice(path.length + 2) : msg;
+          rows.set(path, { path, score: null, decision: 'error', threshold, error: reason });
+          log(`warning: ${path}: ${reason}`);
+        }
+      }
+      const scored = ok.length
+        ? await scoreImages(
+            model,
+            ok.map((d) => d.input),
+            size,
+            o.batch,
+          )
+        : [];
+      if (!range && scored.length) {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const s of scored) for (const v of s.map) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+        range = { min: lo, max: hi > lo ? hi : lo + 1e-6 };
+        log(
+          `note: overlay colours span map values [${lo.toPrecision(4)}, ${hi.toPrecision(4)}] (the first batch); ` +
+            'a calibrated checkpoint or --range min,max fixes them',
+        );
+      }
+      ok.forEach((d, k) => {
+        const s = scored[k]!;
+        const name = overlayName(d.path);
+        const ov = overlayHeatmap(d.image, s.map, size, size, { ...range!, alpha: o.alpha });
+        writeFileAtomic(join(outDir, name), encodePng(ov.width, ov.height, ov.rgb, 3));
+        rows.set(d.path, {
+          path: d.path,
+          score: s.score,
+          decision: threshold === null ? 'uncalibrated' : decide(s.score, threshold),
+          threshold,
+          width: d.image.width,
+          height: d.image.height,
+          overlay: name,
+        });
+      });
+      for (const p of chunk) predictions.push(rows.get(p)!);
+      const done = Math.min(i + o.batch, files.length);
+      const el = (performance.now() - t0) / 1000;
+      progress.update(
+        `predict ${done}/${files.length} images, ${(done / el).toFixed(1)} img/s, ETA ${formatDuration((el / done) * (files.length - done))}`,
+      );
+    }
+  } finally {
+    model.dispose();
+  }
+  progress.done();
+  const csv = predictionsCsv(predictions);
+  const jsonl = predictions.map((p) => JSON.stringify(p)).join('\n') + (predictions.length ? '\n' : '');
+  writeFileAtomic(join(outDir, 'predictions.csv'), csv);
+  writeFileAtomic(join(outDir, 'predictions.jsonl'), jsonl);
+  return { predictions, csv, jsonl, thresholdSource };
+}
+
+function num(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+/** Options from parsed arguments (validated). */
+export function predictOptions(values: Record<string, unknown>): PredictOptions {
+  if (!values.checkpoint)
+    throw new UsageError('--checkpoint is required (a .safetensors file from rdpp train)');
+  if (!values.input) throw new UsageError('--input is required (an image file or a folder of images)');
+  const batch = num(values.batch, 'batch') ?? 8;
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new UsageError(`--batch must be an integer ≥ 1, got ${batch}`);
+  const alpha = num(values.alpha, 'alpha') ?? 0.5;
+  if (alpha < 0 || alpha > 1) throw new UsageError(`--alpha must be in [0, 1], got ${alpha}`);
+  const o: PredictOptions = {
+    checkpoint: String(values.checkpoint),
+    input: String(values.input),
+    out: (values.out as string | undefined) ?? 'predictions',
+    batch,
+    alpha,
+  };
+  const t = num(values.threshold, 'threshold');
+  if (t !== undefined) o.threshold = t;
+  if (values.range !== undefined) {
+    const m = /^\s*(-?[\d.eE+-]+)\s*,\s*(-?[\d.eE+-]+)\s*$/.exec(String(values.range));
+    const lo = m ? Number(m[1]) : Number.NaN;
+    const hi = m ? Number(m[2]) : Number.NaN;
+    if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo))
+      throw new UsageError(`--range must be 'min,max' with max > min, got '${values.range}'`);
+    o.range = { min: lo, max: hi };
+  }
+  if (values.teacher !== undefined) o.teacher = parseTeacher(String(values.teacher));
+  return o;
+}
+
+export const predict: Command = {
+  name: 'predict',
+  summary: 'score images with a trained checkpoint: overlay PNGs + predictions.csv/.jsonl',
+  usage: '--checkpoint <file> --input <image or folder> [--out predictions] [--threshold t] [--batch 8]',
+  options: {
+    checkpoint: { type: 'string', help: 'trained (ideally calibrated) .safetensors checkpoint' },
+    input: { type: 'string', help: 'an image (.png .jpg .jpeg .bmp) or a folder of them (not recursive)' },
+    out: { type: 'string', default: 'predictions', help: 'output folder' },
+    threshold: {
+      type: 'string',
+      help: "fail when score > threshold (default: the checkpoint's calibrated one, else scores only)",
+    },
+    batch: { type: 'string', default: '8', help: 'images per GPU pass' },
+    range: {
+      type: 'string',
+      help: "overlay colour range 'min,max' of map values (default: from calibration)",
+    },
+    alpha: { type: 'string', default: '0.5', help: 'heatmap opacity in [0, 1]' },
+    teacher: {
+      type: 'string',
+      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>)",
+    },
+  },
+  async run({ values }) {
+    const o = predictOptions(values);
+    await startEngine();
+    const r = await runPredict(o);
+    const errors = r.predictions.filter((p) => p.decision === 'error');
+    const fails = r.predictions.filter((p) => p.decision === 'fail').length;
+    const scored = r.predictions.length - errors.length;
+    console.log(
+      `${scored} image(s) scored${r.thresholdSource === 'none' ? ' (uncalibrated: scores only)' : `, ${fails} fail (threshold ${r.predictions[0]?.threshold} from ${r.thresholdSource})`}; ` +
+        `results in ${resolve(o.out)} (predictions.csv, predictions.jsonl, *_overlay.png)`,
+    );
+    if (errors.length) {
+      console.log(`${errors.length} file(s) could not be read:`);
+      for (const e of errors) console.log(`  ${e.path}: ${e.error}`);
+    }
+    return scored > 0 ? 0 : 1;
+  },
+};
