@@ -11,7 +11,7 @@ import { type Decision, parseDecision } from '../eval/threshold.js';
 import { type DecodedCheckpoint, decodeCheckpoint, loadStudent } from '../model/checkpoint.js';
 import { Rdpp } from '../model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../train/config.js';
-import { loadTeacher } from './train-run.js';
+import { loadTeacher } from './teacher.js';
 
 export interface LoadedModel {
   model: Rdpp;

@@ -5,20 +5,19 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { computeMetrics, type EvalMetrics, type EvalSample, scoreImages } from '../eval/evaluate.js';
-import { decodeCheckpoint, loadStudent, loadTorchvisionTeacher } from '../model/checkpoint.js';
-import { readWeights } from '../model/import.js';
+import { computeMetrics, type EvalMetrics, scoreImages } from '../eval/evaluate.js';
+import { decodeCheckpoint } from '../model/checkpoint.js';
 import { Rng } from '../model/init.js';
 import { Rdpp } from '../model/rdpp.js';
-import { loadKerasTeacher } from '../model/teacher/load.js';
-import { type Teacher, TorchvisionTeacher } from '../model/teacher/torchvision.js';
 import { nodeFileSystem } from '../platform/files.js';
 import { writeFileAtomic } from '../platform/node.js';
 import { writeCurvePng } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
 import { discoverDataset, loadBatch, type Sample } from '../train/data/index.js';
 import { type EpochInfo, type SelectionSample, Trainer } from '../train/trainer.js';
+import { runTest, spread, type TestResult } from './commands/test.js';
 import { formatDuration, Progress } from './progress.js';
+import { loadTeacher } from './teacher.js';
 
 export interface TrainRunOptions {
   data: string;
@@ -41,23 +40,8 @@ export interface TrainRunResult {
   epochs: EpochInfo[];
   metrics: EvalMetrics | null;
   checkpoint: string;
-}
-
-export async function loadTeacher(cfg: TrainConfig, log: (l: string) => void): Promise<Teacher> {
-  if (cfg.teacher === 'resnet50-keras') return loadKerasTeacher(log);
-  if (!cfg.teacherPath)
-    throw new Error(
-      `--teacher ${cfg.teacher} needs a weights file: --teacher ${cfg.teacher === 'wide_resnet50_2' ? 'wrn50' : 'resnet18'}=<file.pth|file.safetensors>`,
-    );
-  const t = new TorchvisionTeacher(cfg.teacher);
-  const path = cfg.teacherPath;
-  if (!existsSync(path)) throw new Error(`teacher weights not found: ${path}`);
-  loadTorchvisionTeacher(t.state, readWeights(new Uint8Array(readFileSync(path)), path), path);
-  return t;
-}
-
-function toEval(s: Sample, loaded: { rgb: Float32Array; mask: Uint8Array | null }): EvalSample {
-  return { rgb: loaded.rgb, label: s.label, mask: loaded.mask, defectType: s.defectType, path: s.path };
+  /** the HTML report (evaluation on the test set), when evaluated */
+  report: string | null;
 }
 
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
@@ -182,35 +166,34 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     `training done in ${formatDuration((performance.now() - t0) / 1000)}; best epoch ${trainer.state.bestEpoch}`,
   );
 
-  let metrics: EvalMetrics | null = null;
   const best = join(outDir, 'best.safetensors');
-  if (o.evaluate && test.length > 0) {
-    if (existsSync(best))
-      loadStudent(model, decodeCheckpoint(new Uint8Array(readFileSync(best)), best).tensors, best);
-    const testLoaded = await loadAll(test, 'test');
-    const samples = testLoaded.samples.map((l, i) => toEval(testLoaded.items[i]!, l));
-    const scored = await scoreImages(
-      model,
-      samples.map((s) => s.rgb),
-      cfg.imageSize,
-      cfg.batch,
-      (d, n) => progress.update(`evaluating ${d}/${n}`),
-    );
-    progress.done();
-    metrics = computeMetrics(samples, scored, cfg.imageSize);
-    writeFileAtomic(
-      join(outDir, 'metrics.json'),
-      JSON.stringify({ checkpoint: best, selection: cfg.selectOn, ...metrics }, null, 1),
-    );
-    jsonl({ event: 'eval', ...metrics, byType: undefined });
-  }
   trainer.dispose();
   model.dispose();
-  return { outDir, epochs: trainer.state.history, metrics, checkpoint: best };
-}
-
-/** At most `k` items spread evenly over the list (keeps every defect type in a reduced test set). */
-function spread<T>(items: T[], k: number): T[] {
-  if (items.length <= k) return items;
-  return Array.from({ length: k }, (_, i) => items[Math.floor((i * items.length) / k)]!);
+  // evaluation, threshold calibration and the HTML report: the same code as `rdpp test`
+  let report: TestResult | null = null;
+  if (o.evaluate && test.length > 0 && existsSync(best)) {
+    report = await runTest({
+      data: o.data,
+      ...(o.category ? { category: o.category } : {}),
+      checkpoint: best,
+      out: join(outDir, 'report'),
+      batch: cfg.batch,
+      ...(o.maxTest ? { maxTest: o.maxTest } : {}),
+      ...(o.maxSelection ? { maxCalibration: o.maxSelection } : {}),
+      calibrate: 'frr',
+      targetFrr: 0.01,
+      skipBad: o.skipBad,
+      examples: 2,
+      teacher: { teacher: cfg.teacher, ...(cfg.teacherPath ? { teacherPath: cfg.teacherPath } : {}) },
+      log,
+    });
+    jsonl({ event: 'eval', report: report.report, ...report.metrics, byType: undefined });
+  }
+  return {
+    outDir,
+    epochs: trainer.state.history,
+    metrics: report?.metrics ?? null,
+    checkpoint: best,
+    report: report?.report ?? null,
+  };
 }

@@ -72,6 +72,14 @@ describe('rdpp train (tiny configuration on tire images)', () => {
     expect(a.epochs[1]!.loss).toBeLessThan(a.epochs[0]!.loss);
     expect(a.metrics?.images).toBe(5);
     expect(a.metrics?.anomalous).toBeGreaterThan(0);
+    expect(a.report).toBe(join(outA, 'report', 'report.html'));
+    expect(readFileSync(a.report!, 'utf8')).toContain('<h1');
+    // the threshold calibrated on held-out normal images is stored in a calibrated copy
+    const cal = decodeCheckpoint(
+      new Uint8Array(readFileSync(join(outA, 'best.calibrated.safetensors'))),
+      'cal',
+    );
+    expect(cal.meta.decision?.threshold).toBeGreaterThan(0);
     expect(a.metrics?.imageAuroc).toBeGreaterThanOrEqual(0);
     const lastA = decodeCheckpoint(new Uint8Array(readFileSync(join(outA, 'last.safetensors'))), 'A');
     expect(lastA.meta.training?.epoch).toBe(2);

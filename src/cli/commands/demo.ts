@@ -47,7 +47,7 @@ export const demo: Command = {
       skipBad: false,
       evaluate: true,
     });
-    printSummary(res.outDir, res.metrics, cfg.selectOn);
+    printSummary(res.outDir, res.metrics, cfg.selectOn, res.report);
     return 0;
   },
 };

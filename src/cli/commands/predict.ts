@@ -16,7 +16,7 @@ import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
 import { loadModel } from '../model-load.js';
 import { formatDuration, Progress } from '../progress.js';
-import { parseTeacher } from './train.js';
+import { parseTeacher } from '../teacher.js';
 
 export interface PredictOptions {
   checkpoint: string;

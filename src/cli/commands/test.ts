@@ -22,7 +22,7 @@ import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
 import { calibratedPath, loadModel } from '../model-load.js';
 import { Progress } from '../progress.js';
-import { parseTeacher } from './train.js';
+import { parseTeacher } from '../teacher.js';
 
 export interface TestOptions {
   data: string;

@@ -1,6 +1,7 @@
-import { defaultConfig, type TeacherChoice, type TrainConfig } from '../../train/config.js';
+import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
+import { parseTeacher } from '../teacher.js';
 import { runTraining } from '../train-run.js';
 
 function int(v: unknown, name: string, min = 1): number | undefined {
@@ -9,18 +10,6 @@ function int(v: unknown, name: string, min = 1): number | undefined {
   if (!Number.isInteger(n) || n < min)
     throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
   return n;
-}
-
-/** `--teacher resnet50-keras | wrn50=<file> | resnet18=<file>` */
-export function parseTeacher(v: string | undefined): Pick<TrainConfig, 'teacher' | 'teacherPath'> {
-  if (!v || v === 'resnet50-keras') return { teacher: 'resnet50-keras' };
-  const m = /^(wrn50|wide_resnet50_2|resnet18)=(.+)$/.exec(v);
-  if (!m)
-    throw new UsageError(
-      `--teacher '${v}': expected resnet50-keras, wrn50=<weights .pth|.safetensors> or resnet18=<weights>`,
-    );
-  const teacher: TeacherChoice = m[1] === 'resnet18' ? 'resnet18' : 'wide_resnet50_2';
-  return { teacher, teacherPath: m[2]! };
 }
 
 export const train: Command = {
@@ -93,7 +82,7 @@ export const train: Command = {
       evaluate: !values['no-eval'],
       ...(values['max-train'] ? { maxTrain: int(values['max-train'], 'max-train')! } : {}),
     });
-    printSummary(res.outDir, res.metrics, cfg.selectOn);
+    printSummary(res.outDir, res.metrics, cfg.selectOn, res.report);
     return 0;
   },
 };
@@ -102,10 +91,13 @@ export function printSummary(
   outDir: string,
   m: import('../../eval/evaluate.js').EvalMetrics | null,
   selectOn: string,
+  report: string | null = null,
 ): void {
-  console.log(
-    `run folder: ${outDir} (best.safetensors, last.safetensors, train.jsonl, training-curve.png${m ? ', metrics.json' : ''})`,
-  );
+  console.log(`run folder: ${outDir} (best.safetensors, last.safetensors, train.jsonl, training-curve.png)`);
+  if (report)
+    console.log(
+      `report: ${report} (metrics.json beside it; calibrated checkpoint best.calibrated.safetensors)`,
+    );
   if (!m) return;
   const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
   console.log(
