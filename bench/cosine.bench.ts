@@ -11,28 +11,17 @@ import {
   cosineRows,
   kdLoss,
   noGrad,
+  numel,
   scope,
   sum,
   type Tensor,
   tensor,
 } from '../src/engine/index.js';
-import type { BenchCase, BenchSize } from './harness.js';
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
-
-const numel = (shape: number[]) => shape.reduce((p, q) => p * q, 1);
+import { type BenchCase, type BenchSize, benchValues } from './harness.js';
 
 function inputs(shapes: number[][], grad: boolean): Tensor[] {
   return shapes.map((s, i) => {
-    const t = tensor(rand(numel(s), 17 + i), s);
+    const t = tensor(benchValues(numel(s), 17 + i), s);
     t.requiresGrad = grad;
     return t;
   });
@@ -60,7 +49,7 @@ function pairCase(
     bytes: (withBackward ? 6 : 2) * n * 4,
     setup: async () => {
       const [a, b] = inputs([shape, shape], withBackward) as [Tensor, Tensor];
-      const g = tensor(rand(numel(outShape), 5), outShape);
+      const g = tensor(benchValues(numel(outShape), 5), outShape);
       return {
         run: () => {
           if (!withBackward) {

@@ -8,6 +8,17 @@ import { adapterLine, runtime } from '../src/engine/index.js';
 
 export type BenchSize = 'small' | 'full';
 
+/** Deterministic input values in [−scale, scale) (an LCG: benchmarks need data, not randomness). */
+export function benchValues(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2147483648 - 1) * scale;
+  }
+  return out;
+}
+
 export interface BenchCase {
   family: string;
   name: string;

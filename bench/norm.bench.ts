@@ -16,27 +16,16 @@ import {
   keep,
   maxPool2d,
   noGrad,
+  numel,
   scope,
   type Tensor,
   tensor,
 } from '../src/engine/index.js';
-import type { BenchCase, BenchSize } from './harness.js';
-
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 4294967296) * 4 - 2;
-  }
-  return out;
-}
+import { type BenchCase, type BenchSize, benchValues } from './harness.js';
 
 const leaf = (shape: number[], seed: number, grad: boolean, fill?: number): Tensor => {
   const t = tensor(
-    fill === undefined ? random(numel(shape), seed) : new Float32Array(numel(shape)).fill(fill),
+    fill === undefined ? benchValues(numel(shape), seed, 2) : new Float32Array(numel(shape)).fill(fill),
     shape,
   );
   t.requiresGrad = grad;

@@ -10,24 +10,13 @@ import {
   backward,
   gaussianBlur,
   keep,
+  numel,
   param,
   resizeBilinear,
   type Tensor,
   tensor,
 } from '../src/engine/index.js';
-import type { BenchCase, BenchSize } from './harness.js';
-
-function filled(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
-
-const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+import { type BenchCase, type BenchSize, benchValues } from './harness.js';
 
 function resizeCase(shape: number[], out: number, withBackward: boolean): BenchCase {
   const inN = numel(shape);
@@ -38,8 +27,8 @@ function resizeCase(shape: number[], out: number, withBackward: boolean): BenchC
     // forward: read the input once (cached taps), write the output; adjoint: read g, write a temporary, read it, write dx
     bytes: 4 * (inN + outN) + (withBackward ? 4 * (outN + 2 * (outN / out) * shape[3]! + inN) : 0),
     setup: async () => {
-      const x = tensor(filled(inN, 1), shape);
-      const g = tensor(filled(outN, 2), [shape[0]!, shape[1]!, out, out]);
+      const x = tensor(benchValues(inN, 1), shape);
+      const g = tensor(benchValues(outN, 2), [shape[0]!, shape[1]!, out, out]);
       if (withBackward) x.requiresGrad = true;
       return {
         run: () => {
@@ -68,7 +57,7 @@ function blurCase(shape: number[]): BenchCase {
     bytes: 4 * 4 * n, // two passes, each reads and writes every sample once
     flops: 2 * 2 * 33 * n,
     setup: async () => {
-      const x = tensor(filled(n, 3), shape);
+      const x = tensor(benchValues(n, 3), shape);
       return { run: () => gaussianBlur(x).dispose(), dispose: () => x.dispose() };
     },
   };
@@ -83,8 +72,8 @@ function adamCase(total: number, tensors: number): BenchCase {
     setup: async () => {
       const ps: Tensor[] = [];
       for (let k = 0; k < tensors; k++) {
-        const p = param(tensor(filled(each, 10 + k), [each]));
-        p.grad = keep(tensor(filled(each, 1000 + k), [each]));
+        const p = param(tensor(benchValues(each, 10 + k), [each]));
+        p.grad = keep(tensor(benchValues(each, 1000 + k), [each]));
         ps.push(p);
       }
       const opt = new Adam(ps, { lr: 5e-3, betas: [0.5, 0.999] });

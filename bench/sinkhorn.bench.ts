@@ -11,6 +11,7 @@ import {
   add,
   backward,
   noGrad,
+  numel,
   ones,
   scope,
   sinkhornLoss,
@@ -18,22 +19,10 @@ import {
   type Tensor,
   tensor,
 } from '../src/engine/index.js';
-import type { BenchCase, BenchSize } from './harness.js';
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
-}
-
-const numel = (shape: number[]) => shape.reduce((p, q) => p * q, 1);
+import { type BenchCase, type BenchSize, benchValues } from './harness.js';
 
 function leaf(shape: number[], seed: number, grad: boolean): Tensor {
-  const t = tensor(rand(numel(shape), seed), shape);
+  const t = tensor(benchValues(numel(shape), seed), shape);
   t.requiresGrad = grad;
   return t;
 }
@@ -59,7 +48,7 @@ function softmaxCase(shape: number[], withBackward: boolean): BenchCase {
     bytes: (withBackward ? 8 : 3) * n * 4,
     setup: async () => {
       const x = leaf(shape, 3, withBackward);
-      const g = tensor(rand(n, 4), shape);
+      const g = tensor(benchValues(n, 4), shape);
       return {
         run: () => {
           if (!withBackward) {
