@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { loadTorchvisionTeacher } from '../model/checkpoint.js';
 import { readWeights } from '../model/import.js';
-import { loadKerasTeacher } from '../model/teacher/load.js';
 import { type Teacher, TorchvisionTeacher } from '../model/teacher/torchvision.js';
+import { loadKerasTeacher } from '../platform/keras-teacher.js';
 import type { TeacherChoice, TrainConfig } from '../train/config.js';
 import { UsageError } from './command.js';
 

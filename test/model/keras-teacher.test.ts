@@ -7,8 +7,8 @@ import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KerasResnet50Teacher } from '../../src/model/teacher/keras-resnet50.js';
-import { loadKerasTeacher } from '../../src/model/teacher/load.js';
 import { KERAS_TOLERANCE, type KerasFixture, runKerasParity } from '../../src/parity/keras.js';
+import { loadKerasTeacher } from '../../src/platform/keras-teacher.js';
 import { readJson, sharedPath } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
 

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
-import { loadKerasTeacher } from '../../model/teacher/load.js';
 import { loadOpFixture } from '../../parity/fixture.js';
 import { KERAS_TOLERANCE, type KerasFixture, runKerasParity } from '../../parity/keras.js';
 import { type ModelCheck, runModelParity } from '../../parity/model.js';
 import { type CaseResult, runOpCase } from '../../parity/ops.js';
+import { loadKerasTeacher } from '../../platform/keras-teacher.js';
 import '../../parity/cases/index.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
