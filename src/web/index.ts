@@ -9,7 +9,15 @@ import '../parity/cases/index.js';
 import { loadOpFixture } from '../parity/fixture.js';
 import { runOpCase } from '../parity/ops.js';
 import { openBrowserGpu } from '../platform/browser.js';
+import { startApp } from './app/main.js';
 
-const api = { engine, openBrowserGpu, runSelftest, selftestReference, parity: { loadOpFixture, runOpCase } };
+const api = {
+  engine,
+  openBrowserGpu,
+  runSelftest,
+  selftestReference,
+  parity: { loadOpFixture, runOpCase },
+  startApp,
+};
 (globalThis as unknown as { rdpp: typeof api }).rdpp = api;
 export default api;
