@@ -12,6 +12,7 @@ export * from './ops/cosine.js';
 export * from './ops/elementwise.js';
 export * from './ops/losses.js';
 export * from './ops/norm.js';
+export * from './ops/normalize.js';
 export * from './ops/permute.js';
 export * from './ops/pool.js';
 export * from './ops/reduce.js';

@@ -74,7 +74,7 @@ export function computeMetrics(samples: EvalSample[], scored: ScoredSample[], si
   const hw = size * size;
   const masks = samples.map((s) => s.mask ?? new Uint8Array(hw));
   const maps = scored.map((s) => s.map);
-  const hasPixelLabels = samples.some((s) => s.mask && s.mask.some((v) => v === 1));
+  const hasPixelLabels = samples.some((s) => s.mask?.some((v) => v === 1));
   let pixelAuroc: number | null = null;
   let pixelF1: EvalMetrics['pixelF1Max'] = null;
   if (hasPixelLabels) {

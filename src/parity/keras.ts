@@ -37,6 +37,7 @@ export function kerasFixtureInputs(
       const n = 3 * size * size;
       const phase = formulaPhase('input.rgb');
       const rgb = new Float32Array(n);
+      // biome-ignore lint/suspicious/noApproximativeNumericConstant: the fixture generator's literal 0.7071, not √½
       for (let i = 0; i < n; i++) rgb[i] = (127.5 + 127.5 * Math.sin(0.7071 * i + phase)) / 255;
       out.set(name, { rgb, size });
     } else {

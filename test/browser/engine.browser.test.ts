@@ -39,6 +39,7 @@ afterAll(async () => {
 describe('browser bundle in headless Chromium', () => {
   it('opens WebGPU on a real adapter and runs the engine self-test like Node', async () => {
     const res = await h.page.evaluate(async () => {
+      // biome-ignore lint/suspicious/noExplicitAny: runs in the page, where the bundle's global has no TS type
       const api = (globalThis as any).rdpp;
       const g = await api.openBrowserGpu();
       api.engine.initEngine(g);
@@ -74,6 +75,7 @@ describe('browser bundle in headless Chromium', () => {
 
   it('passes golden op cases in the browser with the same runners as Node', async () => {
     const results = await h.page.evaluate(async (names: string[]) => {
+      // biome-ignore lint/suspicious/noExplicitAny: runs in the page, where the bundle's global has no TS type
       const api = (globalThis as any).rdpp;
       const json = await (await fetch('/shared/fixtures/golden/ops.json')).json();
       const st = new Uint8Array(await (await fetch('/shared/fixtures/golden/ops.safetensors')).arrayBuffer());

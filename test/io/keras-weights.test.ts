@@ -6,7 +6,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readTar, TarError, tarEntries } from '../../src/engine/io/tar.js';
 import {
   hwioToOihw,
-  KERAS_CAFFE_BGR_MEAN,
   KERAS_RESNET50_RDPP_PARAMS,
   KERAS_RESNET50_TOTAL_FLOATS,
   KerasWeightsError,
