@@ -1,12 +1,14 @@
 // Builds the command-line program (dist/rdpp.js, dist/train.js) and the browser bundle (dist/web/)
 // from the same sources with esbuild. Usage: node scripts/build.mjs [--watch]
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 
 const common = { bundle: true, format: 'esm', sourcemap: true, target: 'es2022', logLevel: 'warning' };
 
-await esbuild.build({
+const node = await esbuild.build({
   ...common,
+  metafile: true,
   platform: 'node',
   entryPoints: { rdpp: 'src/cli/main.ts', train: 'src/cli/train-entry.ts' },
   outdir: 'dist',
@@ -19,6 +21,12 @@ await esbuild.build({
     js: "#!/usr/bin/env node\nimport { createRequire as __rdppCreateRequire } from 'node:module';\nconst require = __rdppCreateRequire(import.meta.url);",
   },
 });
+
+// Chunk names carry a content hash, so every change leaves old chunks behind: drop the ones this build
+// did not write (after the build, so a program started from the previous build keeps working meanwhile).
+const written = new Set(Object.keys(node.metafile.outputs).map((f) => relative('dist/chunks', resolve(f))));
+for (const f of existsSync('dist/chunks') ? readdirSync('dist/chunks') : [])
+  if (!written.has(f)) rmSync(`dist/chunks/${f}`, { force: true });
 
 await esbuild.build({
   ...common,
