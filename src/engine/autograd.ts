@@ -8,7 +8,7 @@
  * batches is just "call backward twice, then step" — exactly what RD++ does every 2 batches.
  * `noGrad(fn)` runs without recording (the frozen teacher, evaluation).
  */
-import { keep, type Tensor } from './tensor.js';
+import { keep, setViewRecorder, type Tensor } from './tensor.js';
 
 export interface GradNode {
   op: string;
@@ -49,6 +49,12 @@ export function record(
   }
   return out;
 }
+
+// Views pass the gradient through reshaped (the gradient's own views are not recorded: gradients never
+// require a gradient).
+setViewRecorder((src, out) => {
+  record('view', out, [src], (g) => [g.view(src.shape)]);
+});
 
 /** Mark a tensor as a trainable leaf. */
 export function param(t: Tensor, name?: string): Tensor {

@@ -26,6 +26,13 @@ export class Storage {
 
 let nextId = 1;
 
+/** Installed by autograd.ts (which imports this file, so the dependency cannot go the other way). */
+let viewRecorder: ((src: Tensor, out: Tensor) => void) | null = null;
+
+export function setViewRecorder(f: (src: Tensor, out: Tensor) => void): void {
+  viewRecorder = f;
+}
+
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -77,11 +84,17 @@ export class Tensor {
     }
   }
 
-  /** A tensor with the same data and another shape of the same size (shares the buffer). */
+  /**
+   * A tensor with the same data and another shape of the same size (shares the buffer). Differentiable
+   * like PyTorch's view: when this tensor requires a gradient, autograd records the view, so a loss
+   * computed on a flattened feature map still trains the layers that produced it.
+   */
   view(shape: readonly number[]): Tensor {
     const s = resolveShape(shape, this.size);
     this.storage.refs++;
-    return new Tensor(s, this.storage, this.dtype);
+    const out = new Tensor(s, this.storage, this.dtype);
+    if (this.requiresGrad) viewRecorder?.(this, out);
+    return out;
   }
 
   /** Read the values back to the CPU (submits pending GPU work). */

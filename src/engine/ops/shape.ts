@@ -110,8 +110,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   });
 }
 
-/** A view of x with another shape (one −1 allowed), recorded so gradients flow back through it. */
+/** A view of x with another shape (one −1 allowed); `Tensor.view` itself records the gradient. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const y = x.view(shape);
-  return record('reshape', y, [x], (g) => [g.view(x.shape)]);
+  return x.view(shape);
 }
