@@ -4,7 +4,7 @@
  * images/s and the engine's peak GPU memory. Weights are formula weights: speed does not depend on them.
  */
 import { Adam, adapterLine, backward, runtime, scope, tensor } from '../src/engine/index.js';
-import { Rdpp } from '../src/model/rdpp.js';
+import { Rdpp, type SsotMode } from '../src/model/rdpp.js';
 import { KerasResnet50Teacher } from '../src/model/teacher/keras-resnet50.js';
 import { type Teacher, TorchvisionTeacher } from '../src/model/teacher/torchvision.js';
 
@@ -15,6 +15,7 @@ export interface E2eResult {
   adapter: string;
   date: string;
   teacher: BenchTeacher;
+  ssot: SsotMode;
   batch: number;
   imageSize: number;
   iters: number;
@@ -48,9 +49,17 @@ function stats(times: number[]): { median: number; min: number; max: number } {
 
 export async function benchE2e(
   kind: 'train' | 'infer',
-  o: { teacher: BenchTeacher; batch: number; imageSize: number; iters: number; warmup: number },
+  o: {
+    teacher: BenchTeacher;
+    batch: number;
+    imageSize: number;
+    iters: number;
+    warmup: number;
+    ssot?: SsotMode;
+  },
 ): Promise<E2eResult> {
   const rt = runtime();
+  const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
   const shape = [o.batch, 3, o.imageSize, o.imageSize];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
@@ -61,7 +70,7 @@ export async function benchE2e(
   const once = () => {
     if (kind === 'train') {
       scope(() => {
-        const f = m.trainForward(tensor(data, shape), tensor(data, shape), perm, 'official');
+        const f = m.trainForward(tensor(data, shape), tensor(data, shape), perm, ssot);
         backward(f.loss);
       });
       optA.step();
@@ -96,6 +105,7 @@ export async function benchE2e(
     adapter: adapterLine(rt.gpu.report),
     date: new Date().toISOString(),
     teacher: o.teacher,
+    ssot,
     batch: o.batch,
     imageSize: o.imageSize,
     iters: o.iters,

@@ -20,6 +20,8 @@ export interface Flags {
   POOL_MAX_IDLE_BYTES: number;
   /** Check every pipeline for WGSL compile errors with a clear message (costs one async round trip). */
   VALIDATE_SHADERS: boolean;
+  /** sinkhornClouds: cost-matrix bytes per chunk of problems (the chunk's tiles live on the GPU at once). */
+  SINKHORN_CHUNK_BYTES: number;
 }
 
 const defaults: Flags = {
@@ -30,6 +32,7 @@ const defaults: Flags = {
   MAX_DISPATCHES_PER_SUBMIT: 4096,
   POOL_MAX_IDLE_BYTES: 2 * 1024 ** 3,
   VALIDATE_SHADERS: true,
+  SINKHORN_CHUNK_BYTES: 512 * 2 ** 20,
 };
 
 const current: Flags = { ...defaults };

@@ -19,6 +19,7 @@ export * from './ops/reduce.js';
 export * from './ops/resize.js';
 export * from './ops/shape.js';
 export * from './ops/sinkhorn.js';
+export * from './ops/sinkhorn-clouds.js';
 export * from './ops/softmax.js';
 export * from './optim.js';
 export * from './program.js';

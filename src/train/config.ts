@@ -1,3 +1,5 @@
+import type { SsotMode } from '../model/rdpp.js';
+
 /**
  * Training configuration: the official RD++ settings (spec §4.6) as defaults, and the per-category epoch
  * counts of the official code for MVTec AD.
@@ -13,8 +15,12 @@ export interface TrainConfig {
   batch: number;
   epochs: number;
   seed: number;
-  /** 'official': the code's SSOT (fused Sinkhorn); 'off': the constant 0 (spec §4.2: it contributes ~0) */
-  ssot: 'official' | 'off';
+  /**
+   * 'official': the code's SSOT (fused Sinkhorn; spec §4.2: it contributes ~0); 'pairwise': one OT
+   * problem per sample pair over per-pixel feature clouds (the paper's figure; src/model/rdpp.ts);
+   * 'off': the constant 0
+   */
+  ssot: SsotMode;
   lrProj: number;
   lrStudent: number;
   betas: [number, number];

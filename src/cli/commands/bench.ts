@@ -1,6 +1,7 @@
 import { type BenchTeacher, benchE2e } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
+import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
@@ -9,7 +10,7 @@ export const bench: Command = {
   name: 'bench',
   summary: 'benchmarks: kernels (GFLOP/s, GB/s), a whole training step, inference; JSON with the adapter',
   usage:
-    '[kernels|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--out file.json]',
+    '[kernels|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
   positionals: true,
   options: {
     small: { type: 'boolean', help: 'small shapes (for CPU adapters such as lavapipe)' },
@@ -19,6 +20,7 @@ export const bench: Command = {
     teacher: { type: 'string', default: 'wrn50', help: 'train/infer: network sizes (formula weights)' },
     batch: { type: 'string', help: 'train/infer: batch size (default 16 for train, 1 for infer)' },
     'image-size': { type: 'string', default: '256', help: 'train/infer: image side' },
+    ssot: { type: 'string', default: 'official', help: 'train: the SSOT mode (official, pairwise, off)' },
   },
   async run({ values, positionals }) {
     const what = positionals[0] ?? 'kernels';
@@ -37,7 +39,11 @@ export const bench: Command = {
       if (!Number.isInteger(batch) || batch < 1) throw new UsageError('--batch must be a positive integer');
       if (!Number.isInteger(imageSize) || imageSize % 32 !== 0)
         throw new UsageError('--image-size must be a multiple of 32');
+      const ssot = String(values.ssot) as SsotMode;
+      if (!SSOT_MODES.includes(ssot))
+        throw new UsageError(`--ssot must be one of ${SSOT_MODES.join(', ')}; got '${ssot}'`);
       const r = await benchE2e(what, {
+        ssot,
         teacher: teacher as BenchTeacher,
         batch,
         imageSize,

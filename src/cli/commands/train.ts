@@ -1,3 +1,4 @@
+import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
@@ -37,7 +38,7 @@ export const train: Command = {
     ssot: {
       type: 'string',
       default: 'official',
-      help: "'official' (fused Sinkhorn, as the official code) or 'off'",
+      help: "'official' (as the official code: ~0 in practice), 'pairwise' (one OT problem per sample pair over per-pixel features, as the paper's figure) or 'off'",
     },
     'select-on': {
       type: 'string',
@@ -63,9 +64,9 @@ export const train: Command = {
         `--image-size must be a multiple of 32 (the network downsamples 32×), got ${cfg.imageSize}`,
       );
     cfg.seed = int(values.seed, 'seed', 0) ?? cfg.seed;
-    const ssot = String(values.ssot);
-    if (ssot !== 'official' && ssot !== 'off')
-      throw new UsageError(`--ssot must be 'official' or 'off', got '${ssot}'`);
+    const ssot = String(values.ssot) as SsotMode;
+    if (!SSOT_MODES.includes(ssot))
+      throw new UsageError(`--ssot must be one of ${SSOT_MODES.join(', ')}; got '${ssot}'`);
     cfg.ssot = ssot;
     const sel = String(values['select-on']);
     if (sel !== 'validation' && sel !== 'test')
