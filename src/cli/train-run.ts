@@ -132,7 +132,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         const elapsed = (performance.now() - t0) / 1000;
         const eta = (elapsed / stepsDone) * (total - s.globalStep);
         progress.update(
-          `epoch ${s.epoch}/${s.epochs} step ${s.batch}/${s.batches} loss ${s.loss.toFixed(4)} (kd ${s.kd.toFixed(4)}, proj ${s.proj.toExponential(2)}) ${s.imagesPerSecond.toFixed(1)} img/s ETA ${formatDuration(eta)}`,
+          `epoch ${s.epoch}/${s.epochs} step ${s.batch}/${s.batches} loss ${s.loss.toFixed(4)} (kd ${s.kd.toFixed(4)}, proj ${s.proj.toExponential(2)}: recon ${s.recon.toExponential(2)}, con ${s.contrast.toExponential(2)}${s.ssot === null ? '' : `, ssot ${s.ssot.toExponential(2)}`}) ${s.imagesPerSecond.toFixed(1)} img/s ETA ${formatDuration(eta)}`,
         );
         jsonl({ event: 'step', ...s });
       },

@@ -9,7 +9,7 @@
  * exactly like the official code. One seeded RNG drives shuffling, noise boxes and SSOT permutations;
  * its state is saved in checkpoints, so `resume` continues bit-identically.
  */
-import { Adam, backward, scope, type Tensor, tensor } from '../engine/index.js';
+import { Adam, backward, concat, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
 import {
   type DecodedCheckpoint,
   encodeCheckpoint,
@@ -45,6 +45,10 @@ export interface StepInfo {
   loss: number;
   kd: number;
   proj: number;
+  /** the projection loss's parts (unweighted): L_Recon, L_Con and L_SSOT (null with --ssot off) */
+  recon: number;
+  contrast: number;
+  ssot: number | null;
   imagesPerSecond: number;
 }
 
@@ -154,14 +158,25 @@ export class Trainer {
         const tb = performance.now();
         const idx = order.slice(b * cfg.batch, (b + 1) * cfg.batch);
         const perm = this.rng.permutation(idx.length);
-        const parts = scope(() => {
+        // every loss part in one tensor, so the step costs one read-back
+        const packed = scope(() => {
           const { x, xn } = this.batchTensors(idx);
           const f = this.model.trainForward(x, xn, perm, cfg.ssot);
           backward(f.loss);
-          return [f.loss, f.kd, f.proj];
+          return noGrad(() =>
+            concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
+          );
         });
-        const [loss, kd, proj] = [await parts[0]!.item(), await parts[1]!.item(), await parts[2]!.item()];
-        for (const p of parts) p.dispose();
+        const values = await packed.read();
+        packed.dispose();
+        const [loss, kd, proj, recon, contrast] = Array.from(values.subarray(0, 5)) as [
+          number,
+          number,
+          number,
+          number,
+          number,
+        ];
+        const ssot = values.length > 5 ? values[5]! : null;
         if (!Number.isFinite(loss))
           throw new NonFiniteLossError(
             `the loss became ${loss} at epoch ${this.state.epoch + 1}, batch ${b + 1} (L_KD ${kd}, L_proj ${proj}); ` +
@@ -184,6 +199,9 @@ export class Trainer {
           loss,
           kd,
           proj,
+          recon,
+          contrast,
+          ssot,
           imagesPerSecond: idx.length / ((performance.now() - tb) / 1000),
         });
       }

@@ -84,9 +84,16 @@ describe('rdpp train (tiny configuration on tire images)', () => {
     const lastA = decodeCheckpoint(new Uint8Array(readFileSync(join(outA, 'last.safetensors'))), 'A');
     expect(lastA.meta.training?.epoch).toBe(2);
     expect(readFileSync(join(outA, 'training-curve.png')).subarray(1, 4).toString()).toBe('PNG');
-    expect(
-      readFileSync(join(outA, 'train.jsonl'), 'utf8').split('\n').filter(Boolean).length,
-    ).toBeGreaterThan(6);
+    const log = readFileSync(join(outA, 'train.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(log.length).toBeGreaterThan(6);
+    // every step logs each loss part; L_proj = (L_SSOT + 0.01·L_Recon + 0.1·L_Con) / 1.11
+    for (const s of log.filter((e) => e.event === 'step')) {
+      const inner = (s.ssot ?? 0) + 0.01 * s.recon + 0.1 * s.contrast;
+      expect(Math.abs(s.proj - inner / 1.11)).toBeLessThan(1e-6 + 1e-4 * s.proj);
+    }
 
     // the same run, interrupted after epoch 1 and resumed
     const outB = join(dir, 'b');
