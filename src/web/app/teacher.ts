@@ -1,7 +1,17 @@
-/** The Keras ResNet-50 teacher in the browser: fetched from the server (`npm run serve`) or chosen files. */
+/**
+ * Teachers in the browser: the Keras ResNet-50 fetched from the server (`npm run serve`) or chosen as
+ * model.json + shard files, or a torchvision ResNet-18 / WideResNet-50-2 `.pth` / `.safetensors` file
+ * chosen by the user. A TeacherSource remembers where a teacher came from, so that it can be loaded
+ * again on a new GPU device after the old one was lost.
+ */
 import type { KerasResnet50Teacher } from '../../model/teacher/keras-resnet50.js';
 import { tfjsShardPaths } from '../../model/teacher/keras-weights.js';
-import { kerasTeacherFromFiles } from './pipeline.js';
+import {
+  kerasTeacherFromFiles,
+  type LoadedTeacher,
+  TEACHER_LABEL,
+  torchvisionTeacherFromBytes,
+} from './pipeline.js';
 
 export const WEIGHTS_URL = 'weights/resnet50/model.json';
 
@@ -46,4 +56,29 @@ export async function kerasTeacherFromChosenFiles(files: File[]): Promise<KerasR
     paths.map(async (p) => new Uint8Array(await byName.get(p.split('/').pop()!)!.arrayBuffer())),
   );
   return kerasTeacherFromFiles(modelJson, shards);
+}
+
+/** Where a teacher comes from. */
+export type TeacherSource =
+  | { kind: 'keras-served'; url?: string }
+  | { kind: 'keras-files'; files: File[] }
+  | { kind: 'torchvision'; file: File };
+
+/** Load (or load again, on a new device) the teacher of `src`. */
+export async function loadTeacherFrom(
+  src: TeacherSource,
+  onProgress?: (line: string) => void,
+): Promise<LoadedTeacher> {
+  if (src.kind === 'torchvision') {
+    onProgress?.(`Reading ${src.file.name} (${(src.file.size / 2 ** 20).toFixed(1)} MB)…`);
+    return torchvisionTeacherFromBytes(new Uint8Array(await src.file.arrayBuffer()), src.file.name);
+  }
+  const teacher =
+    src.kind === 'keras-files'
+      ? await kerasTeacherFromChosenFiles(src.files)
+      : await fetchKerasTeacher(src.url, (d, n) =>
+          onProgress?.(`Loading the teacher: ${d}/${n} weight files…`),
+        );
+  const from = src.kind === 'keras-files' ? 'the chosen model.json + shards' : 'the server';
+  return { teacher, kind: 'resnet50-keras', description: `${TEACHER_LABEL['resnet50-keras']} from ${from}` };
 }
