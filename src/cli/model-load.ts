@@ -4,12 +4,18 @@
  * weights (a relative teacherPath that does not exist from the working folder is also looked up beside
  * the checkpoint), build the Rdpp and load the student side. The `decision` metadata, when present,
  * becomes a Decision.
+ *
+ * An official RD++ checkpoint (`torch.save({'proj': …, 'decoder': …, 'bn': …})`, a .pth with no
+ * configuration) loads too: the teacher must then be given (`--teacher wrn50=<file>` or resnet18=<file>,
+ * the network it was trained with) and the image size is the official 256 unless given.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { type Decision, parseDecision } from '../eval/threshold.js';
 import { type DecodedCheckpoint, decodeCheckpoint, loadStudent } from '../model/checkpoint.js';
+import { detectWeightFormat, readWeights } from '../model/import.js';
 import { Rdpp } from '../model/rdpp.js';
+import type { HostArray } from '../model/state.js';
 import { defaultConfig, type TrainConfig } from '../train/config.js';
 import { loadTeacher } from './teacher.js';
 
@@ -25,6 +31,21 @@ export interface LoadedModel {
 export function readCheckpoint(path: string): DecodedCheckpoint {
   if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
   return decodeCheckpoint(new Uint8Array(readFileSync(path)), path);
+}
+
+/** An official RD++ .pth: its student tensors, or null when the file is a safetensors checkpoint. */
+function readOfficial(path: string): Map<string, HostArray> | null {
+  if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
+  const bytes = new Uint8Array(readFileSync(path));
+  if (detectWeightFormat(bytes, path) === 'safetensors') return null;
+  const all = readWeights(bytes, path);
+  const student = new Map([...all].filter(([k]) => /^(proj|bn|decoder)\./.test(k)));
+  if (student.size === 0)
+    throw new Error(
+      `${path} has no RD++ student tensors (proj.…, bn.…, decoder.…): not an RD++ checkpoint` +
+        (all.has('conv1.weight') ? ' (it looks like teacher weights: pass those with --teacher)' : ''),
+    );
+  return student;
 }
 
 /** The training configuration stored in a checkpoint, checked for what inference needs. */
@@ -48,9 +69,46 @@ export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConf
  */
 export async function loadModel(
   path: string,
-  opts: { teacher?: Pick<TrainConfig, 'teacher' | 'teacherPath'>; log?: (l: string) => void } = {},
+  opts: {
+    teacher?: Pick<TrainConfig, 'teacher' | 'teacherPath'>;
+    /** official checkpoints only (ours store it): the image side, default 256 */
+    imageSize?: number;
+    log?: (l: string) => void;
+  } = {},
 ): Promise<LoadedModel> {
   const log = opts.log ?? ((l: string) => console.error(l));
+  const official = readOfficial(path);
+  if (official) {
+    const t = opts.teacher;
+    if (!t || t.teacher === 'resnet50-keras' || !t.teacherPath)
+      throw new Error(
+        `${path} is an official RD++ checkpoint (.pth, no configuration inside): give the teacher it was ` +
+          'trained with, --teacher wrn50=<wide_resnet50_2 weights> (the paper) or resnet18=<resnet18 weights>',
+      );
+    const imageSize = opts.imageSize ?? 256;
+    const cfg: TrainConfig = {
+      ...defaultConfig(),
+      teacher: t.teacher,
+      teacherPath: t.teacherPath,
+      imageSize,
+    };
+    const teacher = await loadTeacher(cfg, log);
+    const model = new Rdpp(teacher);
+    try {
+      loadStudent(model, official, path);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    log(`${path}: official RD++ checkpoint, teacher ${t.teacher}, image size ${imageSize}`);
+    return {
+      model,
+      cfg,
+      decision: null,
+      checkpoint: { tensors: official, meta: { config: { ...cfg } } },
+      path,
+    };
+  }
   const ck = readCheckpoint(path);
   const cfg = checkpointConfig(ck, path);
   if (opts.teacher) {

@@ -267,4 +267,21 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     // predict and test leave nothing allocated on the GPU
     expect(runtime().pool.snapshot().liveBytes).toBe(liveBefore);
   }, 120_000);
+
+  it('official RD++ .pth checkpoints need their teacher and must be complete', async () => {
+    const official = sharedPath('fixtures', 'pth', 'official_rdpp_checkpoint_subset.pth');
+    const input = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'good', '000.png');
+    const out = join(dir, 'pred-official');
+    const run = (teacher?: string) =>
+      runPredict({
+        ...predictOptions({ checkpoint: official, input, out, ...(teacher ? { teacher } : {}) }),
+        log: () => {},
+      });
+    await expect(run()).rejects.toThrow(/is an official RD\+\+ checkpoint .*--teacher wrn50=/);
+    // the shared fixture holds a handful of tensors of each module: refused, naming what is missing
+    await expect(run(`resnet18=${teacherPath}`)).rejects.toThrow(
+      /does not fit this model[\s\S]*missing 'proj\./,
+    );
+    await expect(run(`resnet18=${teacherPath}`)).rejects.toThrow(/… and \d+ more/);
+  });
 });

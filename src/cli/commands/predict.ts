@@ -28,6 +28,8 @@ export interface PredictOptions {
   range?: { min: number; max: number };
   alpha: number;
   teacher?: ReturnType<typeof parseTeacher>;
+  /** image side for official RD++ .pth checkpoints (ours store it) */
+  imageSize?: number;
   log?: (line: string) => void;
 }
 
@@ -86,7 +88,11 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   if (files.length === 0) throw new UsageError(`--input ${o.input}: no .png/.jpg/.jpeg/.bmp files found`);
   if (ignored > 0)
     log(`note: ${ignored} entr${ignored === 1 ? 'y' : 'ies'} of ${o.input} ignored (not image files)`);
-  const loaded = await loadModel(o.checkpoint, { ...(o.teacher ? { teacher: o.teacher } : {}), log });
+  const loaded = await loadModel(o.checkpoint, {
+    ...(o.teacher ? { teacher: o.teacher } : {}),
+    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+    log,
+  });
   const { model, cfg } = loaded;
   const size = cfg.imageSize;
   let decision: Decision | null = loaded.decision;
@@ -229,6 +235,12 @@ export function predictOptions(values: Record<string, unknown>): PredictOptions 
     o.range = { min: lo, max: hi };
   }
   if (values.teacher !== undefined) o.teacher = parseTeacher(String(values.teacher));
+  if (values['image-size'] !== undefined) {
+    const n = Number(values['image-size']);
+    if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0)
+      throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
+    o.imageSize = n;
+  }
   return o;
 }
 
@@ -237,7 +249,10 @@ export const predict: Command = {
   summary: 'score images with a trained checkpoint: overlay PNGs + predictions.csv/.jsonl',
   usage: '--checkpoint <file> --input <image or folder> [--out predictions] [--threshold t] [--batch 8]',
   options: {
-    checkpoint: { type: 'string', help: 'trained (ideally calibrated) .safetensors checkpoint' },
+    checkpoint: {
+      type: 'string',
+      help: 'trained (ideally calibrated) .safetensors checkpoint, or an official RD++ .pth (with --teacher)',
+    },
     input: { type: 'string', help: 'an image (.png .jpg .jpeg .bmp) or a folder of them (not recursive)' },
     out: { type: 'string', default: 'predictions', help: 'output folder' },
     threshold: {
@@ -252,7 +267,11 @@ export const predict: Command = {
     alpha: { type: 'string', default: '0.5', help: 'heatmap opacity in [0, 1]' },
     teacher: {
       type: 'string',
-      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>)",
+      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
+    },
+    'image-size': {
+      type: 'string',
+      help: 'official RD++ .pth checkpoints only: the image side they were trained at (default 256)',
     },
   },
   async run({ values }) {

@@ -40,6 +40,8 @@ export interface TestOptions {
   /** strips per example group */
   examples: number;
   teacher?: ReturnType<typeof parseTeacher>;
+  /** image side for official RD++ .pth checkpoints (ours store it) */
+  imageSize?: number;
   log?: (line: string) => void;
 }
 
@@ -67,7 +69,11 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
   for (const w of ds.warnings) log(`note: ${w}`);
   const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
   if (test.length === 0) throw new Error(`${ds.root}: no test images found`);
-  const loaded = await loadModel(o.checkpoint, { ...(o.teacher ? { teacher: o.teacher } : {}), log });
+  const loaded = await loadModel(o.checkpoint, {
+    ...(o.teacher ? { teacher: o.teacher } : {}),
+    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
+    log,
+  });
   const { model, cfg } = loaded;
   const size = cfg.imageSize;
   const onError = o.skipBad ? 'skip' : 'throw';
@@ -404,6 +410,12 @@ export function testOptions(values: Record<string, unknown>, positionals: string
   if (mc) o.maxCalibration = mc;
   if (calibrate) o.calibrate = calibrate;
   if (values.teacher !== undefined) o.teacher = parseTeacher(String(values.teacher));
+  if (values['image-size'] !== undefined) {
+    const n = Number(values['image-size']);
+    if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0)
+      throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
+    o.imageSize = n;
+  }
   return o;
 }
 
@@ -416,7 +428,10 @@ export const test: Command = {
   options: {
     data: { type: 'string', help: 'dataset root (MVTec / BTAD layout with a labelled test split)' },
     category: { type: 'string', help: 'category / product folder under the root' },
-    checkpoint: { type: 'string', help: '.safetensors checkpoint from rdpp train' },
+    checkpoint: {
+      type: 'string',
+      help: '.safetensors checkpoint from rdpp train, or an official RD++ .pth (with --teacher)',
+    },
     out: { type: 'string', help: 'report folder (default <checkpoint dir>/test-<checkpoint stem>)' },
     calibrate: {
       type: 'boolean',
@@ -433,7 +448,11 @@ export const test: Command = {
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
     teacher: {
       type: 'string',
-      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>)",
+      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
+    },
+    'image-size': {
+      type: 'string',
+      help: 'official RD++ .pth checkpoints only: the image side they were trained at (default 256)',
     },
   },
   async run({ values, positionals }) {
