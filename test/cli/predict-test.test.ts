@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from '../../src/cli/command.js';
+import { runExport } from '../../src/cli/commands/export.js';
 import { predict, predictOptions, runPredict } from '../../src/cli/commands/predict.js';
 import { runTest, test as testCommand, testOptions } from '../../src/cli/commands/test.js';
 import { calibratedPath, readCheckpoint } from '../../src/cli/model-load.js';
@@ -267,6 +268,28 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     // predict and test leave nothing allocated on the GPU
     expect(runtime().pool.snapshot().liveBytes).toBe(liveBefore);
   }, 120_000);
+
+  it('an official-format .pth (rdpp export) predicts exactly like the checkpoint it came from', async () => {
+    const input = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'cut', '000.png');
+    const pth = join(dir, 'official.pth');
+    runExport(ckPath, pth);
+    const scores = async (checkpoint: string, extra: Record<string, string>) => {
+      const r = await runPredict({
+        ...predictOptions({
+          checkpoint,
+          input,
+          out: join(dir, `pred-${extra.teacher ? 'pth' : 'st'}`),
+          ...extra,
+        }),
+        log: () => {},
+      });
+      return r.predictions.map((p) => p.score);
+    };
+    const want = await scores(ckPath, {});
+    const got = await scores(pth, { teacher: `resnet18=${teacherPath}`, 'image-size': '64' });
+    expect(got).toEqual(want);
+    expect(Number.isFinite(got[0])).toBe(true);
+  });
 
   it('official RD++ .pth checkpoints need their teacher and must be complete', async () => {
     const official = sharedPath('fixtures', 'pth', 'official_rdpp_checkpoint_subset.pth');
