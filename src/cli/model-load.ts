@@ -17,7 +17,8 @@ import { detectWeightFormat, readWeights } from '../model/import.js';
 import { Rdpp } from '../model/rdpp.js';
 import type { HostArray } from '../model/state.js';
 import { defaultConfig, type TrainConfig } from '../train/config.js';
-import { loadTeacher } from './teacher.js';
+import { type OptionSpec, UsageError } from './command.js';
+import { loadTeacher, parseTeacher } from './teacher.js';
 
 export interface LoadedModel {
   model: Rdpp;
@@ -25,6 +26,38 @@ export interface LoadedModel {
   decision: Decision | null;
   checkpoint: DecodedCheckpoint;
   path: string;
+}
+
+/** What a command that loads a checkpoint may be told about the model beyond the file. */
+export interface ModelChoice {
+  /** overrides the checkpoint's teacher; required for official .pth checkpoints */
+  teacher?: Pick<TrainConfig, 'teacher' | 'teacherPath'>;
+  /** official .pth checkpoints only (ours store it): the image side, default 256 */
+  imageSize?: number;
+}
+
+/** The command-line options behind ModelChoice (`rdpp test`, `rdpp predict`). */
+export const MODEL_OPTIONS: Record<string, OptionSpec> = {
+  teacher: {
+    type: 'string',
+    help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
+  },
+  'image-size': {
+    type: 'string',
+    help: 'official RD++ .pth checkpoints only: the image side they were trained at (default 256)',
+  },
+};
+
+export function parseModelOptions(values: Record<string, unknown>): ModelChoice {
+  const out: ModelChoice = {};
+  if (values.teacher !== undefined) out.teacher = parseTeacher(String(values.teacher));
+  if (values['image-size'] !== undefined) {
+    const n = Number(values['image-size']);
+    if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0)
+      throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
+    out.imageSize = n;
+  }
+  return out;
 }
 
 /** Read and decode a checkpoint file, with a clear error when it is missing. */
@@ -69,12 +102,7 @@ export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConf
  */
 export async function loadModel(
   path: string,
-  opts: {
-    teacher?: Pick<TrainConfig, 'teacher' | 'teacherPath'>;
-    /** official checkpoints only (ours store it): the image side, default 256 */
-    imageSize?: number;
-    log?: (l: string) => void;
-  } = {},
+  opts: ModelChoice & { log?: (l: string) => void } = {},
 ): Promise<LoadedModel> {
   const log = opts.log ?? ((l: string) => console.error(l));
   const official = readOfficial(path);

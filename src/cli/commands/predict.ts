@@ -14,11 +14,10 @@ import { overlayHeatmap, type RgbImage } from '../../report/overlay.js';
 import { decodeImage8, isImageName, resizeLinear } from '../../train/data/index.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
-import { loadModel } from '../model-load.js';
+import { loadModel, MODEL_OPTIONS, type ModelChoice, parseModelOptions } from '../model-load.js';
 import { formatDuration, Progress } from '../progress.js';
-import { parseTeacher } from '../teacher.js';
 
-export interface PredictOptions {
+export interface PredictOptions extends ModelChoice {
   checkpoint: string;
   input: string;
   out: string;
@@ -27,9 +26,6 @@ export interface PredictOptions {
   /** fixed colour range of the overlays (default: from the decision, else the first batch's maps) */
   range?: { min: number; max: number };
   alpha: number;
-  teacher?: ReturnType<typeof parseTeacher>;
-  /** image side for official RD++ .pth checkpoints (ours store it) */
-  imageSize?: number;
   log?: (line: string) => void;
 }
 
@@ -88,11 +84,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   if (files.length === 0) throw new UsageError(`--input ${o.input}: no .png/.jpg/.jpeg/.bmp files found`);
   if (ignored > 0)
     log(`note: ${ignored} entr${ignored === 1 ? 'y' : 'ies'} of ${o.input} ignored (not image files)`);
-  const loaded = await loadModel(o.checkpoint, {
-    ...(o.teacher ? { teacher: o.teacher } : {}),
-    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
-    log,
-  });
+  const loaded = await loadModel(o.checkpoint, { teacher: o.teacher, imageSize: o.imageSize, log });
   const { model, cfg } = loaded;
   const size = cfg.imageSize;
   let decision: Decision | null = loaded.decision;
@@ -234,13 +226,7 @@ export function predictOptions(values: Record<string, unknown>): PredictOptions 
       throw new UsageError(`--range must be 'min,max' with max > min, got '${values.range}'`);
     o.range = { min: lo, max: hi };
   }
-  if (values.teacher !== undefined) o.teacher = parseTeacher(String(values.teacher));
-  if (values['image-size'] !== undefined) {
-    const n = Number(values['image-size']);
-    if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0)
-      throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
-    o.imageSize = n;
-  }
+  Object.assign(o, parseModelOptions(values));
   return o;
 }
 
@@ -265,14 +251,7 @@ export const predict: Command = {
       help: "overlay colour range 'min,max' of map values (default: from calibration)",
     },
     alpha: { type: 'string', default: '0.5', help: 'heatmap opacity in [0, 1]' },
-    teacher: {
-      type: 'string',
-      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
-    },
-    'image-size': {
-      type: 'string',
-      help: 'official RD++ .pth checkpoints only: the image side they were trained at (default 256)',
-    },
+    ...MODEL_OPTIONS,
   },
   async run({ values }) {
     const o = predictOptions(values);

@@ -20,11 +20,16 @@ import { maskImage, overlayHeatmap, type RgbImage, strip } from '../../report/ov
 import { decodeImage8, discoverDataset, loadBatch, maskGray, type Sample } from '../../train/data/index.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
-import { calibratedPath, loadModel } from '../model-load.js';
+import {
+  calibratedPath,
+  loadModel,
+  MODEL_OPTIONS,
+  type ModelChoice,
+  parseModelOptions,
+} from '../model-load.js';
 import { Progress } from '../progress.js';
-import { parseTeacher } from '../teacher.js';
 
-export interface TestOptions {
+export interface TestOptions extends ModelChoice {
   data: string;
   category?: string;
   checkpoint: string;
@@ -39,9 +44,6 @@ export interface TestOptions {
   skipBad: boolean;
   /** strips per example group */
   examples: number;
-  teacher?: ReturnType<typeof parseTeacher>;
-  /** image side for official RD++ .pth checkpoints (ours store it) */
-  imageSize?: number;
   log?: (line: string) => void;
 }
 
@@ -69,11 +71,7 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
   for (const w of ds.warnings) log(`note: ${w}`);
   const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
   if (test.length === 0) throw new Error(`${ds.root}: no test images found`);
-  const loaded = await loadModel(o.checkpoint, {
-    ...(o.teacher ? { teacher: o.teacher } : {}),
-    ...(o.imageSize ? { imageSize: o.imageSize } : {}),
-    log,
-  });
+  const loaded = await loadModel(o.checkpoint, { teacher: o.teacher, imageSize: o.imageSize, log });
   const { model, cfg } = loaded;
   const size = cfg.imageSize;
   const onError = o.skipBad ? 'skip' : 'throw';
@@ -409,13 +407,7 @@ export function testOptions(values: Record<string, unknown>, positionals: string
   const mc = intOpt(values['max-calibration'], 'max-calibration');
   if (mc) o.maxCalibration = mc;
   if (calibrate) o.calibrate = calibrate;
-  if (values.teacher !== undefined) o.teacher = parseTeacher(String(values.teacher));
-  if (values['image-size'] !== undefined) {
-    const n = Number(values['image-size']);
-    if (!Number.isInteger(n) || n <= 0 || n % 32 !== 0)
-      throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
-    o.imageSize = n;
-  }
+  Object.assign(o, parseModelOptions(values));
   return o;
 }
 
@@ -446,14 +438,7 @@ export const test: Command = {
     'max-calibration': { type: 'string', help: 'use at most N normal images for --calibrate frr' },
     examples: { type: 'string', default: '2', help: 'example strips per group in the report' },
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
-    teacher: {
-      type: 'string',
-      help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
-    },
-    'image-size': {
-      type: 'string',
-      help: 'official RD++ .pth checkpoints only: the image side they were trained at (default 256)',
-    },
+    ...MODEL_OPTIONS,
   },
   async run({ values, positionals }) {
     const o = testOptions(values, positionals);
