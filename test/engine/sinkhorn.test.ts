@@ -19,50 +19,16 @@ import {
 } from '../../src/engine/index.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
+import { refEpsilons, relErr, sinkhornRef as sinkhornRefFlat } from '../helpers/sinkhorn-ref.js';
 
 beforeAll(async () => {
   await gpu();
 });
 
 // ---------------------------------------------------------------------------------------------------
-// float64 CPU reference (spec §4.2), written from the spec, not from the kernels
+// the float64 reference (test/helpers/sinkhorn-ref.ts) on nested arrays, at RD++'s diameter 1e7
 
 type Mat = number[][];
-
-/** numpy.arange(start, stop, step) for floats: ceil((stop − start)/step) values start + i·δ. */
-function arange(start: number, stop: number, step: number): number[] {
-  const n = Math.max(0, Math.ceil((stop - start) / step));
-  const out: number[] = [];
-  const delta = start + step - start;
-  for (let i = 0; i < n; i++) out.push(i === 0 ? start : i === 1 ? start + step : start + i * delta);
-  return out;
-}
-
-function refEpsilons(diameter = 1e7, blur = 0.05, scaling = 0.95): number[] {
-  return [
-    diameter ** 2,
-    ...arange(2 * Math.log(diameter), 2 * Math.log(blur), 2 * Math.log(scaling)).map(Math.exp),
-    blur ** 2,
-  ];
-}
-
-const cost = (a: Mat, b: Mat): Mat =>
-  a.map((p) => b.map((q) => p.reduce((s, v, k) => s + (v - q[k]!) ** 2, 0) / 2));
-
-/** softmin(ε, C, h)_i = −ε log Σ_j exp(h_j − C_ij/ε), max-shifted; also the row softmaxes (plans). */
-function softmin(eps: number, C: Mat, h: number[]): { f: number[]; plan: Mat } {
-  const f: number[] = [];
-  const plan: Mat = [];
-  for (const row of C) {
-    const z = row.map((c, j) => h[j]! - c / eps);
-    const m = Math.max(...z);
-    const e = z.map((v) => Math.exp(v - m));
-    const s = e.reduce((a, b) => a + b, 0);
-    f.push(-eps * (m + Math.log(s)));
-    plan.push(e.map((v) => v / s));
-  }
-  return { f, plan };
-}
 
 interface RefResult {
   value: number;
@@ -71,72 +37,27 @@ interface RefResult {
 }
 
 function sinkhornRef(x: Mat, y: Mat): RefResult {
-  const N = x.length;
-  const M = y.length;
-  const [Cxy, Cyx, Cxx, Cyy] = [cost(x, y), cost(y, x), cost(x, x), cost(y, y)];
-  const al = new Array<number>(N).fill(Math.log(1 / N));
-  const bl = new Array<number>(M).fill(Math.log(1 / M));
-  const E = refEpsilons();
-  const add = (l: number[], f: number[], e: number) => l.map((v, i) => v + f[i]! / e);
-  let e = E[0]!;
-  let gab = softmin(e, Cyx, al).f;
-  let fba = softmin(e, Cxy, bl).f;
-  let faa = softmin(e, Cxx, al).f;
-  let gbb = softmin(e, Cyy, bl).f;
-  for (e of E) {
-    const fbaT = softmin(e, Cxy, add(bl, gab, e)).f;
-    const gabT = softmin(e, Cyx, add(al, fba, e)).f;
-    const faaT = softmin(e, Cxx, add(al, faa, e)).f;
-    const gbbT = softmin(e, Cyy, add(bl, gbb, e)).f;
-    fba = fba.map((v, i) => 0.5 * (v + fbaT[i]!));
-    gab = gab.map((v, i) => 0.5 * (v + gabT[i]!));
-    faa = faa.map((v, i) => 0.5 * (v + faaT[i]!));
-    gbb = gbb.map((v, i) => 0.5 * (v + gbbT[i]!));
-  }
-  const Fba = softmin(e, Cxy, add(bl, gab, e));
-  const Gab = softmin(e, Cyx, add(al, fba, e));
-  const Faa = softmin(e, Cxx, add(al, faa, e));
-  const Gbb = softmin(e, Cyy, add(bl, gbb, e));
-  let value = 0;
-  for (let i = 0; i < N; i++) value += (Fba.f[i]! - Faa.f[i]!) / N;
-  for (let j = 0; j < M; j++) value += (Gab.f[j]! - Gbb.f[j]!) / M;
-  // ∂S/∂x_i = α_i [Σ_j π^xy_ij (x_i − y_j) − Σ_k π^xx_ik (x_i − x_k)], and symmetrically for y
-  const grad = (p: Mat, w: number, other: Mat, pOther: Mat, own: Mat, pOwn: Mat): Mat =>
-    p.map((pi, i) =>
-      pi.map(
-        (v, k) =>
-          w *
-          (other.reduce((s, q, j) => s + pOther[i]![j]! * (v - q[k]!), 0) -
-            own.reduce((s, q, j) => s + pOwn[i]![j]! * (v - q[k]!), 0)),
-      ),
-    );
-  return {
-    value,
-    dx: grad(x, 1 / N, y, Fba.plan, x, Faa.plan),
-    dy: grad(y, 1 / M, x, Gab.plan, y, Gbb.plan),
-  };
+  const D = x[0]!.length;
+  const r = sinkhornRefFlat(
+    Float64Array.from(x.flat()),
+    x.length,
+    Float64Array.from(y.flat()),
+    y.length,
+    D,
+    1e7,
+  );
+  return { value: r.value, dx: toMat(r.dx, x.length, D), dy: toMat(r.dy, y.length, D) };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
 
-const toMat = (d: Float32Array | number[], rows: number, cols: number, off = 0): Mat =>
+const toMat = (d: ArrayLike<number>, rows: number, cols: number, off = 0): Mat =>
   Array.from({ length: rows }, (_, i) =>
     Array.from({ length: cols }, (_, k) => Number(d[off + i * cols + k])),
   );
 
 const flat = (m: Mat) => m.flat();
-
-/** max |a − b| / max |b| (absolute when b is all zero). */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(b[i]!));
-  }
-  return s > 0 ? d / s : d;
-}
 
 function leaf(data: Float32Array, shape: number[]): Tensor {
   const t = tensor(data, shape);
@@ -181,7 +102,7 @@ describe('sinkhornLoss', () => {
   it('ε schedule: 375 values like numpy (1e14, 1e14, 9.025e13, …, 0.0029574, 0.0026691, 0.0025)', () => {
     const e = epsilonSchedule();
     expect(e.length).toBe(375);
-    expect(e).toEqual(refEpsilons());
+    expect(e).toEqual(refEpsilons(1e7));
     expect(e[0]).toBe(1e14);
     expect(e[1]! / 1e14).toBeCloseTo(1, 12);
     expect(e[2]! / 9.025e13).toBeCloseTo(1, 12);
