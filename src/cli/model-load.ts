@@ -12,7 +12,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { type Decision, parseDecision } from '../eval/threshold.js';
-import { type DecodedCheckpoint, decodeCheckpoint, loadStudent } from '../model/checkpoint.js';
+import {
+  type DecodedCheckpoint,
+  decodeCheckpoint,
+  isStudentTensor,
+  loadStudent,
+} from '../model/checkpoint.js';
 import { detectWeightFormat, readWeights } from '../model/import.js';
 import { Rdpp } from '../model/rdpp.js';
 import type { HostArray } from '../model/state.js';
@@ -72,7 +77,7 @@ function readOfficial(path: string): Map<string, HostArray> | null {
   const bytes = new Uint8Array(readFileSync(path));
   if (detectWeightFormat(bytes, path) === 'safetensors') return null;
   const all = readWeights(bytes, path);
-  const student = new Map([...all].filter(([k]) => /^(proj|bn|decoder)\./.test(k)));
+  const student = new Map([...all].filter(([k]) => isStudentTensor(k)));
   if (student.size === 0)
     throw new Error(
       `${path} has no RD++ student tensors (proj.…, bn.…, decoder.…): not an RD++ checkpoint` +

@@ -17,6 +17,17 @@ import type { HostArray, NetState } from './state.js';
 
 export const CHECKPOINT_FORMAT = 'rdpp-webgpu/1';
 
+/**
+ * The official checkpoint's three state_dicts (`torch.save({'proj': …, 'decoder': …, 'bn': …})`); their
+ * names prefix the student's tensors in our checkpoints too (`proj.proj_a.…`, `bn.bn_layer.…`).
+ */
+export const STUDENT_DICTS = ['proj', 'decoder', 'bn'] as const;
+
+/** A student tensor name (projection, decoder or OCBE), as opposed to teacher or optimizer tensors. */
+export function isStudentTensor(name: string): boolean {
+  return STUDENT_DICTS.some((d) => name.startsWith(`${d}.`));
+}
+
 export interface CheckpointMeta {
   /** model and data configuration (teacher, image size, …) */
   config: Record<string, unknown>;

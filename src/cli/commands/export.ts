@@ -5,12 +5,10 @@
  * No GPU needed: tensors go from the checkpoint to the file as they are (float32, bit for bit).
  */
 import { type PthTensorToWrite, writePth } from '../../engine/io/pth-write.js';
+import { STUDENT_DICTS } from '../../model/checkpoint.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { readCheckpoint } from '../model-load.js';
-
-/** The official checkpoint's dicts, in the order the official code saves them. */
-export const EXPORT_DICTS = ['proj', 'decoder', 'bn'] as const;
 
 export interface ExportResult {
   /** the teacher the student was trained against (from the checkpoint's config) */
@@ -24,7 +22,7 @@ export interface ExportResult {
 /** Read `checkpoint` and write its student side to `out` as an official RD++ .pth. */
 export function runExport(checkpoint: string, out: string): ExportResult {
   const ck = readCheckpoint(checkpoint);
-  const dicts = new Map<string, Map<string, PthTensorToWrite>>(EXPORT_DICTS.map((d) => [d, new Map()]));
+  const dicts = new Map<string, Map<string, PthTensorToWrite>>(STUDENT_DICTS.map((d) => [d, new Map()]));
   for (const [name, t] of ck.tensors) {
     const dot = name.indexOf('.');
     const dict = dicts.get(name.slice(0, dot));
@@ -55,7 +53,7 @@ export const exportCommand: Command = {
     if (!checkpoint) throw new UsageError('--checkpoint <model.safetensors> is required');
     if (!out) throw new UsageError('--out <file.pth> is required');
     const r = runExport(checkpoint, out);
-    const parts = EXPORT_DICTS.map((d) => `${d} ${r.counts[d]}`).join(', ');
+    const parts = STUDENT_DICTS.map((d) => `${d} ${r.counts[d]}`).join(', ');
     console.log(`wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB; tensors: ${parts})`);
     if (r.counts.bn === 0 || r.counts.decoder === 0 || r.counts.proj === 0)
       console.log('note: some dicts are empty; the official code will report missing keys for them');

@@ -13,6 +13,7 @@ import { calibrateThreshold, type Decision, parseDecision } from '../../eval/thr
 import {
   type CheckpointMeta,
   encodeCheckpoint,
+  isStudentTensor,
   loadStudent,
   loadTorchvisionTeacher,
   studentTensors,
@@ -71,8 +72,6 @@ export function kerasTeacherFromFiles(modelJson: unknown, shards: Uint8Array[]):
   });
   return teacher;
 }
-
-const STUDENT_RE = /^(proj|bn|decoder)\./;
 
 interface WeightFile {
   format: WeightFormat;
@@ -152,7 +151,7 @@ function checkpointMeta(metadata: Record<string, string>, source: string): Check
 export function detectTorchvisionTeacher(tensors: Map<string, HostArray>, source: string): TorchTeacherKind {
   const keys = [...tensors.keys()];
   if (keys.length === 0) throw new Error(`${source} holds no floating-point tensors`);
-  if (keys.some((k) => STUDENT_RE.test(k)) && !tensors.has('conv1.weight'))
+  if (keys.some((k) => isStudentTensor(k)) && !tensors.has('conv1.weight'))
     throw new Error(
       `${source} is an RD++ checkpoint (student weights proj./bn./decoder.), not teacher weights: open it with “Load checkpoint”`,
     );
@@ -375,7 +374,7 @@ function studentVariant(tensors: Map<string, HostArray>): TorchTeacherKind | nul
       for (const d of st.decls) shapes.set(st.prefix + d.name, d.shape.join());
     let fits = true;
     for (const [k, v] of tensors)
-      if (STUDENT_RE.test(k) && !k.endsWith('num_batches_tracked') && shapes.get(k) !== v.shape.join()) {
+      if (isStudentTensor(k) && !k.endsWith('num_batches_tracked') && shapes.get(k) !== v.shape.join()) {
         fits = false;
         break;
       }
@@ -420,7 +419,7 @@ export async function modelFromCheckpoint(
   opts: CheckpointOptions,
 ): Promise<LoadedCheckpoint> {
   const { format, tensors, names, metadata } = readWeightFile(bytes, source, 'an RD++ checkpoint', (k) =>
-    STUDENT_RE.test(k),
+    isStudentTensor(k),
   );
   const student = [...tensors.keys()].filter((k) => !k.endsWith('num_batches_tracked'));
   if (student.length === 0) {
