@@ -53,9 +53,9 @@ export const bench: Command = {
       console.error(
         `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, peak GPU ${r.peak_gpu_mib} MiB`,
       );
-      const json = JSON.stringify(r, null, 1);
+      const json = `${JSON.stringify(r, null, 2)}\n`;
       if (values.out) writeFileAtomic(String(values.out), json);
-      else console.log(json);
+      else process.stdout.write(json);
       return 0;
     }
     const size = values.small ? 'small' : 'full';
@@ -63,11 +63,12 @@ export const bench: Command = {
     const cases = allBenchCases(size).filter((c) => !filter || filter.test(`${c.family} ${c.name}`));
     if (cases.length === 0) throw new UsageError('no benchmark case matches');
     const report = await runBench(cases, size, { iters, log: (l) => console.error(l) });
-    const json = JSON.stringify(report, null, 1);
+    // 2-space JSON with a final newline: what the formatter expects of results committed under bench/results
+    const json = `${JSON.stringify(report, null, 2)}\n`;
     if (values.out) {
       writeFileAtomic(String(values.out), json);
       console.error(`wrote ${values.out}`);
-    } else console.log(json);
+    } else process.stdout.write(json);
     return 0;
   },
 };
