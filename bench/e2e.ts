@@ -259,8 +259,8 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
         calls_per_step: +(p.calls / o.iters).toFixed(2),
         gpu_ms_per_step: +(p.gpuMs / o.iters).toFixed(4),
         share: gpuTotal > 0 ? +(p.gpuMs / gpuTotal).toFixed(4) : 0,
-        tflops: p.flops > 0 && p.gpuMs > 0 ? +(p.flops / (p.gpuMs * 1e9)).toFixed(3) : null,
-        gbps: p.bytes > 0 && p.gpuMs > 0 ? +(p.bytes / (p.gpuMs * 1e6)).toFixed(1) : null,
+        tflops: p.flops > 0 && p.gpuMs > 0 ? +(p.flops / (p.gpuMs * 1e9)).toPrecision(4) : null,
+        gbps: p.bytes > 0 && p.gpuMs > 0 ? +(p.bytes / (p.gpuMs * 1e6)).toPrecision(4) : null,
       })),
     };
   } finally {

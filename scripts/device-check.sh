@@ -1,30 +1,63 @@
 #!/usr/bin/env bash
-# Runs on a GPU server with .device-kit/ and dist/ carried (see scripts/device-kit.sh). One prepared
-# sequence so a short lease is spent measuring, not typing; every result lands in $OUT (JSON + log).
-#   RDPP_CHECK_QUICK=1   only the adapter report and the whole-step benchmarks
-#   RDPP_CHECK_SMALL=1   tiny shapes (a smoke test of this script on a CPU adapter)
+# Runs on a GPU server with .device-kit/ and dist/ carried (see scripts/device-kit.sh). Prepared phases,
+# so a short lease is spent measuring, not typing; every result lands in $OUT (JSON, logs, one .tgz).
+#   RDPP_PHASE=check   (default) adapter report, parity on the carried fixtures (.device-fixtures), whole
+#                      step and inference benchmarks, profiles with GPU time per program
+#   RDPP_PHASE=tire    the real-data run: node dist/train.js on .device-data/tire (packed by
+#                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
+#                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
+#                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
+#   RDPP_PHASE=kernels every kernel benchmark
+#   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
-mkdir -p "$out" node_modules/webgpu
-cp .device-kit/webgpu-js/* node_modules/webgpu/
-log="$out/device-check.log"
+mkdir -p "$out"
+if [ "${RDPP_KIT:-1}" != 0 ]; then mkdir -p node_modules/webgpu && cp .device-kit/webgpu-js/* node_modules/webgpu/; fi
+log="$out/device-${RDPP_PHASE:-check}.log"
+# RDPP_KIT=0 runs the commands directly (a smoke test of this script on a machine that has node)
+kit() { if [ "${RDPP_KIT:-1}" = 0 ]; then "$@"; else bash .device-kit/device-run.sh "$@"; fi; }
 run() { # name, then the rdpp arguments; a failure is logged and the sequence goes on
   local name=$1; shift
   echo "== $name: rdpp $*" | tee -a "$log"
   local t0=$SECONDS
-  bash .device-kit/device-run.sh node dist/rdpp.js "$@" >"$out/$name.json" 2>>"$log" || echo "!! $name failed" | tee -a "$log"
+  kit node dist/rdpp.js "$@" >"$out/$name.json" 2>>"$log" || echo "!! $name failed" | tee -a "$log"
   echo "   $((SECONDS - t0)) s" | tee -a "$log"
 }
 if [ -n "${RDPP_CHECK_SMALL:-}" ]; then
-  net=(--teacher resnet18 --image-size 64) train=(--batch 2 --iters 1) infer=(--batch 2 --iters 1) kernels=(--small --iters 1)
+  net=(--teacher resnet18 --image-size 64) train=(--batch 2 --iters 1) infer32=(--batch 2 --iters 1) infer1=(--batch 1 --iters 1)
 else
-  net=(--teacher wrn50 --image-size 256) train=(--batch 16 --iters 5) infer=(--batch 32 --iters 5) kernels=(--iters 5)
+  net=(--teacher wrn50 --image-size 256) train=(--batch 16 --iters 5) infer32=(--batch 32 --iters 10) infer1=(--batch 1 --iters 20)
 fi
-run info info --json
-run train-official bench train "${net[@]}" "${train[@]}"
-run train-pairwise bench train "${net[@]}" "${train[@]}" --ssot pairwise
-run infer bench infer "${net[@]}" "${infer[@]}"
-if [ -z "${RDPP_CHECK_QUICK:-}" ]; then
-  run kernels bench "${kernels[@]}"
-fi
-tail -n 40 "$log"
+
+case "${RDPP_PHASE:-check}" in
+check)
+  run info info --json
+  for f in .device-fixtures/golden/ops.json .device-fixtures/golden/rd18.json .device-fixtures/golden/wrn50.json; do
+    [ -f "$f" ] && run "parity-$(basename "$f" .json)" parity "$f" --json
+  done
+  run train-official bench train "${net[@]}" "${train[@]}"
+  run train-off bench train "${net[@]}" "${train[@]}" --ssot off
+  run infer-b32 bench infer "${net[@]}" "${infer32[@]}"
+  run infer-b1 bench infer "${net[@]}" "${infer1[@]}"
+  run train-keras bench train --teacher resnet50-keras --image-size "${net[3]}" "${train[@]}" --ssot off
+  run profile-train profile train "${net[@]}" --batch "${train[1]}" --iters 2 --json
+  run profile-infer-b1 profile infer "${net[@]}" --batch 1 --iters 5 --json
+  run profile-infer-b32 profile infer "${net[@]}" --batch "${infer32[1]}" --iters 2 --json
+  ;;
+tire)
+  # the user's command, plus the teacher file an offline server needs and the test curve every 10 epochs
+  deadline=${RDPP_DEADLINE:-480}
+  args=(--data .device-data --category tire --image-size 256 --epochs "${RDPP_EPOCHS:-100}"
+    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every 10 --out runs/tire256)
+  [ -f runs/tire256/last.safetensors ] && args+=(--resume)
+  echo "== train ${args[*]} (stopped after $deadline s)" | tee -a "$log"
+  t0=$SECONDS
+  kit timeout -s KILL "$deadline" node dist/train.js "${args[@]}" >>"$log" 2>&1
+  echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
+  tar czf "$out/tire-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' runs/tire256 2>/dev/null
+  ;;
+kernels)
+  run kernels bench --iters 5
+  ;;
+esac
+tail -n 60 "$log"

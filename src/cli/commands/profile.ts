@@ -20,7 +20,14 @@ export function profileTable(r: ProfileResult, top = 25): string {
       `  ${'program'.padEnd(34)} ${'calls'.padStart(7)} ${'GPU ms'.padStart(9)} ${'share'.padStart(6)}  achieved`,
     );
     for (const p of r.programs.slice(0, top)) {
-      const achieved = p.tflops !== null ? `${p.tflops} TFLOP/s` : p.gbps !== null ? `${p.gbps} GB/s` : '';
+      const achieved =
+        p.tflops !== null
+          ? p.tflops >= 0.1
+            ? `${p.tflops} TFLOP/s`
+            : `${+(p.tflops * 1000).toPrecision(3)} GFLOP/s`
+          : p.gbps !== null
+            ? `${p.gbps} GB/s`
+            : '';
       lines.push(
         `  ${p.name.padEnd(34)} ${p.calls_per_step.toString().padStart(7)} ${p.gpu_ms_per_step.toFixed(3).padStart(9)} ${(100 * p.share).toFixed(1).padStart(5)}%  ${achieved}`,
       );

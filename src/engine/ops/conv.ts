@@ -90,6 +90,7 @@ function splitSum(part: Tensor, out: Tensor, splits: number): void {
     outputs: [{ name: 'out', buffer: out.buffer }],
     uniforms: { n: ['u32', n], splits: ['u32', splits] },
     workgroups: grid1d(n),
+    cost: { bytes: 4 * n * (splits + 1) },
     wgsl: splitSumShader(),
   });
 }
@@ -134,6 +135,7 @@ function permute3(x: Tensor, e: [number, number, number], s: [number, number, nu
       s2: ['u32', s[2]],
     },
     workgroups: grid1d(y.size),
+    cost: { bytes: 8 * y.size },
     wgsl: permute3Shader(256),
   });
   return y;
@@ -144,6 +146,11 @@ function weightUniforms(t: number, c: number, n: number, cn: number): Record<str
 }
 
 // ---- the three conv GEMMs (in the forward orientation of `g`) ----
+
+/** Floating-point operations of one conv GEMM (forward, dgrad and wgrad are the same product). */
+function convFlops(g: ConvGeom): number {
+  return 2 * g.n * g.ho * g.wo * g.co * g.ci * g.kh * g.kw;
+}
 
 function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Tensor {
   const y = empty([g.n, g.co, g.ho, g.wo]);
@@ -167,6 +174,7 @@ function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Te
     outputs: [{ name: 'y', buffer: y.buffer }],
     uniforms: { ...convUniforms(g), ...wu, tiles_m: ['u32', grid.tiles_m], tiles_n: ['u32', grid.tiles_n] },
     workgroups: grid.workgroups,
+    cost: { flops: convFlops(g) },
     wgsl: gemmShader({
       tile,
       ctx: FWD_CTX,
@@ -204,6 +212,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
       tiles_n: ['u32', grid.tiles_n],
     },
     workgroups: grid.workgroups,
+    cost: { flops: convFlops(g) },
     wgsl: gemmShader({
       tile,
       ctx: DGRAD_CTX,
@@ -240,6 +249,7 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
         tiles_n: ['u32', grid.tiles_n],
       },
       workgroups: grid.workgroups,
+      cost: { flops: convFlops(g) },
       wgsl: gemmShader({ tile, ctx: WGRAD_CTX, a: WGRAD_G, b: WGRAD_X, store: WGRAD_STORE, fast: 'n' }),
     });
   });
@@ -462,6 +472,7 @@ function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
         ...stridedUniforms('b', N, K, b.sr, b.sk),
       },
       workgroups: grid.workgroups,
+      cost: { flops: 2 * M * N * K },
       wgsl: gemmShader({
         tile,
         ctx: PLAIN_CTX,

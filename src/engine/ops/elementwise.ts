@@ -50,6 +50,7 @@ function launchMap(name: string, expr: string, ins: Tensor[], n: number, a = 0, 
     outputs: [{ name: 'out', buffer: y.buffer }],
     uniforms: { n: ['u32', n], a: ['f32', a] },
     workgroups: grid1d(n),
+    cost: { bytes: 4 * n * (ins.length + 1) },
     wgsl: (h) => `${h}
 ${main1d()}
   if (i >= u.n) { return; }
