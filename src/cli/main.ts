@@ -8,6 +8,7 @@ import { exportCommand } from './commands/export.js';
 import { info } from './commands/info.js';
 import { parity } from './commands/parity.js';
 import { predict } from './commands/predict.js';
+import { profile } from './commands/profile.js';
 import { teacherCommand } from './commands/teacher.js';
 import { test } from './commands/test.js';
 import { train } from './commands/train.js';
@@ -22,6 +23,7 @@ export const COMMANDS: Command[] = [
   info,
   parity,
   bench,
+  profile,
 ];
 
 function mainHelp(): string {

@@ -19,7 +19,7 @@ import { decodeCheckpoint } from '../model/checkpoint.js';
 import { Rng } from '../model/init.js';
 import { Rdpp } from '../model/rdpp.js';
 import { nodeFileSystem } from '../platform/files.js';
-import { writeFileAtomic } from '../platform/node.js';
+import { writeFileAtomicAsync } from '../platform/node.js';
 import { writeCurvePng } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
 import { discoverDataset, loadBatch, type Sample } from '../train/data/index.js';
@@ -200,7 +200,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         }
         writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history, testEvals);
       },
-      save: async (kind, bytes) => writeFileAtomic(join(outDir, `${kind}.safetensors`), bytes),
+      save: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
       select,
     },
   );

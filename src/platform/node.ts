@@ -4,6 +4,7 @@
  * file helpers that never leave a half-written file behind (write to a temp file, then rename).
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
@@ -62,6 +63,19 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
 }
 
 /** Write a file so that readers see either the old or the new content, never a torn one. */
+/** writeFileAtomic without blocking the event loop (the write runs on libuv's thread pool). */
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;

@@ -29,14 +29,6 @@ import type { TeacherChoice } from '../../src/train/config.js';
 const dir = mkdtempSync(join(tmpdir(), 'rdpp-teacher-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Keras BN parameter names → the formula's leaf names (same roles). */
-const FORMULA_LEAF: Record<string, string> = {
-  gamma: 'weight',
-  beta: 'bias',
-  mean: 'running_mean',
-  var: 'running_var',
-};
-
 const formulaCache = new Map<TeacherChoice, Map<string, HostArray>>();
 
 /** Formula weights for every tensor a `kind` teacher declares (fresh copies: tests alter them). */
@@ -47,11 +39,10 @@ function formulaWeights(kind: TeacherChoice): Map<string, HostArray> {
 
 function makeFormulaWeights(kind: TeacherChoice): Map<string, HostArray> {
   return new Map(
-    newTeacher(kind).state.decls.map((d) => {
-      const leaf = d.name.slice(d.name.lastIndexOf('.') + 1);
-      const name = `t.${d.name.slice(0, -leaf.length)}${FORMULA_LEAF[leaf] ?? leaf}`;
-      return [d.name, { shape: d.shape, data: formulaTensor(name, d.shape) }];
-    }),
+    newTeacher(kind).state.decls.map((d) => [
+      d.name,
+      { shape: d.shape, data: formulaTensor(`t.${d.name}`, d.shape) },
+    ]),
   );
 }
 
