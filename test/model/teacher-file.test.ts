@@ -130,7 +130,7 @@ describe('exported teacher files', () => {
   });
 
   it('refuses files of the wrong kind, RD++ checkpoints, altered metadata and incomplete files', () => {
-    const keras = encode('resnet50-keras', 'f16');
+    const keras = encode('resnet50-keras', 'f32');
     const r18 = encode('resnet18', 'f32');
     expect(() => readTeacherWeights('resnet18', keras, 'k.safetensors')).toThrow(
       /k\.safetensors holds an exported Keras ResNet-50 teacher.*pass it as --teacher resnet50-keras=k\.safetensors/,
