@@ -9,10 +9,22 @@ import { info } from './commands/info.js';
 import { parity } from './commands/parity.js';
 import { predict } from './commands/predict.js';
 import { profile } from './commands/profile.js';
+import { teacherCommand } from './commands/teacher.js';
 import { test } from './commands/test.js';
 import { train } from './commands/train.js';
 
-export const COMMANDS: Command[] = [demo, train, test, predict, exportCommand, info, parity, bench, profile];
+export const COMMANDS: Command[] = [
+  demo,
+  train,
+  test,
+  predict,
+  exportCommand,
+  teacherCommand,
+  info,
+  parity,
+  bench,
+  profile,
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -45,7 +45,7 @@ export interface ModelChoice {
 export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   teacher: {
     type: 'string',
-    help: "override the checkpoint's teacher (resnet50-keras, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
+    help: "override the checkpoint's teacher (resnet50-keras, resnet50-keras=<exported file> offline, wrn50=<file>, resnet18=<file>); required for official .pth checkpoints",
   },
   'image-size': {
     type: 'string',

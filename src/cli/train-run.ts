@@ -1,11 +1,20 @@
 /**
  * The Node side of training: find and load the data, get the teacher, run the Trainer with progress, a
  * JSON-lines log, atomic checkpoints (last + best), a training curve, and the evaluation at the end.
+ * With `evalEvery` N, the test split (loaded once, after the training data) is also scored every N epochs
+ * and at the last one with the current weights — the same evaluation as the final one — logged as
+ * 'test-eval' events and drawn on the curve; it never feeds model selection (selection has its own set).
  * Shared by `rdpp train` and the built-in demo (`npm start`).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { computeMetrics, type EvalMetrics, scoreImages } from '../eval/evaluate.js';
+import {
+  computeMetrics,
+  type EvalMetrics,
+  type EvalSample,
+  scoreImages,
+  type TestEvalRecord,
+} from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { Rng } from '../model/init.js';
 import { Rdpp } from '../model/rdpp.js';
@@ -32,6 +41,8 @@ export interface TrainRunOptions {
   maxTest?: number;
   /** evaluate on the test set at the end (default true) */
   evaluate: boolean;
+  /** also evaluate on the test set every this many epochs and at the last epoch (never for selection) */
+  evalEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -42,6 +53,8 @@ export interface TrainRunResult {
   checkpoint: string;
   /** the HTML report (evaluation on the test set), when evaluated */
   report: string | null;
+  /** the per-epoch test-set evaluations of `evalEvery` (those of a resumed run's earlier part included) */
+  testEvals: TestEvalRecord[];
 }
 
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
@@ -84,6 +97,39 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   };
   const trainLoaded = await loadAll(train, 'training');
   const selLoaded = await loadAll(selection, 'selection');
+  let testSet: EvalSample[] = [];
+  if (o.evalEvery) {
+    if (test.length === 0)
+      throw new Error(
+        `--eval-every ${o.evalEvery}: ${ds.root}${ds.category ? ` (${ds.category})` : ''} has no test images to evaluate`,
+      );
+    const loaded = await loadAll(test, 'test');
+    testSet = loaded.samples.map((l, i) => ({
+      rgb: l.rgb,
+      label: loaded.items[i]!.label,
+      mask: l.mask,
+      defectType: loaded.items[i]!.defectType,
+    }));
+  }
+  const testEvals: TestEvalRecord[] = [];
+  const evalOnTest = async (m: Rdpp, epoch: number): Promise<TestEvalRecord> => {
+    const t1 = performance.now();
+    const scored = await scoreImages(
+      m,
+      testSet.map((s) => s.rgb),
+      cfg.imageSize,
+      cfg.batch,
+    );
+    const met = computeMetrics(testSet, scored, cfg.imageSize);
+    return {
+      epoch,
+      imageAuroc: met.imageAuroc,
+      pixelAuroc: met.pixelAuroc,
+      auproStandard: met.auproStandard,
+      auproOfficial: met.auproOfficial,
+      seconds: (performance.now() - t1) / 1000,
+    };
+  };
 
   const teacher = await loadTeacher(cfg, log);
   const model = new Rdpp(teacher);
@@ -136,13 +182,23 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
         );
         jsonl({ event: 'step', ...s });
       },
-      onEpoch: (e) => {
+      onEpoch: async (e) => {
         progress.update(
           `epoch ${e.epoch}/${cfg.epochs}: loss ${e.loss.toFixed(4)} kd ${e.kd.toFixed(4)} selection score ${e.score.toFixed(4)}${e.best ? ' (best)' : ''} in ${formatDuration(e.seconds)}`,
           true,
         );
         jsonl({ event: 'epoch', ...e });
-        writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history);
+        if (o.evalEvery && isTestEvalEpoch(e.epoch, o.evalEvery, cfg.epochs)) {
+          const r = await evalOnTest(model, e.epoch);
+          testEvals.push(r);
+          jsonl({ event: 'test-eval', ...r });
+          const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
+          progress.update(
+            `epoch ${e.epoch}/${cfg.epochs} test set (${testSet.length} images, not used for selection): image AUROC ${f(r.imageAuroc)}, pixel AUROC ${f(r.pixelAuroc)}, AUPRO standard ${f(r.auproStandard)}, official ${f(r.auproOfficial)} in ${formatDuration(r.seconds)}`,
+            true,
+          );
+        }
+        writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history, testEvals);
       },
       save: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
       select,
@@ -153,6 +209,8 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     if (!existsSync(path)) throw new Error(`--resume: no checkpoint at ${path} (start without --resume)`);
     trainer.resume(decodeCheckpoint(new Uint8Array(readFileSync(path)), path), path);
     log(`resuming from ${path} after epoch ${trainer.state.epoch}`);
+    // the earlier part's test evaluations, for the curve
+    testEvals.push(...previousTestEvals(logPath, trainer.state.epoch));
   }
   jsonl({
     event: 'start',
@@ -195,5 +253,31 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     metrics: report?.metrics ?? null,
     checkpoint: best,
     report: report?.report ?? null,
+    testEvals,
   };
+}
+
+/** `--eval-every N`: the test set is scored after every N-th epoch and after the last. */
+export function isTestEvalEpoch(epoch: number, every: number, epochs: number): boolean {
+  return epoch % every === 0 || epoch === epochs;
+}
+
+/** The 'test-eval' events of train.jsonl up to `epoch` (the last one per epoch), to resume a curve. */
+function previousTestEvals(logPath: string, epoch: number): TestEvalRecord[] {
+  if (!existsSync(logPath)) return [];
+  const byEpoch = new Map<number, TestEvalRecord>();
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.includes('"test-eval"')) continue;
+    try {
+      const {
+        event,
+        time: _time,
+        ...r
+      } = JSON.parse(line) as TestEvalRecord & { event: string; time: string };
+      if (event === 'test-eval' && r.epoch <= epoch) byEpoch.set(r.epoch, r);
+    } catch {
+      // a torn last line of an interrupted run: skip it
+    }
+  }
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
 }

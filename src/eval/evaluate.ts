@@ -74,6 +74,21 @@ export interface EvalMetrics {
   byType: ReturnType<typeof metricsByDefectType> | null;
 }
 
+/**
+ * The test-set metrics of one training epoch (`train --eval-every N`, logged to train.jsonl as event
+ * 'test-eval' and drawn on the training curve). Never used for model selection (unless --select-on test,
+ * which selects on its own evaluation).
+ */
+export interface TestEvalRecord {
+  epoch: number;
+  imageAuroc: number | null;
+  pixelAuroc: number | null;
+  auproStandard: number | null;
+  auproOfficial: number | null;
+  /** seconds the evaluation took (scoring + metrics) */
+  seconds: number;
+}
+
 export function computeMetrics(samples: EvalSample[], scored: ScoredSample[], size: number): EvalMetrics {
   const labels = samples.map((s) => s.label);
   const scores = scored.map((s) => s.score);

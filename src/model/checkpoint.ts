@@ -14,6 +14,7 @@ import {
 } from '../engine/io/safetensors.js';
 import type { Rdpp } from './rdpp.js';
 import type { HostArray, NetState } from './state.js';
+import { torchvisionTeacherSubset } from './teacher/torchvision.js';
 
 export const CHECKPOINT_FORMAT = 'rdpp-webgpu/1';
 
@@ -131,10 +132,5 @@ export function loadTorchvisionTeacher(
   tensors: Map<string, HostArray>,
   source: string,
 ): void {
-  const wanted = new Map<string, HostArray>();
-  for (const [k, v] of tensors) {
-    if (k.endsWith('num_batches_tracked') || k.startsWith('layer4.') || k.startsWith('fc.')) continue;
-    wanted.set(k, v);
-  }
-  state.load(wanted, source, { strict: true });
+  state.load(torchvisionTeacherSubset(tensors), source, { strict: true });
 }

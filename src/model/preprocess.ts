@@ -13,6 +13,12 @@ export type Normalisation = 'imagenet' | 'caffe';
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 
+/** Each normalisation in words, with its constants (written into exported teacher files). */
+export const NORMALISATION_TEXT: Record<Normalisation, string> = {
+  imagenet: `RGB in [0, 1], (v - mean) / std, mean [${IMAGENET_MEAN}], std [${IMAGENET_STD}]`,
+  caffe: `RGB 0..255 -> BGR, minus [${KERAS_CAFFE_BGR_MEAN}] (B, G, R), no std`,
+};
+
 export function normalise(
   rgb: Float32Array,
   h: number,

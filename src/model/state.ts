@@ -118,10 +118,11 @@ export class NetState {
   }
 
   /**
-   * Load host arrays by name. Every declared tensor must be present with the right shape (extra entries
-   * are reported when `strict`); nothing is changed unless all checks pass.
+   * Check host arrays against the declarations without touching the GPU: every declared tensor present
+   * (unless `optional`) with the right shape, and with `strict` no extra entries. Throws a StateError
+   * listing the problems.
    */
-  load(
+  validate(
     source: Map<string, HostArray>,
     what: string,
     opts: { strict?: boolean; optional?: (name: string) => boolean } = {},
@@ -147,6 +148,18 @@ export class NetState {
       const more = problems.length > 12 ? `\n  … and ${problems.length - 12} more` : '';
       throw new StateError(`${what} does not fit the ${this.prefix} network:\n  ${head}${more}`);
     }
+  }
+
+  /**
+   * Load host arrays by name. Every declared tensor must be present with the right shape (extra entries
+   * are reported when `strict`); nothing is changed unless all checks pass (see `validate`).
+   */
+  load(
+    source: Map<string, HostArray>,
+    what: string,
+    opts: { strict?: boolean; optional?: (name: string) => boolean } = {},
+  ): void {
+    this.validate(source, what, opts);
     const present = new Map([...source].filter(([k]) => this.has(k)));
     // keep optional-but-absent tensors at their current values (or initialise them to their constant rule)
     for (const d of this.decls) {

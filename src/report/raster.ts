@@ -109,7 +109,7 @@ export class Raster {
   }
 }
 
-/** A simple line chart of several series over a shared x axis (epochs). */
+/** A simple line chart of several series over a shared x axis (epochs); NaN marks a missing value. */
 export function lineChart(
   title: string,
   series: { name: string; values: number[]; color: Rgb }[],
@@ -145,9 +145,33 @@ export function lineChart(
   for (const s of series) {
     r.rect(lx, 16, 12, 8, s.color);
     lx = r.text(lx + 16, 15, s.name, ink) + 8;
-    for (let i = 1; i < s.values.length; i++)
-      r.line(gx(i - 1), gy(s.values[i - 1]!), gx(i), gy(s.values[i]!), s.color, 2);
-    if (s.values.length === 1) r.rect(gx(0) - 2, gy(s.values[0]!) - 2, 5, 5, s.color);
+    // non-finite values are gaps (a series measured only at some epochs): lines join the finite points,
+    // and a sparse series also gets a marker at each point
+    const sparse = s.values.length === 1 || !s.values.every(Number.isFinite);
+    let prev = -1;
+    for (let i = 0; i < s.values.length; i++) {
+      const v = s.values[i]!;
+      if (!Number.isFinite(v)) continue;
+      if (prev >= 0) r.line(gx(prev), gy(s.values[prev]!), gx(i), gy(v), s.color, 2);
+      if (sparse) r.rect(gx(i) - 2, gy(v) - 2, 5, 5, s.color);
+      prev = i;
+    }
   }
   return r;
+}
+
+/** Rasters of the same width one below the other. */
+export function stackRasters(parts: Raster[]): Raster {
+  const width = parts[0]!.width;
+  if (parts.some((p) => p.width !== width)) throw new Error('stackRasters: the rasters differ in width');
+  const out = new Raster(
+    width,
+    parts.reduce((a, p) => a + p.height, 0),
+  );
+  let offset = 0;
+  for (const p of parts) {
+    out.data.set(p.data, offset);
+    offset += p.data.length;
+  }
+  return out;
 }

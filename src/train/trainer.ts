@@ -301,7 +301,7 @@ export class Trainer {
       }
     }
     const data = await Promise.all(reads.map((r) => r.data));
-    reads.forEach((r, i) => tensors.set(r.key, { shape: r.shape, data: data[i]! }));
+    for (const [i, r] of reads.entries()) tensors.set(r.key, { shape: r.shape, data: data[i]! });
     return encodeCheckpoint(tensors, {
       config: { ...this.cfg, teacherPath: undefined },
       training: { ...this.state, adamSteps: steps, format: 'rdpp-train/1' },

@@ -54,7 +54,7 @@ import {
   makeTrainer,
   modelFromCheckpoint,
   modelInput,
-  torchvisionTeacherFromBytes,
+  teacherFromFileBytes,
   withDecision,
 } from '../../src/web/app/pipeline.js';
 import { sharedPath } from '../helpers/fixtures.js';
@@ -190,7 +190,7 @@ async function nodeRun(): Promise<{
 /** The Node side of the 3-step run with the torchvision ResNet-18 file. */
 async function nodeR18Run(): Promise<{ losses: number[]; scores: number[]; decision: Decision }> {
   await gpu();
-  const { teacher } = torchvisionTeacherFromBytes(
+  const { teacher } = teacherFromFileBytes(
     new Uint8Array(readFileSync(r18Path)),
     'resnet18-formula.safetensors',
   );
@@ -526,7 +526,7 @@ describe('the browser app', () => {
     const { page } = h;
     // Node: the same teacher file, the same import (incomplete file: the rest keeps the seeded init)
     await gpu();
-    const { teacher } = torchvisionTeacherFromBytes(
+    const { teacher } = teacherFromFileBytes(
       new Uint8Array(readFileSync(r18Path)),
       'resnet18-formula.safetensors',
     );

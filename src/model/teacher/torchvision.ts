@@ -27,6 +27,17 @@ export interface Teacher {
   forward(x: Tensor): [Tensor, Tensor, Tensor];
 }
 
+/**
+ * The entries of a torchvision state_dict a teacher uses: everything except layer4, fc and the BN
+ * counters `num_batches_tracked` (never computed or not weights).
+ */
+export function torchvisionTeacherSubset<T>(tensors: Map<string, T>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [k, v] of tensors)
+    if (!(k.endsWith('num_batches_tracked') || k.startsWith('layer4.') || k.startsWith('fc.'))) out.set(k, v);
+  return out;
+}
+
 export class TorchvisionTeacher implements Teacher {
   readonly state = new NetState('encoder.', true);
   readonly channels: [number, number, number];

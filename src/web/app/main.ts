@@ -328,7 +328,7 @@ class App {
     this.files('teacher-torch', (files) => {
       if (files[0])
         void this.task('loading the teacher', teacherStatus, () =>
-          this.switchTeacher({ kind: 'torchvision', file: files[0]! }),
+          this.switchTeacher({ kind: 'file', file: files[0]! }),
         );
     });
     const setTrain = (files: File[]) => {

