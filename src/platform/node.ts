@@ -3,11 +3,12 @@
  * Gets a GPU from Dawn's Node bindings (`webgpu` package), reads flags from the environment, and offers
  * file helpers that never leave a half-written file behind (write to a temp file, then rename).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
 import { flag, flagsFromEnv, setFlags } from '../engine/flags.js';
+import { makeDir, outputError } from './fs-errors.js';
 
 /** How to get a WebGPU adapter on this machine, for the no-adapter error. */
 function linuxHint(): string {
@@ -61,15 +62,25 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
   return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint() });
 }
 
-/** Write a file so that readers see either the old or the new content, never a torn one. */
+/** The name of the temporary file writeFileAtomic writes first (run folders remove leftover ones). */
+export const TEMP_FILE_RE = /\.tmp-\d+-\d+$/;
+
+/**
+ * Write a file so that readers see either the old or the new content, never a torn one. Failures (a full
+ * disk, a read-only mount, no permission) are OutputErrors that name the file and its size and say that the
+ * previous file, if any, is unchanged.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDir(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const err = outputError(e, 'cannot write the file', path, size);
+    err.message += ' (an earlier file of that name, if any, is unchanged)';
+    throw err;
   }
 }

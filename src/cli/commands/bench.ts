@@ -5,6 +5,7 @@ import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
+import { checkOutputFile } from '../output-path.js';
 
 export const bench: Command = {
   name: 'bench',
@@ -29,6 +30,8 @@ export const bench: Command = {
     const iters = Number(values.iters);
     if (!Number.isInteger(iters) || iters < 1)
       throw new UsageError(`--iters must be a positive integer, got ${values.iters}`);
+    if (values.out)
+      checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
     await startEngine();
     if (what === 'train' || what === 'infer') {
       const teacher = String(values.teacher);
