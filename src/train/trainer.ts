@@ -11,10 +11,13 @@
  */
 import { Adam, backward, concat, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
 import {
+  type CheckpointMeta,
   type DecodedCheckpoint,
   encodeCheckpoint,
+  encodeWeightsCheckpoint,
   loadStudent,
   studentTensors,
+  WEIGHTS_FORMAT,
 } from '../model/checkpoint.js';
 import { Rng } from '../model/init.js';
 import { normalise } from '../model/preprocess.js';
@@ -226,9 +229,11 @@ export class Trainer {
       };
       this.state.history.push(info);
       if (this.hooks.save) {
-        const bytes = await this.checkpoint();
-        await this.hooks.save('last', bytes);
-        if (best) await this.hooks.save('best', bytes);
+        const student = await studentTensors(this.model);
+        // best first: a run killed between the two writes resumes from the older `last`, redoes this epoch
+        // bit-identically and writes the same best again. best holds weights only (no optimizer state).
+        if (best) await this.hooks.save('best', encodeWeightsCheckpoint(student, this.meta()));
+        await this.hooks.save('last', await this.checkpoint(student));
       }
       await this.hooks.onEpoch?.(info);
       if (this.hooks.shouldStop?.()) break;
@@ -237,8 +242,8 @@ export class Trainer {
   }
 
   /** Student weights, optimizer moments, pending gradients and the loop state, as checkpoint bytes. */
-  async checkpoint(): Promise<Uint8Array> {
-    const tensors = await studentTensors(this.model);
+  async checkpoint(student?: Map<string, HostArray>): Promise<Uint8Array> {
+    const tensors = new Map(student ?? (await studentTensors(this.model)));
     const groups: [string, Adam][] = [
       ['proj', this.optProj],
       ['student', this.optStudent],
@@ -254,17 +259,28 @@ export class Trainer {
         if (p.grad) tensors.set(`grad.${name}.${i}`, { shape: [...p.shape], data: await p.grad.read() });
       }
     }
-    return encodeCheckpoint(tensors, {
+    const meta = this.meta();
+    return encodeCheckpoint(tensors, { ...meta, training: { ...meta.training, adamSteps: steps } });
+  }
+
+  private meta(): CheckpointMeta {
+    return {
       config: { ...this.cfg, teacherPath: undefined },
-      training: { ...this.state, adamSteps: steps, format: 'rdpp-train/1' },
-    });
+      training: { ...this.state, format: 'rdpp-train/1' },
+    };
   }
 
   /** Continue from a checkpoint written by `checkpoint()`: weights, optimizer state, gradients, RNG, epoch. */
   resume(ck: DecodedCheckpoint, source: string): void {
-    const tr = ck.meta.training as (TrainerState & { adamSteps: Record<string, number[]> }) | undefined;
+    const tr = ck.meta.training as
+      | (TrainerState & { adamSteps: Record<string, number[]>; format?: string })
+      | undefined;
     if (!tr?.adamSteps)
-      throw new Error(`${source} has no training state (it is not a checkpoint written by train)`);
+      throw new Error(
+        tr?.format === WEIGHTS_FORMAT
+          ? `${source} holds weights only (best and calibrated checkpoints have no optimizer state): resume from last.safetensors`
+          : `${source} has no training state (it is not a checkpoint written by train)`,
+      );
     loadStudent(this.model, ck.tensors, source);
     const groups: [string, Adam][] = [
       ['proj', this.optProj],

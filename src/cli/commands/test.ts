@@ -10,7 +10,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { computeMetrics, type EvalMetrics, type EvalSample, scoreImages } from '../../eval/evaluate.js';
 import { auproStandard, rocCurve } from '../../eval/metrics.js';
 import { calibrateThreshold, type Decision, decide, f1Decision, mapRangeFor } from '../../eval/threshold.js';
-import { encodeCheckpoint } from '../../model/checkpoint.js';
+import { encodeWeightsCheckpoint } from '../../model/checkpoint.js';
 import { nodeFileSystem } from '../../platform/files.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { encodePng } from '../../platform/png.js';
@@ -139,7 +139,7 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
       const ck = loaded.checkpoint;
       writeFileAtomic(
         calibrated,
-        encodeCheckpoint(ck.tensors, {
+        encodeWeightsCheckpoint(ck.tensors, {
           ...ck.meta,
           decision: decision as unknown as Record<string, unknown>,
         }),
