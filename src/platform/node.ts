@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
 import { flag, flagsFromEnv, setFlags } from '../engine/flags.js';
 import { makeDir, outputError } from './fs-errors.js';
+import { withoutDawnLimitWarnings } from './quiet-dawn.js';
 
 /** How to get a WebGPU adapter on this machine, for the no-adapter error. */
 function linuxHint(): string {
@@ -58,7 +59,14 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
   // On NVIDIA under Linux, Dawn only exposes shader-f16 with this toggle; harmless elsewhere.
   const features = ['vulkan_enable_f16_on_nvidia'];
   if (opts.allowUnsafeApis || flag('ALLOW_UNSAFE_APIS')) features.push('allow_unsafe_apis');
-  const gpu = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  const dawn = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  // the same GPU (its prototype, so it stays referenced) whose requestAdapter hides Dawn's two lavapipe
+  // limit warnings (src/platform/quiet-dawn.ts)
+  const gpu = Object.create(dawn, {
+    requestAdapter: {
+      value: (o?: GPURequestAdapterOptions) => withoutDawnLimitWarnings(() => dawn.requestAdapter(o)),
+    },
+  }) as GPU;
   return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint() });
 }
 

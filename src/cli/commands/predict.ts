@@ -283,6 +283,7 @@ export const predict: Command = {
   },
   async run({ values }) {
     const o = predictOptions(values);
+    if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
     await startEngine();
     const r = await runPredict(o);
     const errors = r.predictions.filter((p) => p.decision === 'error');

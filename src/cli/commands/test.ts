@@ -442,6 +442,7 @@ export const test: Command = {
   },
   async run({ values, positionals }) {
     const o = testOptions(values, positionals);
+    if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
     await startEngine();
     const r = await runTest(o);
     const m = r.metrics;
