@@ -6,7 +6,8 @@
  * and they mean nothing to a user. `requestAdapter` runs them synchronously, so for the length of that one
  * call fd 2 is pointed at a temp file (close 2, reopen: the lowest free descriptor is 2), then restored
  * from a duplicate opened through /proc/self/fd; everything else captured is printed as it was. Linux
- * only; where stderr cannot be reopened (a socket) nothing is filtered.
+ * only, and only where stderr can be reopened: a terminal, a pipe, a file. A socket cannot (Node's
+ * child_process gives its children socket pairs), and is left alone: the two lines then still show.
  */
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';

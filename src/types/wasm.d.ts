@@ -13,3 +13,8 @@ declare module '@jsquash/webp/codec/dec/webp_dec.js' {
   const factory: (module: Record<string, unknown>) => Promise<unknown>;
   export default factory;
 }
+/** libwebp's encoder (tests build WebP files with it). */
+declare module '@jsquash/webp/codec/enc/webp_enc.js' {
+  const factory: (module: Record<string, unknown>) => Promise<unknown>;
+  export default factory;
+}

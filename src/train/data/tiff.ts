@@ -49,11 +49,11 @@ export function decodeTiffRgb(bytes: Uint8Array): {
     }
     pilMode = 'P';
   } else if (type === 0 || type === 1) {
+    // WhiteIsZero arrives inverted already (the tiff package does it)
     for (let i = 0; i < n; i++) {
       let v = data[i * spp]!;
       if (bits === 16) v >>= 8;
       else if (bits === 1) v = v ? 255 : 0;
-      if (type === 0) v = 255 - v;
       rgb[i * 3] = v;
       rgb[i * 3 + 1] = v;
       rgb[i * 3 + 2] = v;
