@@ -293,6 +293,44 @@ describe('writers never overwrite their own input', () => {
     expect(hashTree(join(dir, 'exp'))).toEqual(before);
   });
 
+  it('test refuses a report folder inside the dataset and names unreadable test images, writing nothing', async () => {
+    const data = dataset('d-test');
+    put(join(data, 'part/test/good/2.gif'), 'GIF89a');
+    const ck = join(dir, 'tst/best.safetensors');
+    put(ck, 'weights');
+    const before = hashTree(join(dir, 'tst'));
+    const inside = await cli([
+      'test',
+      '--data',
+      data,
+      '--category',
+      'part',
+      '--checkpoint',
+      ck,
+      '--out',
+      join(data, 'part/rep'),
+    ]);
+    expect(inside.code).toBe(2);
+    expect(inside.err).toContain('is inside the dataset');
+    const gif = await cli([
+      'test',
+      '--data',
+      data,
+      '--category',
+      'part',
+      '--checkpoint',
+      ck,
+      '--out',
+      join(dir, 'tst/rep'),
+    ]);
+    expect(gif.code).toBe(1);
+    expect(gif.err).toContain(
+      `1 of 5 image(s) could not be loaded:\n  ${join(data, 'part/test/good/2.gif')}: GIF images are not supported`,
+    );
+    expect(hashTree(join(dir, 'tst'))).toEqual(before);
+    expect(existsSync(join(data, 'part/rep'))).toBe(false);
+  });
+
   it('predict refuses --out = --input (its overlays would become inputs)', async () => {
     const input = join(dir, 'pred');
     put(join(input, 'a.png'), png(64, 64, 1));

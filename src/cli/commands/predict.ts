@@ -4,10 +4,11 @@
  * pass/fail against the threshold). Images are batched on the GPU; files that cannot be read or decoded
  * are listed (error column) and do not stop the run.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { scoreImages } from '../../eval/evaluate.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
+import { makeDir } from '../../platform/fs-errors.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { encodePng } from '../../platform/png.js';
 import { overlayHeatmap, type RgbImage } from '../../report/overlay.js';
@@ -125,7 +126,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   }
   let range = o.range ?? (decision ? mapRangeFor(decision) : null);
   const outDir = resolve(o.out);
-  mkdirSync(outDir, { recursive: true });
+  makeDir(outDir);
   const used = new Set<string>();
   const overlayName = (path: string) => {
     const stem = basename(path, extname(path));
