@@ -1,14 +1,37 @@
 /**
- * End-to-end benchmarks: one RD++ training step (teacher on clean + noisy images, projections, losses,
- * OCBE, decoder, backward, both Adam updates) and inference (anomaly maps + scores), with the median time,
- * images/s and the engine's peak GPU memory. Weights are formula weights: speed does not depend on them.
+ * End-to-end benchmarks and profiles: one RD++ training step (teacher on clean + noisy images,
+ * projections, losses, OCBE, decoder, backward, both Adam updates) and inference (anomaly maps + scores).
+ *
+ * `benchE2e` reports what a user feels: median wall time per step or batch, images/s, peak GPU memory
+ * (live tensors, and everything the pool holds), and the runtime's own counters per step — dispatches,
+ * submits, buffers and bind groups created (0 once warm), CPU time spent recording. `profileE2e` runs the
+ * same workload again with timestamp queries around every dispatch and adds GPU time per program.
+ * Weights are formula weights: speed does not depend on them.
  */
-import { Adam, adapterLine, backward, runtime, scope, tensor } from '../src/engine/index.js';
+import {
+  Adam,
+  adapterLine,
+  backward,
+  DispatchProfiler,
+  type ProgramTiming,
+  runtime,
+  scope,
+  tensor,
+} from '../src/engine/index.js';
 import { Rdpp, type SsotMode } from '../src/model/rdpp.js';
 import { KerasResnet50Teacher } from '../src/model/teacher/keras-resnet50.js';
 import { type Teacher, TorchvisionTeacher } from '../src/model/teacher/torchvision.js';
 
 export type BenchTeacher = 'wrn50' | 'resnet18' | 'resnet50-keras';
+
+export interface E2eOptions {
+  teacher: BenchTeacher;
+  batch: number;
+  imageSize: number;
+  iters: number;
+  warmup: number;
+  ssot?: SsotMode;
+}
 
 export interface E2eResult {
   kind: 'train' | 'infer';
@@ -23,7 +46,37 @@ export interface E2eResult {
   min_ms: number;
   max_ms: number;
   images_per_s: number;
+  /** the most bytes held by live tensors at once (PyTorch's max_memory_allocated) */
   peak_gpu_mib: number;
+  /** the most bytes the buffer pool held on the device (live + idle; PyTorch's max_memory_reserved) */
+  peak_reserved_mib: number;
+  /** live bytes between steps: weights, optimizer state (the rest of the peak is activations and gradients) */
+  resident_mib: number;
+  dispatches_per_step: number;
+  submits_per_step: number;
+  buffers_created_per_step: number;
+  bind_groups_created_per_step: number;
+  /** CPU time to record one step or batch (the synchronous part, before waiting for the GPU) */
+  record_ms_per_step: number;
+}
+
+export interface ProfileResult extends E2eResult {
+  /** whether GPU times come from timestamp queries (false: the adapter has none; gpu_ms_per_step null) */
+  timestamps: boolean;
+  wall_ms_per_step: number;
+  gpu_ms_per_step: number | null;
+  peak_bytes: number;
+  programs: {
+    name: string;
+    calls: number;
+    gpu_ms: number;
+    /** per step */
+    calls_per_step: number;
+    gpu_ms_per_step: number;
+    share: number;
+    tflops: number | null;
+    gbps: number | null;
+  }[];
 }
 
 function makeModel(teacher: BenchTeacher): Rdpp {
@@ -42,30 +95,16 @@ function makeModel(teacher: BenchTeacher): Rdpp {
   return m;
 }
 
-function stats(times: number[]): { median: number; min: number; max: number } {
-  const s = [...times].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
-}
-
-export async function benchE2e(
-  kind: 'train' | 'infer',
-  o: {
-    teacher: BenchTeacher;
-    batch: number;
-    imageSize: number;
-    iters: number;
-    warmup: number;
-    ssot?: SsotMode;
-  },
-): Promise<E2eResult> {
-  const rt = runtime();
+/** One training step or inference batch, ready to be run again and again. */
+function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => void; dispose: () => void } {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
   const shape = [o.batch, 3, o.imageSize, o.imageSize];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
+  // inference has no optimizer (its moments would count as memory it does not need)
   const groups = m.parameterGroups();
-  const optA = new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] });
-  const optB = new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] });
+  const optA = kind === 'train' ? new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] }) : null;
+  const optB = kind === 'train' ? new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] }) : null;
   const perm = [...Array(o.batch).keys()].map((i) => (i + 1) % o.batch);
   const once = () => {
     if (kind === 'train') {
@@ -73,46 +112,158 @@ export async function benchE2e(
         const f = m.trainForward(tensor(data, shape), tensor(data, shape), perm, ssot);
         backward(f.loss);
       });
-      optA.step();
-      optB.step();
-      optA.zeroGrad();
-      optB.zeroGrad();
+      optA!.step();
+      optB!.step();
+      optA!.zeroGrad();
+      optB!.zeroGrad();
     } else {
       scope(() => {
         m.anomalyMaps(tensor(data, shape));
       });
     }
   };
+  return {
+    once,
+    dispose: () => {
+      optA?.dispose();
+      optB?.dispose();
+      m.dispose();
+    },
+  };
+}
+
+function stats(times: number[]): { median: number; min: number; max: number } {
+  const s = [...times].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
+}
+
+const MIB = 2 ** 20;
+
+/** Time `iters` runs after `warmup` and report wall time, memory and per-step counters. */
+async function measure(
+  o: E2eOptions,
+  run: () => void,
+): Promise<
+  Omit<E2eResult, 'kind' | 'adapter' | 'date' | 'teacher' | 'ssot' | 'batch' | 'imageSize'> & {
+    peakBytes: number;
+  }
+> {
+  const rt = runtime();
   for (let i = 0; i < o.warmup; i++) {
-    once();
+    run();
     await rt.sync();
   }
   rt.pool.resetPeak();
+  const resident = rt.pool.snapshot().liveBytes;
+  const c0 = { ...rt.counters };
+  const m0 = rt.pool.snapshot();
   const times: number[] = [];
+  let recordMs = 0;
   for (let i = 0; i < o.iters; i++) {
     const t0 = performance.now();
-    once();
+    run();
+    recordMs += performance.now() - t0;
     await rt.sync();
     times.push(performance.now() - t0);
   }
-  const peak = rt.pool.snapshot().peakLiveBytes;
-  optA.dispose();
-  optB.dispose();
-  m.dispose();
+  const m1 = rt.pool.snapshot();
+  const c1 = rt.counters;
+  const per = (a: number, b: number) => +((b - a) / o.iters).toFixed(2);
   const s = stats(times);
   return {
-    kind,
-    adapter: adapterLine(rt.gpu.report),
-    date: new Date().toISOString(),
-    teacher: o.teacher,
-    ssot,
-    batch: o.batch,
-    imageSize: o.imageSize,
     iters: o.iters,
     median_ms: +s.median.toFixed(3),
     min_ms: +s.min.toFixed(3),
     max_ms: +s.max.toFixed(3),
     images_per_s: +((o.batch * 1000) / s.median).toFixed(2),
-    peak_gpu_mib: +(peak / 2 ** 20).toFixed(1),
+    peak_gpu_mib: +(m1.peakLiveBytes / MIB).toFixed(1),
+    peak_reserved_mib: +(m1.peakReservedBytes / MIB).toFixed(1),
+    resident_mib: +(resident / MIB).toFixed(1),
+    dispatches_per_step: per(c0.dispatches, c1.dispatches),
+    submits_per_step: per(c0.submits, c1.submits),
+    buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),
+    bind_groups_created_per_step: per(c0.bindGroups, c1.bindGroups),
+    record_ms_per_step: +(recordMs / o.iters).toFixed(3),
+    peakBytes: m1.peakLiveBytes,
   };
+}
+
+export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<E2eResult> {
+  const rt = runtime();
+  const w = workload(kind, o);
+  try {
+    const { peakBytes: _, ...r } = await measure(o, w.once);
+    return {
+      kind,
+      adapter: adapterLine(rt.gpu.report),
+      date: new Date().toISOString(),
+      teacher: o.teacher,
+      ssot: o.ssot ?? 'official',
+      batch: o.batch,
+      imageSize: o.imageSize,
+      ...r,
+    };
+  } finally {
+    w.dispose();
+  }
+}
+
+/**
+ * The benchmark, then the same number of runs with a timestamp query around every dispatch: GPU time,
+ * calls and achieved FLOP/s or bytes/s per program (where the op declares its cost).
+ */
+export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<ProfileResult> {
+  const rt = runtime();
+  const w = workload(kind, o);
+  try {
+    const { peakBytes, ...r } = await measure(o, w.once);
+    const base: E2eResult = {
+      kind,
+      adapter: adapterLine(rt.gpu.report),
+      date: new Date().toISOString(),
+      teacher: o.teacher,
+      ssot: o.ssot ?? 'official',
+      batch: o.batch,
+      imageSize: o.imageSize,
+      ...r,
+    };
+    let programs: ProgramTiming[] = [];
+    const timestamps = DispatchProfiler.supported(rt.device);
+    if (timestamps) {
+      const prof = new DispatchProfiler(rt.device);
+      await rt.sync();
+      rt.profiler = prof;
+      try {
+        for (let i = 0; i < o.iters; i++) {
+          w.once();
+          await rt.sync();
+        }
+        await prof.drain();
+        programs = prof.programs();
+      } finally {
+        rt.profiler = null;
+        prof.dispose();
+      }
+    }
+    const gpuTotal = programs.reduce((a, p) => a + p.gpuMs, 0);
+    return {
+      ...base,
+      timestamps,
+      wall_ms_per_step: base.median_ms,
+      gpu_ms_per_step: timestamps ? +(gpuTotal / o.iters).toFixed(3) : null,
+      peak_bytes: peakBytes,
+      programs: programs.map((p) => ({
+        name: p.name,
+        calls: p.calls,
+        gpu_ms: +p.gpuMs.toFixed(4),
+        calls_per_step: +(p.calls / o.iters).toFixed(2),
+        gpu_ms_per_step: +(p.gpuMs / o.iters).toFixed(4),
+        share: gpuTotal > 0 ? +(p.gpuMs / gpuTotal).toFixed(4) : 0,
+        tflops: p.flops > 0 && p.gpuMs > 0 ? +(p.flops / (p.gpuMs * 1e9)).toFixed(3) : null,
+        gbps: p.bytes > 0 && p.gpuMs > 0 ? +(p.bytes / (p.gpuMs * 1e6)).toFixed(1) : null,
+      })),
+    };
+  } finally {
+    w.dispose();
+  }
 }

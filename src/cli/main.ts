@@ -9,10 +9,11 @@ import { exportCommand } from './commands/export.js';
 import { info } from './commands/info.js';
 import { parity } from './commands/parity.js';
 import { predict } from './commands/predict.js';
+import { profile } from './commands/profile.js';
 import { test } from './commands/test.js';
 import { train } from './commands/train.js';
 
-export const COMMANDS: Command[] = [demo, train, test, predict, exportCommand, info, parity, bench];
+export const COMMANDS: Command[] = [demo, train, test, predict, exportCommand, info, parity, bench, profile];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -12,7 +12,7 @@ import { Rng } from '../model/init.js';
 import { Rdpp } from '../model/rdpp.js';
 import { nodeFileSystem } from '../platform/files.js';
 import { outputError } from '../platform/fs-errors.js';
-import { writeFileAtomic } from '../platform/node.js';
+import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
 import { writeCurvePng } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
@@ -227,7 +227,7 @@ async function trainInFolder(
         jsonl({ event: 'epoch', ...e });
         writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history);
       },
-      save: async (kind, bytes) => writeFileAtomic(join(outDir, `${kind}.safetensors`), bytes),
+      save: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
       select,
     },
   );

@@ -15,6 +15,8 @@ export interface GradNode {
   inputs: readonly Tensor[];
   /** Gradients w.r.t. each input (null where an input needs none). May return fresh tensors only. */
   backward: (gradOut: Tensor) => (Tensor | null)[];
+  /** The tensors whose values `backward` reads (kept alive until it has run). */
+  saved: readonly Tensor[];
 }
 
 let gradDepth = 0;
@@ -36,16 +38,22 @@ export function noGrad<T>(fn: () => T): T {
 /**
  * Attach a backward rule to `out` when any input requires a gradient and recording is on.
  * Returns `out`. Ops call this once, right after launching their forward kernel.
+ *
+ * `saved` lists the tensors whose *values* the rule reads (PyTorch's save_for_backward); by default the
+ * inputs and the output. Declaring fewer lets `release` free the others during the forward pass: an add
+ * or a concat needs no values at all, a ReLU only its output.
  */
 export function record(
   op: string,
   out: Tensor,
   inputs: readonly Tensor[],
   backward: GradNode['backward'],
+  saved: readonly Tensor[] = [...inputs, out],
 ): Tensor {
   if (gradDepth === 0 && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward };
+    out.node = { op, inputs, backward, saved };
+    for (const t of saved) t.savedBy++;
   }
   return out;
 }
@@ -53,8 +61,25 @@ export function record(
 // Views pass the gradient through reshaped (the gradient's own views are not recorded: gradients never
 // require a gradient).
 setViewRecorder((src, out) => {
-  record('view', out, [src], (g) => [g.view(src.shape)]);
+  record('view', out, [src], (g) => [g.view(src.shape)], []);
 });
+
+/**
+ * Give up temporaries once their last consumer has been recorded, so the pool can hand their buffers to
+ * the next layer instead of keeping every activation of a network alive until the enclosing scope ends
+ * (what dropping the last Python reference does in PyTorch). The caller must not read them afterwards.
+ *   - without gradient recording (inference, the frozen teacher): disposed now;
+ *   - with recording: the values are freed now if no recorded backward rule reads them (the autograd node
+ *     stays, so gradients still flow through), else as soon as the last rule that reads them has run.
+ */
+export function release(...ts: (Tensor | null | undefined)[]): void {
+  for (const t of ts) {
+    if (!t) continue;
+    if (gradDepth > 0) t.dispose();
+    else if (t.savedBy > 0) t.dropped = true;
+    else t.freeData();
+  }
+}
 
 /** Mark a tensor as a trainable leaf. */
 export function param(t: Tensor, name?: string): Tensor {
@@ -141,9 +166,13 @@ export function backward(root: Tensor, seed?: Tensor): void {
       }
       continue;
     }
-    const gin = t.node.backward(g);
+    const node = t.node;
+    const gin = node.backward(g);
     if (g !== seed || ownSeed) g.dispose();
-    t.node.inputs.forEach((x, i) => {
+    // this rule has run: what it saved may be freed now if its owner released it
+    t.node = null;
+    for (const x of node.saved) if (--x.savedBy === 0 && x.dropped) x.freeData();
+    node.inputs.forEach((x, i) => {
       const gi = gin[i];
       if (!gi) return;
       if (!x.requiresGrad) {
@@ -158,5 +187,9 @@ export function backward(root: Tensor, seed?: Tensor): void {
       } else grads.set(x.id, gi);
     });
   }
-  for (const t of order) t.node = null;
+  for (const t of order) {
+    // rules that did not run (no gradient reached them) release what they saved
+    if (t.node) for (const x of t.node.saved) if (--x.savedBy === 0 && x.dropped) x.freeData();
+    t.node = null;
+  }
 }

@@ -1,14 +1,16 @@
 /**
  * Adam with PyTorch's semantics (torch.optim.Adam, no weight decay, no amsgrad; spec §4.6): a
  * per-parameter step count, parameters without a gradient skipped (their moments and step count left
- * untouched), one fused GPU kernel per parameter (src/shaders/adam.ts). The moments are GPU tensors
- * owned by the optimizer and kept out of scopes; `state()` / `loadState()` save and restore them.
+ * untouched), fused and multi-tensor: one dispatch per group of parameters (src/shaders/adam.ts; as
+ * many per group as the adapter's storage-buffer limit allows). The moments are GPU tensors owned by the
+ * optimizer and kept out of scopes; `state()` / `loadState()` save and restore them.
  *
  * Defaults are PyTorch's (betas (0.9, 0.999), eps 1e-8); RD++ passes betas (0.5, 0.999) explicitly.
  */
-import { adamWgsl } from '../shaders/adam.js';
+import { ADAM_WG, adamUniformNames, adamWgsl } from '../shaders/adam.js';
 import { grid1d } from '../shaders/common.js';
 import { zeros } from './ops/elementwise.js';
+import type { ScalarType } from './program.js';
 import { runtime } from './runtime.js';
 import { keep, type Tensor } from './tensor.js';
 
@@ -72,36 +74,52 @@ export class Adam {
    */
   step(): void {
     const [b1, b2] = this.betas;
+    const due: number[] = [];
     this.params.forEach((p, i) => {
       const g = p.grad;
       if (!g) return;
       if (g.size !== p.size)
         throw new Error(`Adam.step: gradient ${g.describe()} does not match parameter ${p.describe()}`);
-      const t = ++this.steps[i]!;
-      const stepSize = this.lr / (1 - b1 ** t);
-      const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+      due.push(i);
+    });
+    const k = paramsPerDispatch();
+    for (let at = 0; at < due.length; at += k) {
+      const group = due.slice(at, at + k);
+      const uniforms: Record<string, [ScalarType, number]> = {
+        b1: ['f32', b1],
+        c1: ['f32', 1 - b1],
+        b2: ['f32', b2],
+        c2: ['f32', 1 - b2],
+        eps: ['f32', this.eps],
+        total: ['u32', 0],
+      };
+      let wg = 0;
+      group.forEach((i, j) => {
+        const p = this.params[i]!;
+        const t = ++this.steps[i]!;
+        const u = adamUniformNames(j);
+        uniforms[u.n] = ['u32', p.size];
+        uniforms[u.w] = ['u32', wg];
+        uniforms[u.step] = ['f32', this.lr / (1 - b1 ** t)];
+        uniforms[u.bc2] = ['f32', Math.sqrt(1 - b2 ** t)];
+        wg += Math.ceil(p.size / ADAM_WG);
+      });
+      uniforms.total = ['u32', wg];
       runtime().run({
         name: 'adam',
-        inputs: [{ name: 'g', buffer: g.buffer }],
-        outputs: [
-          { name: 'p', buffer: p.buffer },
-          { name: 'm', buffer: this.m[i]!.buffer },
-          { name: 'v', buffer: this.v[i]!.buffer },
-        ],
-        uniforms: {
-          n: ['u32', p.size],
-          b1: ['f32', b1],
-          c1: ['f32', 1 - b1],
-          b2: ['f32', b2],
-          c2: ['f32', 1 - b2],
-          step_size: ['f32', stepSize],
-          bc2_sqrt: ['f32', bc2Sqrt],
-          eps: ['f32', this.eps],
-        },
-        workgroups: grid1d(p.size),
-        wgsl: adamWgsl,
+        key: `${group.length}`,
+        inputs: group.map((i, j) => ({ name: `g${j}`, buffer: this.params[i]!.grad!.buffer })),
+        outputs: group.flatMap((i, j) => [
+          { name: `p${j}`, buffer: this.params[i]!.buffer },
+          { name: `m${j}`, buffer: this.m[i]!.buffer },
+          { name: `v${j}`, buffer: this.v[i]!.buffer },
+        ]),
+        uniforms,
+        workgroups: grid1d(wg * ADAM_WG, ADAM_WG),
+        wgsl: adamWgsl(group.length),
+        cost: { bytes: 28 * group.reduce((a, i) => a + this.params[i]!.size, 0) },
       });
-    });
+    }
   }
 
   /** Dispose every parameter's gradient and set it to null. */
@@ -161,4 +179,10 @@ export class Adam {
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
   }
+}
+
+/** Parameters per Adam dispatch: four storage bindings each (g, p, m, v), at most 8. */
+function paramsPerDispatch(): number {
+  const limit = runtime().gpu.report.limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.min(8, Math.floor(limit / 4)));
 }

@@ -10,14 +10,24 @@
  *     so no kernel writes binding declarations by hand;
  *   - `workgroups`: the dispatch size.
  *
- * Recording: every dispatch goes into one open compute pass of one command encoder; nothing is submitted
- * until someone needs a result on the CPU (`read`), calls `flush()`, or MAX_DISPATCHES_PER_SUBMIT is
- * reached. Uniform values are packed into 64 KiB arena buffers with 256-byte slots and written just
- * before the submit.
+ * Recording: dispatches go into one open compute pass of one command encoder, which is submitted every
+ * DISPATCHES_PER_SUBMIT dispatches (so the GPU starts on the first part of a step while the CPU records
+ * the rest), and whenever someone needs a result on the CPU (`read`) or calls `flush()`.
+ *
+ * CPU per dispatch is kept small because a training step is ~1,800 dispatches:
+ *   - uniform values are packed into one arena buffer (256-byte slots, written once per submit) bound
+ *     with a *dynamic offset*, so a bind group does not depend on where a dispatch's uniforms are;
+ *   - bind groups are cached by (layout, buffers): a warm step gets the same buffers from the pool in the
+ *     same order, so it creates no bind group at all (entries naming a buffer the pool destroys are
+ *     dropped);
+ *   - the pipeline cache key is built without intermediate arrays.
+ * The arena can be rewritten for the next submit while the previous one still runs: queue.writeBuffer is
+ * ordered after earlier submits on the queue timeline.
  */
 import type { GpuContext } from './device.js';
 import { flag } from './flags.js';
 import { BufferPool } from './memory.js';
+import type { DispatchCost, DispatchProfiler } from './profiler.js';
 
 export type ScalarType = 'f32' | 'u32' | 'i32';
 
@@ -36,16 +46,18 @@ export interface Program {
   uniforms?: Record<string, [ScalarType, number]>;
   workgroups: [number, number?, number?];
   wgsl: (header: string) => string;
+  /** FLOPs and bytes moved by this dispatch, where the op knows them (profiling: achieved FLOP/s). */
+  cost?: DispatchCost;
 }
 
+/** Bytes per dispatch in the uniform arena (minUniformBufferOffsetAlignment is at most 256). */
 const UNIFORM_SLOT = 256;
-const ARENA_BYTES = 64 * 1024;
 
-interface Arena {
-  buffer: GPUBuffer;
-  data: ArrayBuffer;
-  used: number;
-}
+/** Uniform slots in the arena: a submit happens at the latest when they are used up. */
+const ARENA_SLOTS = 1024;
+
+/** Bind groups cached at most (a warm RD++ training step uses ~2,000; beyond this the cache restarts). */
+const MAX_CACHED_BIND_GROUPS = 20_000;
 
 export class Runtime {
   readonly device: GPUDevice;
@@ -54,19 +66,36 @@ export class Runtime {
   private layouts = new Map<string, GPUBindGroupLayout>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** dispatches recorded since the last submit */
   private dispatches = 0;
-  private arenas: Arena[] = [];
-  private freeArenas: Arena[] = [];
-  /** Counters for benchmarks and tests. */
-  readonly counters = { dispatches: 0, submits: 0, pipelines: 0 };
+  /** the uniform arena: one buffer, rewritten before every submit; `data` is its CPU copy */
+  private readonly arena: { buffer: GPUBuffer; data: ArrayBuffer; view: DataView; used: number };
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** bind-group cache keys naming each buffer (by buffer id), to drop them when the buffer is destroyed */
+  private readonly groupsByBuffer = new Map<number, string[]>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  /** Timestamp profiling of every dispatch, when started (see profiler.ts). */
+  profiler: DispatchProfiler | null = null;
+  /** Counters for benchmarks, tests and `rdpp profile`. */
+  readonly counters = { dispatches: 0, submits: 0, pipelines: 0, bindGroups: 0 };
 
   constructor(readonly gpu: GpuContext) {
     this.device = gpu.device;
     this.pool = new BufferPool(
       this.device,
-      () => flag('POOL_MAX_IDLE_BYTES'),
+      () => flag('POOL_MAX_RESERVED_BYTES'),
       gpu.report.limits.maxStorageBufferBindingSize,
     );
+    this.pool.onDestroy = (buf) => this.forgetBuffer(buf);
+    const bytes = UNIFORM_SLOT * ARENA_SLOTS;
+    const data = new ArrayBuffer(bytes);
+    this.arena = {
+      buffer: this.device.createBuffer({ size: bytes, usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */ }),
+      data,
+      view: new DataView(data),
+      used: 0,
+    };
   }
 
   /** True while commands are recorded but not submitted (buffers released now must wait). */
@@ -75,11 +104,13 @@ export class Runtime {
   }
 
   private pipeline(p: Program): GPUComputePipeline {
-    const sig = [...p.inputs, ...p.outputs].map((b) => `${b.name}:${b.type ?? 'f32'}`).join(',');
-    const uni = Object.entries(p.uniforms ?? {})
-      .map(([k, [t]]) => `${k}:${t}`)
-      .join(',');
-    const cacheKey = `${p.name}|${p.key ?? ''}|${sig}|${uni}`;
+    // name|key|bindings|uniforms: everything the generated WGSL text depends on
+    let cacheKey = `${p.name}|${p.key ?? ''}|`;
+    for (const b of p.inputs) cacheKey += `${b.name}:${b.type ?? 'f32'},`;
+    cacheKey += '|';
+    for (const b of p.outputs) cacheKey += `${b.name}:${b.type ?? 'f32'},`;
+    cacheKey += '|';
+    if (p.uniforms) for (const k in p.uniforms) cacheKey += `${k}:${p.uniforms[k]![0]},`;
     let pipe = this.pipelines.get(cacheKey);
     if (pipe) return pipe;
     const code = p.wgsl(header(p));
@@ -114,9 +145,15 @@ export class Runtime {
    * Explicit bind group layouts (not 'auto'), so that a binding a kernel variant does not read is still
    * valid. Keyed by (number of read-only, read-write, uniform) bindings.
    */
+  private layoutKey(p: Program): string {
+    let hasUniform = false;
+    if (p.uniforms) for (const _ in p.uniforms) hasUniform = true;
+    return `${p.inputs.length}/${p.outputs.length}/${hasUniform}`;
+  }
+
   private layout(p: Program): GPUBindGroupLayout {
-    const hasUniform = Object.keys(p.uniforms ?? {}).length > 0;
-    const key = `${p.inputs.length}/${p.outputs.length}/${hasUniform}`;
+    const key = this.layoutKey(p);
+    const hasUniform = key.endsWith('true');
     let l = this.layouts.get(key);
     if (l) return l;
     const entries: GPUBindGroupLayoutEntry[] = [];
@@ -126,38 +163,93 @@ export class Runtime {
     for (let i = 0; i < p.outputs.length; i++)
       entries.push({ binding: entries.length, visibility: COMPUTE, buffer: { type: 'storage' } });
     if (hasUniform)
-      entries.push({ binding: entries.length, visibility: COMPUTE, buffer: { type: 'uniform' } });
+      entries.push({
+        binding: entries.length,
+        visibility: COMPUTE,
+        buffer: { type: 'uniform', hasDynamicOffset: true },
+      });
     l = this.device.createBindGroupLayout({ entries });
     this.layouts.set(key, l);
     return l;
   }
 
-  private uniformSlot(p: Program): { buffer: GPUBuffer; offset: number; size: number } | null {
-    const entries = Object.values(p.uniforms ?? {});
-    if (entries.length === 0) return null;
-    const size = Math.ceil((entries.length * 4) / 16) * 16;
-    let arena = this.arenas[this.arenas.length - 1];
-    if (!arena || arena.used + UNIFORM_SLOT > ARENA_BYTES) {
-      arena = this.freeArenas.pop() ?? {
-        buffer: this.device.createBuffer({
-          size: ARENA_BYTES,
-          usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */,
-        }),
-        data: new ArrayBuffer(ARENA_BYTES),
-        used: 0,
-      };
-      arena.used = 0;
-      this.arenas.push(arena);
+  /** Write a program's uniforms into the next arena slot; returns the slot's offset and the struct size. */
+  private uniformSlot(p: Program): { offset: number; size: number } | null {
+    const u = p.uniforms;
+    if (!u) return null;
+    const offset = this.arena.used;
+    const view = this.arena.view;
+    let i = 0;
+    for (const k in u) {
+      const [t, v] = u[k]!;
+      const at = offset + i * 4;
+      if (t === 'f32') view.setFloat32(at, v, true);
+      else if (t === 'u32') view.setUint32(at, v >>> 0, true);
+      else view.setInt32(at, v | 0, true);
+      i++;
     }
-    const offset = arena.used;
-    const view = new DataView(arena.data, offset, size);
-    entries.forEach(([t, v], i) => {
-      if (t === 'f32') view.setFloat32(i * 4, v, true);
-      else if (t === 'u32') view.setUint32(i * 4, v >>> 0, true);
-      else view.setInt32(i * 4, v | 0, true);
-    });
-    arena.used += UNIFORM_SLOT;
-    return { buffer: arena.buffer, offset, size };
+    if (i === 0) return null;
+    this.arena.used += UNIFORM_SLOT;
+    return { offset, size: Math.ceil((i * 4) / 16) * 16 };
+  }
+
+  private bufferId(buf: GPUBuffer): number {
+    let id = this.bufferIds.get(buf);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buf, id);
+    }
+    return id;
+  }
+
+  /** The bind group of a dispatch: cached by layout, buffers and uniform size. */
+  private bindGroup(
+    p: Program,
+    layout: GPUBindGroupLayout,
+    layoutKey: string,
+    uniformSize: number,
+  ): GPUBindGroup {
+    const ids: number[] = [];
+    let key = `${layoutKey}|${uniformSize}|`;
+    for (const b of p.inputs) {
+      const id = this.bufferId(b.buffer);
+      ids.push(id);
+      key += `${id},`;
+    }
+    for (const b of p.outputs) {
+      const id = this.bufferId(b.buffer);
+      ids.push(id);
+      key += `${id},`;
+    }
+    let group = this.bindGroups.get(key);
+    if (group) return group;
+    const entries: GPUBindGroupEntry[] = [];
+    let i = 0;
+    for (const b of p.inputs) entries.push({ binding: i++, resource: { buffer: b.buffer } });
+    for (const b of p.outputs) entries.push({ binding: i++, resource: { buffer: b.buffer } });
+    if (uniformSize > 0)
+      entries.push({ binding: i++, resource: { buffer: this.arena.buffer, offset: 0, size: uniformSize } });
+    group = this.device.createBindGroup({ layout, entries });
+    this.counters.bindGroups++;
+    if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
+      this.bindGroups.clear();
+      this.groupsByBuffer.clear();
+    }
+    this.bindGroups.set(key, group);
+    for (const id of ids) {
+      const list = this.groupsByBuffer.get(id);
+      if (list) list.push(key);
+      else this.groupsByBuffer.set(id, [key]);
+    }
+    return group;
+  }
+
+  /** Drop every cached bind group that names a buffer about to be destroyed. */
+  private forgetBuffer(buf: GPUBuffer): void {
+    const id = this.bufferIds.get(buf);
+    if (id === undefined) return;
+    for (const key of this.groupsByBuffer.get(id) ?? []) this.bindGroups.delete(key);
+    this.groupsByBuffer.delete(id);
   }
 
   /** Record one dispatch of a program. */
@@ -169,23 +261,29 @@ export class Runtime {
       throw new Error(`program '${p.name}': workgroup count [${x}, ${y}, ${z}] exceeds the limit ${maxWg}`);
     }
     const pipe = this.pipeline(p);
-    const entries: GPUBindGroupEntry[] = [];
-    let i = 0;
-    for (const b of [...p.inputs, ...p.outputs])
-      entries.push({ binding: i++, resource: { buffer: b.buffer } });
+    const layoutKey = this.layoutKey(p);
+    const layout = this.layout(p);
+    if (this.arena.used + UNIFORM_SLOT > this.arena.data.byteLength) this.flush();
     const slot = this.uniformSlot(p);
-    if (slot)
-      entries.push({ binding: i++, resource: { buffer: slot.buffer, offset: slot.offset, size: slot.size } });
-    const group = this.device.createBindGroup({ layout: this.layout(p), entries });
+    const group = this.bindGroup(p, layout, layoutKey, slot?.size ?? 0);
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    if (this.profiler) {
+      // one pass per dispatch, with a timestamp at its start and end
+      if (this.pass) this.pass.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.next(p.name, p.cost) });
+    } else if (!this.pass) this.pass = this.encoder.beginComputePass();
     this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, group);
+    if (slot) this.pass.setBindGroup(0, group, [slot.offset]);
+    else this.pass.setBindGroup(0, group);
     this.pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) {
+      this.pass.end();
+      this.pass = null;
+    }
     if (flag('LOG_DISPATCHES')) console.log(`dispatch ${p.name} [${x}, ${y}, ${z}]`);
     this.dispatches++;
     this.counters.dispatches++;
-    if (this.dispatches >= flag('MAX_DISPATCHES_PER_SUBMIT')) this.flush();
+    if (this.dispatches >= flag('DISPATCHES_PER_SUBMIT') || this.profiler?.full()) this.flush();
   }
 
   /** Record a buffer-to-buffer copy (ends the open compute pass). */
@@ -202,15 +300,17 @@ export class Runtime {
   flush(): void {
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
-    for (const a of this.arenas) this.device.queue.writeBuffer(a.buffer, 0, a.data, 0, a.used);
+    if (this.arena.used > 0)
+      this.device.queue.writeBuffer(this.arena.buffer, 0, this.arena.data, 0, this.arena.used);
+    this.profiler?.resolve(this.encoder);
     const commands = this.encoder.finish();
     this.device.queue.submit([commands]);
+    this.profiler?.submitted();
     this.counters.submits++;
     this.encoder = null;
     this.pass = null;
     this.dispatches = 0;
-    this.freeArenas.push(...this.arenas);
-    this.arenas = [];
+    this.arena.used = 0;
     this.pool.onSubmit();
   }
 

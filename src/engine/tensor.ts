@@ -41,7 +41,13 @@ export class Tensor {
   grad: Tensor | null = null;
   node: GradNode | null = null;
   name: string | undefined;
+  /** Recorded backward rules that will read this tensor's data (PyTorch's saved tensors). */
+  savedBy = 0;
+  /** Its owner gave it up (`release`) while a backward rule still needs it: freed when none does. */
+  dropped = false;
   private disposed = false;
+  /** The data is gone but the autograd node stays (a released tensor that gradients still pass through). */
+  private dataFreed = false;
 
   constructor(
     shape: readonly number[],
@@ -59,6 +65,10 @@ export class Tensor {
 
   get buffer(): GPUBuffer {
     if (this.disposed) throw new Error(`tensor ${this.describe()} was used after dispose()`);
+    if (this.dataFreed)
+      throw new Error(
+        `tensor ${this.describe()} was released but is read again (a backward rule that reads it must list it as saved)`,
+      );
     return this.storage.buffer;
   }
 
@@ -76,12 +86,26 @@ export class Tensor {
 
   dispose(): void {
     if (this.disposed) return;
+    this.freeData();
     this.disposed = true;
     this.node = null;
+  }
+
+  /**
+   * Give the buffer back but keep the autograd node: gradients still flow through this tensor to its
+   * inputs, but nothing may read its values again. Used by `release` in code that records gradients.
+   */
+  freeData(): void {
+    if (this.dataFreed || this.disposed) return;
+    this.dataFreed = true;
     if (--this.storage.refs === 0) {
       const rt = runtime();
       rt.pool.release(this.storage.buffer, rt.recording);
     }
+  }
+
+  get isFreed(): boolean {
+    return this.dataFreed || this.disposed;
   }
 
   /**
@@ -127,10 +151,13 @@ function resolveShape(shape: readonly number[], size: number): number[] {
   return s;
 }
 
-/** An uninitialised tensor from the pool. */
-export function empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+/**
+ * An uninitialised tensor from the pool. `upload`: it will be filled from the CPU (runtime().write),
+ * so its buffer must not be one that recorded, unsubmitted commands still use (see memory.ts).
+ */
+export function empty(shape: readonly number[], dtype: DType = 'f32', o: { upload?: boolean } = {}): Tensor {
   const bytes = numel(shape) * BYTES[dtype];
-  const buf = runtime().pool.acquire(bytes);
+  const buf = runtime().pool.acquire(bytes, o);
   return new Tensor(shape, new Storage(buf, bytes), dtype);
 }
 
@@ -139,7 +166,7 @@ export function tensor(data: ArrayLike<number> | Float32Array, shape: readonly n
   const n = numel(shape);
   if (data.length !== n)
     throw new Error(`tensor(): ${data.length} values do not fill shape [${shape.join(', ')}]`);
-  const t = empty(shape);
+  const t = empty(shape, 'f32', { upload: true });
   const f = data instanceof Float32Array ? data : Float32Array.from(data);
   runtime().write(t.buffer, f);
   return t;

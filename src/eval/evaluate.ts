@@ -31,6 +31,9 @@ export async function scoreImages(
 ): Promise<ScoredSample[]> {
   const out: ScoredSample[] = [];
   const per = 3 * size * size;
+  // batch i+1 is prepared and recorded while the GPU runs batch i: one batch's results are read back
+  // while the next one computes
+  let previous: Promise<void> | null = null;
   for (let i = 0; i < images.length; i += batch) {
     const chunk = images.slice(i, i + batch);
     const x = new Float32Array(chunk.length * per);
@@ -41,14 +44,19 @@ export async function scoreImages(
       const m = model.anomalyMaps(tensor(x, [chunk.length, 3, size, size]));
       return [m.smooth, m.scores];
     });
-    const maps = await r[0]!.read();
-    const scores = await r[1]!.read();
-    for (const t of r) t.dispose();
-    chunk.forEach((_, k) => {
-      out.push({ score: scores[k]!, map: maps.slice(k * size * size, (k + 1) * size * size) });
+    const results = Promise.all([r[0]!.read(), r[1]!.read()]);
+    results.catch(() => {}); // handled below; this only keeps a failure from being reported as unhandled
+    if (previous) await previous;
+    const done = Math.min(i + batch, images.length);
+    previous = results.then(([maps, scores]) => {
+      for (const t of r) t.dispose();
+      chunk.forEach((_, k) => {
+        out.push({ score: scores[k]!, map: maps.slice(k * size * size, (k + 1) * size * size) });
+      });
+      onProgress?.(done, images.length);
     });
-    onProgress?.(Math.min(i + batch, images.length), images.length);
   }
+  await previous;
   return out;
 }
 

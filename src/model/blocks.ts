@@ -6,14 +6,17 @@
  *   - reverse BasicBlock / reverse Bottleneck (decoder): the stride-2 conv becomes a 2×2 stride-2
  *     transposed conv, and the shortcut is `upsample` (deconv + BN).
  * BN runs with batch statistics when `training` (OCBE/decoder in training) and running stats otherwise.
+ * Each block releases its temporaries as soon as their consumer is recorded (`release`): under noGrad
+ * (the teacher, inference) they are freed at once, so inference memory is a few activations, not the
+ * whole network's; in training only what a backward rule reads stays until that rule has run.
  */
 import {
-  add,
+  addRelu,
   batchNorm,
   batchNormRelu,
   conv2d,
   convTranspose2d,
-  relu,
+  release,
   type Tensor,
 } from '../engine/index.js';
 import type { NetState } from './state.js';
@@ -44,7 +47,17 @@ export function convBn(
   bnName: string,
   o: { stride: number; padding: number; training: boolean; relu: boolean },
 ): Tensor {
-  return bnForward(s, bnName, conv(s, convName, x, o.stride, o.padding), o.training, o.relu);
+  const c = conv(s, convName, x, o.stride, o.padding);
+  const out = bnForward(s, bnName, c, o.training, o.relu);
+  release(c);
+  return out;
+}
+
+/** relu(m + shortcut), releasing m and the shortcut (unless it is the block's input `x`). */
+export function residual(m: Tensor, sc: Tensor, x: Tensor): Tensor {
+  const out = addRelu(m, sc);
+  release(m, sc === x ? null : sc);
+  return out;
 }
 
 // ---- BasicBlock ----
@@ -70,10 +83,11 @@ export function declareBasicBlock(
 export function basicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride, padding: 1, training, relu: true });
   const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  release(h);
   const sc = s.has(`${p}.downsample.0.weight`)
     ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
     : x;
-  return relu(add(m, sc));
+  return residual(m, sc, x);
 }
 
 // ---- Bottleneck ----
@@ -102,11 +116,13 @@ export function declareBottleneck(
 export function bottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
   const h2 = convBn(s, h1, `${p}.conv2`, `${p}.bn2`, { stride, padding: 1, training, relu: true });
+  release(h1);
   const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  release(h2);
   const sc = s.has(`${p}.downsample.0.weight`)
     ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
     : x;
-  return relu(add(m, sc));
+  return residual(m, sc, x);
 }
 
 // ---- reverse blocks (decoder) ----
@@ -131,15 +147,20 @@ export function declareDeBasicBlock(
 }
 
 function upsample(s: NetState, p: string, x: Tensor, training: boolean): Tensor {
-  return bnForward(s, `${p}.upsample.1`, convTranspose2d(x, s.get(`${p}.upsample.0.weight`)), training);
+  const d = convTranspose2d(x, s.get(`${p}.upsample.0.weight`));
+  const out = bnForward(s, `${p}.upsample.1`, d, training);
+  release(d);
+  return out;
 }
 
 export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const c1 = stride === 2 ? convTranspose2d(x, s.get(`${p}.conv1.weight`)) : conv(s, `${p}.conv1`, x, 1, 1);
   const h = bnForward(s, `${p}.bn1`, c1, training, true);
+  release(c1);
   const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  release(h);
   const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
-  return relu(add(m, sc));
+  return residual(m, sc, x);
 }
 
 /** Reverse Bottleneck: 1×1 → (2×2 s2 deconv | 3×3) → 1×1; shortcut `upsample`. */
@@ -167,8 +188,11 @@ export function declareDeBottleneck(
 export function deBottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
   const c2 = stride === 2 ? convTranspose2d(h1, s.get(`${p}.conv2.weight`)) : conv(s, `${p}.conv2`, h1, 1, 1);
+  release(h1);
   const h2 = bnForward(s, `${p}.bn2`, c2, training, true);
+  release(c2);
   const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  release(h2);
   const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
-  return relu(add(m, sc));
+  return residual(m, sc, x);
 }

@@ -5,7 +5,7 @@
  * bottleneck outwards); outputs are returned as (layer3, layer2, layer1) = (S1, S2, S3) to pair with the
  * teacher's (T1, T2, T3).
  */
-import type { Tensor } from '../engine/index.js';
+import { release, type Tensor } from '../engine/index.js';
 import { deBasicBlock, deBottleneck, declareDeBasicBlock, declareDeBottleneck } from './blocks.js';
 import { NetState } from './state.js';
 
@@ -46,9 +46,12 @@ export class Decoder {
       for (let b = 0; b < n; b++) {
         const p = `layer${li + 1}.${b}`;
         const stride = b === 0 ? 2 : 1;
-        h = cfg.bottleneck
+        const out = cfg.bottleneck
           ? deBottleneck(this.state, p, h, stride, training)
           : deBasicBlock(this.state, p, h, stride, training);
+        // the block input is a temporary unless it is the caller's z or an output
+        if (h !== z && !outs.includes(h)) release(h);
+        h = out;
       }
       outs.push(h);
     });

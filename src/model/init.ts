@@ -146,11 +146,20 @@ export function formulaBase(n: number, phase: number): Float64Array {
 }
 
 /** The formula value of a state-dict tensor (name includes the module prefix, e.g. 'encoder.conv1.weight'). */
+const KERAS_BN_ROLES: Record<string, string> = {
+  gamma: 'weight',
+  beta: 'bias',
+  mean: 'running_mean',
+  var: 'running_var',
+};
+
 export function formulaTensor(name: string, shape: readonly number[]): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const base = formulaBase(n, formulaPhase(name));
   const out = new Float32Array(n);
-  const leaf = name.slice(name.lastIndexOf('.') + 1);
+  // Keras BN names (gamma, beta, mean, var) follow the torch rules of the same role
+  const raw = name.slice(name.lastIndexOf('.') + 1);
+  const leaf = KERAS_BN_ROLES[raw] ?? raw;
   if (shape.length === 4) {
     const s = Math.sqrt(6 / (n / shape[0]!));
     for (let i = 0; i < n; i++) out[i] = base[i]! * s;

@@ -7,7 +7,7 @@
  *   concat [b1, b2, P3] → bn_layer: n_oc blocks, block 0 stride 2 with a 1×1 s2 downsample from 768e.
  * `conv4`/`bn4` are declared (they are in official checkpoints and the optimizer) but never used.
  */
-import { concat, type Tensor } from '../engine/index.js';
+import { concat, release, type Tensor } from '../engine/index.js';
 import { basicBlock, bottleneck, convBn, declareBasicBlock, declareBottleneck } from './blocks.js';
 import { NetState } from './state.js';
 
@@ -43,15 +43,19 @@ export class Ocbe {
   forward(p: readonly Tensor[], training: boolean): Tensor {
     const s = this.state;
     const o = { stride: 2, padding: 1, training, relu: true };
-    const l1 = convBn(s, convBn(s, p[0]!, 'conv1', 'bn1', o), 'conv2', 'bn2', o);
+    const l0 = convBn(s, p[0]!, 'conv1', 'bn1', o);
+    const l1 = convBn(s, l0, 'conv2', 'bn2', o);
     const l2 = convBn(s, p[1]!, 'conv3', 'bn3', o);
     let h = concat([l1, l2, p[2]!], 1);
+    release(l0, l1, l2);
     for (let b = 0; b < this.blocks; b++) {
       const stride = b === 0 ? 2 : 1;
-      h =
+      const out =
         this.kind === 'bottleneck'
           ? bottleneck(s, `bn_layer.${b}`, h, stride, training)
           : basicBlock(s, `bn_layer.${b}`, h, stride, training);
+      release(h);
+      h = out;
     }
     return h;
   }

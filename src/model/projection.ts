@@ -4,7 +4,7 @@
  * indices 0, 3, 6, 9 (`proj_a.proj.0.weight` …). PyTorch's default conv init. Used on the normal and the
  * noisy teacher features with the same weights.
  */
-import { conv2d, instanceNormLeakyRelu, type Tensor } from '../engine/index.js';
+import { conv2d, instanceNormLeakyRelu, release, type Tensor } from '../engine/index.js';
 import { NetState } from './state.js';
 
 const NAMES = ['proj_a', 'proj_b', 'proj_c'] as const;
@@ -30,10 +30,10 @@ export class Projection {
     let h = x;
     for (let i = 0; i < 4; i++) {
       const p = `${n}.proj.${3 * i}`;
-      h = instanceNormLeakyRelu(
-        conv2d(h, s.get(`${p}.weight`), s.get(`${p}.bias`), { stride: 1, padding: 1 }),
-        0.01,
-      );
+      const c = conv2d(h, s.get(`${p}.weight`), s.get(`${p}.bias`), { stride: 1, padding: 1 });
+      if (h !== x) release(h);
+      h = instanceNormLeakyRelu(c, 0.01);
+      release(c);
     }
     return h;
   }

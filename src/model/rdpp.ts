@@ -35,6 +35,7 @@ import {
   normalizeChannels,
   oneMinus,
   permuteRows,
+  release,
   resizeBilinear,
   scale,
   sinkhornClouds,
@@ -168,12 +169,23 @@ export class Rdpp {
     const [, , h, w] = img.shape as [number, number, number, number];
     const t = this.teacher.forward(img);
     const p = this.proj.forward(t);
-    const s = this.decoder.forward(this.ocbe.forward(p, false), false);
+    const z = this.ocbe.forward(p, false);
+    release(...p);
+    const s = this.decoder.forward(z, false);
+    release(z);
     let raw: Tensor | null = null;
     for (let k = 0; k < 3; k++) {
-      const m = oneMinus(cosineMap(t[k]!, s[k]!));
+      const cos = cosineMap(t[k]!, s[k]!);
+      release(t[k], s[k]);
+      const m = oneMinus(cos);
+      release(cos);
       const up = resizeBilinear(m, h, w);
-      raw = raw ? add(raw, up) : up;
+      release(m);
+      if (raw) {
+        const sum = add(raw, up);
+        release(raw, up);
+        raw = sum;
+      } else raw = up;
     }
     const smooth = gaussianBlur(raw!, 4);
     return { raw: raw!, smooth, scores: maxRows(smooth) };

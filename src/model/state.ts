@@ -184,9 +184,9 @@ export class NetState {
 
   /** Read everything back to the CPU (for checkpoints). */
   async toHost(): Promise<Map<string, HostArray>> {
-    const out = new Map<string, HostArray>();
-    for (const d of this.decls) out.set(d.name, { shape: d.shape, data: await this.get(d.name).read() });
-    return out;
+    // every read is issued before any is awaited: one wait for the GPU instead of one per tensor
+    const data = await Promise.all(this.decls.map((d) => this.get(d.name).read()));
+    return new Map(this.decls.map((d, i) => [d.name, { shape: d.shape, data: data[i]! }]));
   }
 
   dispose(): void {

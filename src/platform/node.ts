@@ -4,6 +4,7 @@
  * file helpers that never leave a half-written file behind (write to a temp file, then rename).
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
@@ -73,6 +74,27 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
 /** The name of the temporary file writeFileAtomic writes first (run folders remove leftover ones). */
 export const TEMP_FILE_RE = /\.tmp-\d+-\d+$/;
 
+/** The OutputError for a failed atomic write of `path`. */
+function writeError(e: unknown, path: string, data: string | Uint8Array) {
+  const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  const err = outputError(e, 'cannot write the file', path, size);
+  err.message += ' (an earlier file of that name, if any, is unchanged)';
+  return err;
+}
+
+/** writeFileAtomic without blocking the event loop (the write runs on libuv's thread pool). */
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
+  makeDir(dirname(path));
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw writeError(e, path, data);
+  }
+}
+
 /**
  * Write a file so that readers see either the old or the new content, never a torn one. Failures (a full
  * disk, a read-only mount, no permission) are OutputErrors that name the file and its size and say that the
@@ -86,9 +108,6 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-    const err = outputError(e, 'cannot write the file', path, size);
-    err.message += ' (an earlier file of that name, if any, is unchanged)';
-    throw err;
+    throw writeError(e, path, data);
   }
 }

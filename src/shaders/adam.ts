@@ -1,28 +1,55 @@
 /**
- * Adam, fused: one pass over a parameter reads p, g, m, v once and writes p, m, v once (28 bytes per
- * element), instead of the ~6 elementwise kernels (and their temporaries) of an unfused update. The
- * update is memory-bound, so the only thing that matters is touching each byte once with coalesced
- * accesses: one invocation per element, launched with grid1d.
+ * Adam, fused and multi-tensor: one dispatch updates up to K parameters (PyTorch's `foreach`/fused Adam),
+ * reading p, g, m, v once and writing p, m, v once per element (28 bytes), instead of one dispatch per
+ * parameter (an RD++ student has ~160 parameter tensors, most of them tiny BN vectors, where a dispatch
+ * costs far more than its arithmetic).
+ *
+ * Layout: the workgroups of a dispatch are split between the group's parameters in order: parameter j
+ * owns workgroups [u.w<j>, u.w<j+1>) and each of its invocations updates one element. WGSL cannot index
+ * an array of bindings, so the body is generated once per parameter (`p3`, `g3`, … and `u.n3`, …); the
+ * group size K is bounded by the adapter's storage-buffer limit (four bindings per parameter).
  *
  * PyTorch's single-tensor Adam (torch 1.13, no weight decay, no amsgrad), in the same operation order:
  *   m ← β1·m + (1 − β1)·g
  *   v ← β2·v + (1 − β2)·g·g
  *   p ← p − step_size · m / (√v / √(1 − β2^t) + eps),   step_size = lr / (1 − β1^t)
- * The per-step scalars (step_size, √(1 − β2^t)) are computed in float64 on the CPU, like PyTorch's
- * Python floats, and arrive as uniforms, so one pipeline serves every parameter and step.
+ * The per-step scalars (step_size, √(1 − β2^t)), per parameter since each has its own step count, are
+ * computed in float64 on the CPU like PyTorch's Python floats and arrive as uniforms.
  */
-import { main1d } from './common.js';
 
-/** Bindings: input `g`; outputs `p`, `m`, `v`; uniforms n, b1, c1, b2, c2, step_size, bc2_sqrt, eps. */
-export function adamWgsl(header: string): string {
-  return `${header}
-${main1d()}
-  if (i >= u.n) { return; }
-  let gi = g[i];
-  let mi = u.b1 * m[i] + u.c1 * gi;
-  let vi = u.b2 * v[i] + u.c2 * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  p[i] = p[i] - u.step_size * (mi / (sqrt(vi) / u.bc2_sqrt + u.eps));
+export const ADAM_WG = 256;
+
+/** Uniform names of parameter j: element count, first workgroup, step size, √(1 − β2^t). */
+export function adamUniformNames(j: number): { n: string; w: string; step: string; bc2: string } {
+  return { n: `n${j}`, w: `w${j}`, step: `ss${j}`, bc2: `bq${j}` };
+}
+
+/** Bindings: inputs g0..g{K-1}; outputs p0, m0, v0, p1, …; uniforms b1, c1, b2, c2, eps, then per parameter. */
+export function adamWgsl(k: number): (header: string) => string {
+  return (header) => {
+    const bodies: string[] = [];
+    for (let j = 0; j < k; j++) {
+      const u = adamUniformNames(j);
+      const end = j + 1 < k ? `u.${adamUniformNames(j + 1).w}` : 'total';
+      bodies.push(`  if (w < ${end}) {
+    let i = (w - u.${u.w}) * ${ADAM_WG}u + lid;
+    if (i >= u.${u.n}) { return; }
+    let gi = g${j}[i];
+    let mi = u.b1 * m${j}[i] + u.c1 * gi;
+    let vi = u.b2 * v${j}[i] + u.c2 * gi * gi;
+    m${j}[i] = mi;
+    v${j}[i] = vi;
+    p${j}[i] = p${j}[i] - u.${u.step} * (mi / (sqrt(vi) / u.${u.bc2} + u.eps));
+    return;
+  }`);
+    }
+    return `${header}
+@compute @workgroup_size(${ADAM_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = wid.x + wid.y * nwg.x;
+  let total = u.total;
+${bodies.join('\n')}
 }`;
+  };
 }

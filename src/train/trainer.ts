@@ -81,6 +81,15 @@ export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
 }
 
+interface PreparedBatch {
+  size: number;
+  /** the SSOT pairing */
+  perm: number[];
+  /** clean and pseudo-anomalous images, normalised for the teacher, [size, 3, S, S] */
+  clean: Float32Array;
+  noisy: Float32Array;
+}
+
 export interface TrainerState {
   epoch: number;
   globalStep: number;
@@ -100,6 +109,8 @@ export class Trainer {
   readonly optStudent: Adam;
   private rng: Rng;
   private readonly noise: PseudoAnomaly;
+  private saving: Promise<void> | null = null;
+  private saveError: Error | null = null;
   state: TrainerState;
 
   constructor(
@@ -131,7 +142,13 @@ export class Trainer {
     for (const st of this.model.studentStates()) st.init(init);
   }
 
-  private batchTensors(indices: number[]): { x: Tensor; xn: Tensor } {
+  /**
+   * A batch's CPU work: the SSOT pairing, the pseudo-anomalies and the teacher normalisation, drawing from
+   * the RNG in the same order as ever (pairing, then each image's noise). Done for the next batch while
+   * the GPU runs the current one.
+   */
+  private prepareBatch(indices: number[]): PreparedBatch {
+    const perm = this.rng.permutation(indices.length);
     const s = this.cfg.imageSize;
     const per = 3 * s * s;
     const clean = new Float32Array(indices.length * per);
@@ -144,8 +161,7 @@ export class Trainer {
       this.noise.apply(copy, s, this.rng);
       normalise(copy, s, s, mode, noisy.subarray(k * per, (k + 1) * per));
     });
-    const shape = [indices.length, 3, s, s];
-    return { x: tensor(clean, shape), xn: tensor(noisy, shape) };
+    return { size: indices.length, perm, clean, noisy };
   }
 
   /** Train until cfg.epochs (continuing from the current state). */
@@ -157,20 +173,27 @@ export class Trainer {
       const t0 = performance.now();
       const order = this.rng.permutation(n);
       let sums = { loss: 0, kd: 0, proj: 0 };
+      const batchAt = (b: number) => this.prepareBatch(order.slice(b * cfg.batch, (b + 1) * cfg.batch));
+      let next: PreparedBatch | null = batchAt(0);
       for (let b = 0; b < batches; b++) {
         const tb = performance.now();
-        const idx = order.slice(b * cfg.batch, (b + 1) * cfg.batch);
-        const perm = this.rng.permutation(idx.length);
+        const batch = next!;
+        const shape = [batch.size, 3, cfg.imageSize, cfg.imageSize];
         // every loss part in one tensor, so the step costs one read-back
         const packed = scope(() => {
-          const { x, xn } = this.batchTensors(idx);
-          const f = this.model.trainForward(x, xn, perm, cfg.ssot);
+          const x = tensor(batch.clean, shape);
+          const xn = tensor(batch.noisy, shape);
+          const f = this.model.trainForward(x, xn, batch.perm, cfg.ssot);
           backward(f.loss);
           return noGrad(() =>
             concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
           );
         });
-        const values = await packed.read();
+        const reading = packed.read();
+        // the next batch's CPU work overlaps this step on the GPU (never across an epoch's end, so the
+        // RNG state saved with the epoch's checkpoint is exactly what resuming needs)
+        next = b + 1 < batches ? batchAt(b + 1) : null;
+        const values = await reading;
         packed.dispose();
         const [loss, kd, proj, recon, contrast] = Array.from(values.subarray(0, 5)) as [
           number,
@@ -205,7 +228,7 @@ export class Trainer {
           recon,
           contrast,
           ssot,
-          imagesPerSecond: idx.length / ((performance.now() - tb) / 1000),
+          imagesPerSecond: batch.size / ((performance.now() - tb) / 1000),
         });
       }
       this.state.epoch++;
@@ -230,15 +253,36 @@ export class Trainer {
       this.state.history.push(info);
       if (this.hooks.save) {
         const student = await studentTensors(this.model);
-        // best first: a run killed between the two writes resumes from the older `last`, redoes this epoch
-        // bit-identically and writes the same best again. best holds weights only (no optimizer state).
-        if (best) await this.hooks.save('best', encodeWeightsCheckpoint(student, this.meta()));
-        await this.hooks.save('last', await this.checkpoint(student));
+        const lastBytes = await this.checkpoint(student);
+        // best holds weights only (no optimizer state)
+        const bestBytes = best ? encodeWeightsCheckpoint(student, this.meta()) : null;
+        // written behind the next epoch's steps (a checkpoint is ~1 GB at 256²); the previous epoch's
+        // files are complete before this one's start, and every write is atomic. best first: a run killed
+        // between the two writes resumes from the older `last`, redoes this epoch bit-identically and
+        // writes the same best again
+        await this.savesDone();
+        const save = this.hooks.save;
+        this.saving = (async () => {
+          if (bestBytes) await save('best', bestBytes);
+          await save('last', lastBytes);
+        })().catch((e: unknown) => {
+          this.saveError = e instanceof Error ? e : new Error(String(e));
+        });
       }
       await this.hooks.onEpoch?.(info);
       if (this.hooks.shouldStop?.()) break;
     }
+    await this.savesDone();
     return this.state;
+  }
+
+  /** Wait for the checkpoint files being written; a failed write is thrown here. */
+  async savesDone(): Promise<void> {
+    await this.saving;
+    this.saving = null;
+    const e = this.saveError;
+    this.saveError = null;
+    if (e) throw e;
   }
 
   /** Student weights, optimizer moments, pending gradients and the loop state, as checkpoint bytes. */
@@ -249,16 +293,25 @@ export class Trainer {
       ['student', this.optStudent],
     ];
     const steps: Record<string, number[]> = {};
+    // every read is issued before any is awaited: one wait for the GPU instead of one per tensor
+    // (inserted in a fixed order, so the file's bytes do not depend on which read finishes first)
+    const reads: { key: string; shape: number[]; data: Promise<Float32Array> }[] = [];
+    const put = (key: string, shape: readonly number[], t: Tensor) =>
+      reads.push({ key, shape: [...shape], data: t.read() });
     for (const [name, opt] of groups) {
       const st = opt.state();
       steps[name] = st.step;
       for (let i = 0; i < st.m.length; i++) {
         const p = opt.params[i]!;
-        tensors.set(`optim.${name}.m.${i}`, { shape: [...p.shape], data: await st.m[i]!.read() });
-        tensors.set(`optim.${name}.v.${i}`, { shape: [...p.shape], data: await st.v[i]!.read() });
-        if (p.grad) tensors.set(`grad.${name}.${i}`, { shape: [...p.shape], data: await p.grad.read() });
+        put(`optim.${name}.m.${i}`, p.shape, st.m[i]!);
+        put(`optim.${name}.v.${i}`, p.shape, st.v[i]!);
+        if (p.grad) put(`grad.${name}.${i}`, p.shape, p.grad);
       }
     }
+    const data = await Promise.all(reads.map((r) => r.data));
+    reads.forEach((r, i) => {
+      tensors.set(r.key, { shape: r.shape, data: data[i]! });
+    });
     const meta = this.meta();
     return encodeCheckpoint(tensors, { ...meta, training: { ...meta.training, adamSteps: steps } });
   }

@@ -1,6 +1,11 @@
-/** The end-to-end benchmarks run and report what they promise (tiny shapes; speed is not tested). */
-import { beforeAll, describe, expect, it } from 'vitest';
+/**
+ * The end-to-end benchmarks and `rdpp profile` run and report what they promise (tiny shapes; speed is
+ * not tested). After one warm-up step, a training step and an inference batch create no buffer; after
+ * two (the second step gets its buffers in the pool's steady order, not in creation order), no bind group.
+ */
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { benchE2e } from '../../bench/e2e.js';
+import { main } from '../../src/cli/main.js';
 import { runtime } from '../../src/engine/index.js';
 import { gpu } from '../helpers/gpu.js';
 
@@ -10,16 +15,73 @@ beforeAll(async () => {
 
 describe('bench train / infer', () => {
   for (const kind of ['train', 'infer'] as const) {
-    it(`${kind}: times the whole ${kind === 'train' ? 'step' : 'inference'} and reports memory and the adapter`, async () => {
+    it(`${kind}: times the whole ${kind === 'train' ? 'step' : 'inference'}, reports memory and counters, allocates nothing once warm`, async () => {
       const live = runtime().pool.snapshot().liveBytes;
       const r = await benchE2e(kind, { teacher: 'resnet18', batch: 2, imageSize: 32, iters: 1, warmup: 1 });
       expect(r.kind).toBe(kind);
       expect(r.median_ms).toBeGreaterThan(0);
       expect(r.images_per_s).toBeCloseTo((2 * 1000) / r.median_ms, 1);
-      expect(r.peak_gpu_mib).toBeGreaterThan(0);
+      expect(r.peak_gpu_mib).toBeGreaterThan(r.resident_mib);
+      expect(r.peak_reserved_mib).toBeGreaterThanOrEqual(r.peak_gpu_mib);
+      expect(r.dispatches_per_step).toBeGreaterThan(100);
+      expect(r.buffers_created_per_step).toBe(0);
       expect(r.adapter).toMatch(/^node: /);
       // everything the benchmark allocated is released
       expect(runtime().pool.snapshot().liveBytes).toBe(live);
     });
   }
+});
+
+describe('rdpp profile --json', () => {
+  it('prints the fields a script reads: 0 buffers created per training step after warm-up', async () => {
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      out.push(String(s));
+      return true;
+    });
+    try {
+      const code = await main([
+        'profile',
+        'train',
+        '--teacher',
+        'resnet18',
+        '--image-size',
+        '32',
+        '--batch',
+        '2',
+        '--iters',
+        '1',
+        '--json',
+      ]);
+      expect(code).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+    const j = JSON.parse(out.join(''));
+    for (const k of [
+      'dispatches_per_step',
+      'buffers_created_per_step',
+      'peak_bytes',
+      'wall_ms_per_step',
+      'gpu_ms_per_step',
+      'programs',
+    ])
+      expect(j).toHaveProperty(k);
+    expect(j.buffers_created_per_step).toBe(0);
+    expect(j.bind_groups_created_per_step).toBe(0); // two warm-up steps by default
+    expect(j.peak_bytes).toBeGreaterThan(0);
+    expect(j.programs.length).toBeGreaterThan(5);
+    expect(j.programs[0]).toHaveProperty('gpu_ms');
+    expect(j.programs[0]).toHaveProperty('calls');
+    if (j.timestamps) {
+      // GPU times from timestamp queries (lavapipe has them): every dispatch is attributed to a program
+      expect(j.gpu_ms_per_step).toBeGreaterThan(0);
+      expect(j.programs.reduce((a: number, p: { calls: number }) => a + p.calls, 0)).toBe(
+        j.dispatches_per_step,
+      );
+      expect(
+        j.programs.find((p: { name: string }) => p.name === 'conv2d_fwd')?.calls_per_step,
+      ).toBeGreaterThan(10);
+    } else expect(j.gpu_ms_per_step).toBeNull();
+  });
 });

@@ -1,11 +1,43 @@
-import { type BenchTeacher, benchE2e } from '../../../bench/e2e.js';
+import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
-import { type Command, UsageError } from '../command.js';
+import { type Command, type OptionSpec, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
 import { checkOutputFile } from '../output-path.js';
+
+/** The options of a whole-step workload, shared by `bench train|infer` and `profile train|infer`. */
+export const E2E_OPTIONS: Record<string, OptionSpec> = {
+  iters: { type: 'string', default: '10', help: 'timed runs (after warm-up)' },
+  teacher: {
+    type: 'string',
+    default: 'wrn50',
+    help: 'network sizes (formula weights): wrn50, resnet18, resnet50-keras',
+  },
+  batch: { type: 'string', help: 'batch size (default 16 for train, 1 for infer)' },
+  'image-size': { type: 'string', default: '256', help: 'image side (a multiple of 32)' },
+  ssot: { type: 'string', default: 'official', help: 'train: the SSOT mode (official, pairwise, off)' },
+};
+
+export function parseE2eOptions(values: Record<string, unknown>, what: 'train' | 'infer'): E2eOptions {
+  const iters = Number(values.iters);
+  if (!Number.isInteger(iters) || iters < 1)
+    throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
+  const teacher = String(values.teacher);
+  if (!['wrn50', 'resnet18', 'resnet50-keras'].includes(teacher))
+    throw new UsageError(`--teacher must be wrn50, resnet18 or resnet50-keras, got '${teacher}'`);
+  const batch = Number(values.batch ?? (what === 'train' ? 16 : 1));
+  const imageSize = Number(values['image-size']);
+  if (!Number.isInteger(batch) || batch < 1)
+    throw new UsageError(`--batch must be a positive integer, got '${values.batch}'`);
+  if (!Number.isInteger(imageSize) || imageSize < 32 || imageSize % 32 !== 0)
+    throw new UsageError(`--image-size must be a positive multiple of 32, got '${values['image-size']}'`);
+  const ssot = String(values.ssot) as SsotMode;
+  if (!SSOT_MODES.includes(ssot))
+    throw new UsageError(`--ssot must be one of ${SSOT_MODES.join(', ')}; got '${ssot}'`);
+  return { ssot, teacher: teacher as BenchTeacher, batch, imageSize, iters, warmup: 2 };
+}
 
 export const bench: Command = {
   name: 'bench',
@@ -14,53 +46,38 @@ export const bench: Command = {
     '[kernels|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
   positionals: true,
   options: {
-    small: { type: 'boolean', help: 'small shapes (for CPU adapters such as lavapipe)' },
-    filter: { type: 'string', help: 'only cases whose "family name" matches this regular expression' },
-    iters: { type: 'string', default: '10', help: 'timed runs per case (after 2 warm-up runs)' },
+    small: { type: 'boolean', help: 'kernels: small shapes (for CPU adapters such as lavapipe)' },
+    filter: {
+      type: 'string',
+      help: 'kernels: only cases whose "family name" matches this regular expression',
+    },
     out: { type: 'string', help: 'write the JSON report to this file (default: print it)' },
-    teacher: { type: 'string', default: 'wrn50', help: 'train/infer: network sizes (formula weights)' },
-    batch: { type: 'string', help: 'train/infer: batch size (default 16 for train, 1 for infer)' },
-    'image-size': { type: 'string', default: '256', help: 'train/infer: image side' },
-    ssot: { type: 'string', default: 'official', help: 'train: the SSOT mode (official, pairwise, off)' },
+    ...E2E_OPTIONS,
   },
   async run({ values, positionals }) {
     const what = positionals[0] ?? 'kernels';
     if (!['kernels', 'train', 'infer'].includes(what))
       throw new UsageError(`unknown benchmark '${what}' (available: kernels, train, infer)`);
-    const iters = Number(values.iters);
-    if (!Number.isInteger(iters) || iters < 1)
-      throw new UsageError(`--iters must be a positive integer, got ${values.iters}`);
     if (values.out)
       checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
-    await startEngine();
     if (what === 'train' || what === 'infer') {
-      const teacher = String(values.teacher);
-      if (!['wrn50', 'resnet18', 'resnet50-keras'].includes(teacher))
-        throw new UsageError(`--teacher must be wrn50, resnet18 or resnet50-keras, got '${teacher}'`);
-      const batch = Number(values.batch ?? (what === 'train' ? 16 : 1));
-      const imageSize = Number(values['image-size']);
-      if (!Number.isInteger(batch) || batch < 1) throw new UsageError('--batch must be a positive integer');
-      if (!Number.isInteger(imageSize) || imageSize % 32 !== 0)
-        throw new UsageError('--image-size must be a multiple of 32');
-      const ssot = String(values.ssot) as SsotMode;
-      if (!SSOT_MODES.includes(ssot))
-        throw new UsageError(`--ssot must be one of ${SSOT_MODES.join(', ')}; got '${ssot}'`);
-      const r = await benchE2e(what, {
-        ssot,
-        teacher: teacher as BenchTeacher,
-        batch,
-        imageSize,
-        iters,
-        warmup: 1,
-      });
+      const o = parseE2eOptions(values, what);
+      await startEngine();
+      const r = await benchE2e(what, o);
       console.error(
-        `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, peak GPU ${r.peak_gpu_mib} MiB`,
+        `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, ` +
+          `peak GPU ${r.peak_gpu_mib} MiB live / ${r.peak_reserved_mib} MiB reserved, ` +
+          `${r.dispatches_per_step} dispatches, ${r.buffers_created_per_step} buffers created per ${what === 'train' ? 'step' : 'batch'}`,
       );
       const json = `${JSON.stringify(r, null, 2)}\n`;
       if (values.out) writeFileAtomic(String(values.out), json);
       else process.stdout.write(json);
       return 0;
     }
+    const iters = Number(values.iters);
+    if (!Number.isInteger(iters) || iters < 1)
+      throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
+    await startEngine();
     const size = values.small ? 'small' : 'full';
     const filter = values.filter ? new RegExp(String(values.filter)) : null;
     const cases = allBenchCases(size).filter((c) => !filter || filter.test(`${c.family} ${c.name}`));

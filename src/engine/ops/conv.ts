@@ -299,6 +299,14 @@ function checkConvInputs(op: string, x: Tensor, w: Tensor, bias: Tensor | null):
 }
 
 /**
+ * What a bilinear op's backward reads (y = x ⊛ w): x only for w's gradient, w only for x's gradient.
+ * The output is never needed, so a conv output can be freed as soon as its consumer is recorded.
+ */
+function savedFor(x: Tensor, w: Tensor): Tensor[] {
+  return [...(w.requiresGrad ? [x] : []), ...(x.requiresGrad ? [w] : [])];
+}
+
+/**
  * 2-D convolution (cross-correlation), NCHW: x [N, Cin, H, W], w [Cout, Cin, kh, kw], optional bias
  * [Cout], zero padding, dilation 1, groups 1. Output [N, Cout, floor((H+2p−kh)/s)+1, floor((W+2p−kw)/s)+1].
  */
@@ -307,11 +315,17 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
   const g = convGeom('conv2d', x.shape, w.shape, opts);
   const y = convForward(x, w, bias, g);
   const inputs = bias ? [x, w, bias] : [x, w];
-  return record('conv2d', y, inputs, (gy) => [
-    x.requiresGrad ? convDgrad(gy, w, g) : null,
-    w.requiresGrad ? convWgrad(x, gy, g) : null,
-    ...(bias ? [bias.requiresGrad ? biasGrad(gy, g) : null] : []),
-  ]);
+  return record(
+    'conv2d',
+    y,
+    inputs,
+    (gy) => [
+      x.requiresGrad ? convDgrad(gy, w, g) : null,
+      w.requiresGrad ? convWgrad(x, gy, g) : null,
+      ...(bias ? [bias.requiresGrad ? biasGrad(gy, g) : null] : []),
+    ],
+    savedFor(x, w),
+  );
 }
 
 /** The input gradient of conv2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, Ho, Wo]. */
@@ -383,10 +397,16 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
     throw new Error(`convTranspose2d: empty input ${x.describe()} or weight ${w.describe()}`);
   const g = deconvGeom(x.shape, w.shape[1]!);
   const y = convDgrad(x, w, g);
-  return record('convTranspose2d', y, [x, w], (gy) => [
-    x.requiresGrad ? convForward(gy, w, null, g) : null,
-    w.requiresGrad ? convWgrad(gy, x, g) : null,
-  ]);
+  return record(
+    'convTranspose2d',
+    y,
+    [x, w],
+    (gy) => [
+      x.requiresGrad ? convForward(gy, w, null, g) : null,
+      w.requiresGrad ? convWgrad(gy, x, g) : null,
+    ],
+    savedFor(x, w),
+  );
 }
 
 /** Input gradient of convTranspose2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, 2H, 2W]. */
@@ -464,8 +484,14 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (K !== K2)
     throw new Error(`matmul: inner dimensions differ: ${a.describe()} × ${b.describe()} (${K} vs ${K2})`);
   const y = gemm({ t: a, sr: K, sk: 1 }, { t: b, sr: 1, sk: N }, M, N, K);
-  return record('matmul', y, [a, b], (g) => [
-    a.requiresGrad ? gemm({ t: g, sr: N, sk: 1 }, { t: b, sr: N, sk: 1 }, M, K, N) : null,
-    b.requiresGrad ? gemm({ t: a, sr: 1, sk: K }, { t: g, sr: 1, sk: N }, K, N, M) : null,
-  ]);
+  return record(
+    'matmul',
+    y,
+    [a, b],
+    (g) => [
+      a.requiresGrad ? gemm({ t: g, sr: N, sk: 1 }, { t: b, sr: N, sk: 1 }, M, K, N) : null,
+      b.requiresGrad ? gemm({ t: a, sr: 1, sk: K }, { t: g, sr: 1, sk: N }, K, N, M) : null,
+    ],
+    savedFor(a, b),
+  );
 }

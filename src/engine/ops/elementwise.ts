@@ -66,13 +66,21 @@ export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
   const row: UnaryRow = UNARY[name];
   const y = launchMap(name, row.f, [x], x.size, a);
   if (!row.df) return y;
-  const needsY = row.df.includes('y');
-  return record(name, y, [x], (g) => {
-    // grad kernel inputs in the order x, z(unused placeholder), g, y
-    const dexpr = row.df!;
-    const ins = needsY ? [x, x, g, y] : [x, x, g];
-    return [launchMap(`d_${name}`, dexpr, ins, x.size, a)];
-  });
+  const needsY = /\by\b/.test(row.df);
+  const needsX = /\bx\b/.test(row.df);
+  const saved = [...(needsX ? [x] : []), ...(needsY ? [y] : [])];
+  return record(
+    name,
+    y,
+    [x],
+    (g) => {
+      // grad kernel inputs in the order x, z (unused), g, y; g stands in for values the rule does not read
+      const xv = needsX ? x : g;
+      const ins = needsY ? [xv, xv, g, y] : [xv, xv, g];
+      return [launchMap(`d_${name}`, row.df!, ins, x.size, a)];
+    },
+    saved,
+  );
 }
 
 export const relu = (x: Tensor) => unary('relu', x);
@@ -100,15 +108,47 @@ export function binary(name: BinaryName, x: Tensor, z: Tensor): Tensor {
   sameShape(name, x, z);
   const row = BINARY[name];
   const y = launchMap(name, row.f, [x, z], x.size);
-  return record(name, y, [x, z], (g) => [
-    row.dx === 'g' ? g.view(g.shape) : launchMap(`dx_${name}`, row.dx, [x, z, g], x.size),
-    row.dz === 'g' ? g.view(g.shape) : launchMap(`dz_${name}`, row.dz, [x, z, g], x.size),
-  ]);
+  const readsValues = ![row.dx, row.dz].every((e: string) => e === 'g' || e === '-g');
+  return record(
+    name,
+    y,
+    [x, z],
+    (g) => [grad(name, 'x', row.dx, x, z, g), grad(name, 'z', row.dz, x, z, g)],
+    readsValues ? [x, z] : [],
+  );
+}
+
+/** One input's gradient of a binary op: a view of g when it is g itself, else a kernel. */
+function grad(name: string, which: 'x' | 'z', expr: string, x: Tensor, z: Tensor, g: Tensor): Tensor {
+  if (expr === 'g') return g.view(g.shape);
+  // ±g reads no input values: g stands in for them (they may have been released)
+  const ins = expr === '-g' ? [g, g, g] : [x, z, g];
+  return launchMap(`d${which}_${name}`, expr, ins, x.size);
 }
 
 export const add = (x: Tensor, z: Tensor) => binary('add', x, z);
 export const sub = (x: Tensor, z: Tensor) => binary('sub', x, z);
 export const mul = (x: Tensor, z: Tensor) => binary('mul', x, z);
+
+/**
+ * relu(x + z) in one kernel (the residual join of every ResNet block). Its backward reads only the
+ * output (y > 0 ⇔ x + z > 0), so the sum is never stored and x, z can be freed right away — what
+ * PyTorch's in-place ReLU achieves. Gradients equal add → relu exactly.
+ */
+export function addRelu(x: Tensor, z: Tensor): Tensor {
+  sameShape('addRelu', x, z);
+  const y = launchMap('add_relu', 'max(x + z, 0.0)', [x, z], x.size);
+  return record(
+    'add_relu',
+    y,
+    [x, z],
+    (g) => {
+      const d = launchMap('d_add_relu', 'select(0.0, g, y > 0.0)', [g, g, g, y], x.size);
+      return [d, d.view(d.shape)];
+    },
+    [y],
+  );
+}
 
 /** dst += src, in place, not recorded (gradient accumulation, optimizer internals). */
 export function addInto(dst: Tensor, src: Tensor): void {

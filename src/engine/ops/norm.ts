@@ -356,18 +356,25 @@ function batchNormImpl(
     : runningStats(runningMean, runningVar, eps);
   const affine = { w: weight, b: bias };
   const y = apply(x, g, stats, affine, act, 0);
-  record(op, y, [x, weight, bias], (gy) => {
-    const needX = x.requiresGrad;
-    const needParams = weight.requiresGrad || bias.requiresGrad;
-    const sums = opts.training || needParams ? gradSums(x, gy, g, stats, affine, act, 0) : null;
-    const dx = needX ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0) : null;
-    stats.dispose();
-    const db = sums && bias.requiresGrad ? sums.sg.view(bias.shape) : null;
-    const dw = sums && weight.requiresGrad ? sums.sgx.view(weight.shape) : null;
-    sums?.sg.dispose();
-    sums?.sgx.dispose();
-    return [dx, dw, db];
-  });
+  record(
+    op,
+    y,
+    [x, weight, bias],
+    (gy) => {
+      const needX = x.requiresGrad;
+      const needParams = weight.requiresGrad || bias.requiresGrad;
+      const sums = opts.training || needParams ? gradSums(x, gy, g, stats, affine, act, 0) : null;
+      const dx = needX ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0) : null;
+      stats.dispose();
+      const db = sums && bias.requiresGrad ? sums.sg.view(bias.shape) : null;
+      const dw = sums && weight.requiresGrad ? sums.sgx.view(weight.shape) : null;
+      sums?.sg.dispose();
+      sums?.sgx.dispose();
+      return [dx, dw, db];
+      // the output is not read: the activation's mask is recomputed from x and the statistics
+    },
+    [x, weight, bias],
+  );
   if (!y.node) stats.dispose();
   return y;
 }
@@ -409,14 +416,20 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     );
   const stats = batchStats(x, g, eps, null);
   const y = apply(x, g, stats, null, act, slope);
-  record(op, y, [x], (gy) => {
-    const sums = gradSums(x, gy, g, stats, null, act, slope);
-    const dx = inputGrad(x, gy, g, stats, sums, null, act, slope);
-    stats.dispose();
-    sums.sg.dispose();
-    sums.sgx.dispose();
-    return [dx];
-  });
+  record(
+    op,
+    y,
+    [x],
+    (gy) => {
+      const sums = gradSums(x, gy, g, stats, null, act, slope);
+      const dx = inputGrad(x, gy, g, stats, sums, null, act, slope);
+      stats.dispose();
+      sums.sg.dispose();
+      sums.sgx.dispose();
+      return [dx];
+    },
+    [x],
+  );
   if (!y.node) stats.dispose();
   return y;
 }

@@ -30,23 +30,29 @@ export function normalizeChannels(x: Tensor): Tensor {
     workgroups: grid1d(cols),
     wgsl: normalizeForwardWGSL,
   });
-  record('normalize_channels', y, [x], (g) => {
-    const dx = empty(x.shape);
-    runtime().run({
-      name: 'normalize_channels_bwd',
-      inputs: [
-        { name: 'y', buffer: y.buffer },
-        { name: 'norm', buffer: norm.buffer },
-        { name: 'g', buffer: g.buffer },
-      ],
-      outputs: [{ name: 'dx', buffer: dx.buffer }],
-      uniforms,
-      workgroups: grid1d(cols),
-      wgsl: normalizeBackwardWGSL,
-    });
-    norm.dispose();
-    return [dx];
-  });
+  record(
+    'normalize_channels',
+    y,
+    [x],
+    (g) => {
+      const dx = empty(x.shape);
+      runtime().run({
+        name: 'normalize_channels_bwd',
+        inputs: [
+          { name: 'y', buffer: y.buffer },
+          { name: 'norm', buffer: norm.buffer },
+          { name: 'g', buffer: g.buffer },
+        ],
+        outputs: [{ name: 'dx', buffer: dx.buffer }],
+        uniforms,
+        workgroups: grid1d(cols),
+        wgsl: normalizeBackwardWGSL,
+      });
+      norm.dispose();
+      return [dx];
+    },
+    [y],
+  );
   if (!y.node) norm.dispose();
   return y;
 }

@@ -53,7 +53,7 @@ export function permuteRows(x: Tensor, perm: readonly number[]): Tensor {
   perm.forEach((p, i) => {
     inv[p] = i;
   });
-  return record('permute_rows', gatherRows(x, perm), [x], (g) => [gatherRows(g, inv)]);
+  return record('permute_rows', gatherRows(x, perm), [x], (g) => [gatherRows(g, inv)], []);
 }
 
 function transposeKernel(x: Tensor, b: number, r: number, c: number): Tensor {
@@ -107,5 +107,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export function transposeLast2(x: Tensor): Tensor {
   if (x.rank !== 3) throw new Error(`transposeLast2: expected a 3-D tensor [B, R, C], got ${x.describe()}`);
   const [b, r, c] = x.shape as [number, number, number];
-  return record('transpose_last2', transposeKernel(x, b, r, c), [x], (g) => [transposeKernel(g, b, c, r)]);
+  return record(
+    'transpose_last2',
+    transposeKernel(x, b, r, c),
+    [x],
+    (g) => [transposeKernel(g, b, c, r)],
+    [],
+  );
 }

@@ -56,21 +56,27 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
     wgsl: (hd) => maxPoolForwardWgsl(hd, main1d(), withArg),
   });
   if (!arg) return y;
-  record('maxPool2d', y, [x], (gy) => {
-    const dx = empty(x.shape);
-    rt.run({
-      name: 'maxpool_bwd',
-      inputs: [
-        { name: 'gy', buffer: gy.buffer },
-        { name: 'arg', buffer: arg.buffer, type: 'u32' },
-      ],
-      outputs: [{ name: 'dx', buffer: dx.buffer }],
-      uniforms: { ...uniforms, n: ['u32', x.size] },
-      workgroups: grid1d(x.size),
-      wgsl: (hd) => maxPoolBackwardWgsl(hd, main1d()),
-    });
-    arg.dispose();
-    return [dx];
-  });
+  record(
+    'maxPool2d',
+    y,
+    [x],
+    (gy) => {
+      const dx = empty(x.shape);
+      rt.run({
+        name: 'maxpool_bwd',
+        inputs: [
+          { name: 'gy', buffer: gy.buffer },
+          { name: 'arg', buffer: arg.buffer, type: 'u32' },
+        ],
+        outputs: [{ name: 'dx', buffer: dx.buffer }],
+        uniforms: { ...uniforms, n: ['u32', x.size] },
+        workgroups: grid1d(x.size),
+        wgsl: (hd) => maxPoolBackwardWgsl(hd, main1d()),
+      });
+      arg.dispose();
+      return [dx];
+    },
+    [],
+  );
   return y;
 }

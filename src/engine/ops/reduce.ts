@@ -102,14 +102,14 @@ function rowsOf(op: string, x: Tensor): { rows: number; d: number } {
 export function sum(x: Tensor): Tensor {
   nonEmpty('sum', x);
   const y = reduceRows('sum', x, 1, x.size, 1, [1]);
-  return record('sum', y, [x], (g) => [broadcastRows(g, x, x.size, 1)]);
+  return record('sum', y, [x], (g) => [broadcastRows(g, x, x.size, 1)], []);
 }
 
 /** Mean of all elements → [1]. */
 export function mean(x: Tensor): Tensor {
   nonEmpty('mean', x);
   const y = reduceRows('sum', x, 1, x.size, 1 / x.size, [1]);
-  return record('mean', y, [x], (g) => [broadcastRows(g, x, x.size, 1 / x.size)]);
+  return record('mean', y, [x], (g) => [broadcastRows(g, x, x.size, 1 / x.size)], []);
 }
 
 /** Largest element → [1] (no gradient). */
@@ -122,7 +122,7 @@ export function max(x: Tensor): Tensor {
 export function sumRows(x: Tensor): Tensor {
   const { rows, d } = rowsOf('sumRows', x);
   const y = reduceRows('sum', x, rows, d, 1, [rows]);
-  return record('sum_rows', y, [x], (g) => [broadcastRows(g, x, d, 1)]);
+  return record('sum_rows', y, [x], (g) => [broadcastRows(g, x, d, 1)], []);
 }
 
 /** Largest value of each sample: x viewed as [B, D] → [B] (no gradient; image scores from maps). */

@@ -72,13 +72,19 @@ export function resizeBilinear(x: Tensor, outH: number, outW: number): Tensor {
     workgroups: grid1d(n),
     wgsl: bilinearForwardWgsl,
   });
-  return record('resize_bilinear', y, [x], (g) => {
-    // along W: [planes·outH, outW, 1] → [planes·outH, iw, 1]; then along H: [planes, outH, iw] → [planes, ih, iw]
-    const gw = adjoint1d(g, planes * outH, outW, 1, iw);
-    const gx = adjoint1d(gw, planes, outH, iw, ih);
-    gw.dispose();
-    const dx = gx.view(x.shape);
-    gx.dispose();
-    return [dx];
-  });
+  return record(
+    'resize_bilinear',
+    y,
+    [x],
+    (g) => {
+      // along W: [planes·outH, outW, 1] → [planes·outH, iw, 1]; then along H: [planes, outH, iw] → [planes, ih, iw]
+      const gw = adjoint1d(g, planes * outH, outW, 1, iw);
+      const gx = adjoint1d(gw, planes, outH, iw, ih);
+      gw.dispose();
+      const dx = gx.view(x.shape);
+      gx.dispose();
+      return [dx];
+    },
+    [],
+  );
 }

@@ -77,14 +77,26 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
     blockCopy(t, y, { outer, inner, srcStride: inner, srcOff: 0, dstStride: stride, dstOff: off });
     off += inner;
   }
-  return record('concat', y, tensors, (g) =>
-    tensors.map((t, k) => {
-      if (!t.requiresGrad) return null;
-      const dt = empty(t.shape);
-      const inner = numel(t.shape.slice(a));
-      blockCopy(g, dt, { outer, inner, srcStride: stride, srcOff: offsets[k]!, dstStride: inner, dstOff: 0 });
-      return dt;
-    }),
+  return record(
+    'concat',
+    y,
+    tensors,
+    (g) =>
+      tensors.map((t, k) => {
+        if (!t.requiresGrad) return null;
+        const dt = empty(t.shape);
+        const inner = numel(t.shape.slice(a));
+        blockCopy(g, dt, {
+          outer,
+          inner,
+          srcStride: stride,
+          srcOff: offsets[k]!,
+          dstStride: inner,
+          dstOff: 0,
+        });
+        return dt;
+      }),
+    [],
   );
 }
 
@@ -103,11 +115,24 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const inner = (end - start) * after;
   const block = { outer, inner, srcStride: stride, srcOff: start * after, dstStride: inner, dstOff: 0 };
   blockCopy(x, y, block);
-  return record('slice', y, [x], (g) => {
-    const dx = zeros(x.shape);
-    blockCopy(g, dx, { outer, inner, srcStride: inner, srcOff: 0, dstStride: stride, dstOff: start * after });
-    return [dx];
-  });
+  return record(
+    'slice',
+    y,
+    [x],
+    (g) => {
+      const dx = zeros(x.shape);
+      blockCopy(g, dx, {
+        outer,
+        inner,
+        srcStride: inner,
+        srcOff: 0,
+        dstStride: stride,
+        dstOff: start * after,
+      });
+      return [dx];
+    },
+    [],
+  );
 }
 
 /** A view of x with another shape (one −1 allowed); `Tensor.view` itself records the gradient. */

@@ -451,7 +451,7 @@ export function sinkhornClouds(x: Tensor, y: Tensor, opts: SinkhornCloudsOptions
   let W = seg === 'auto' ? 8 : Math.max(1, Math.floor(seg));
   if (seg === 'auto') while (W > 1 && P * stepPlan(d, W).tasks.length < cloudsTuning.stepWorkgroups) W /= 2;
   const sp = stepPlan(d, W);
-  const tasks = empty([sp.tasks.length]);
+  const tasks = empty([sp.tasks.length], 'f32', { upload: true });
   rt.write(tasks.buffer, sp.tasks);
   const ntasks = sp.tasks.length;
   const cost = empty([P * d.Q, TILE * TILE]);

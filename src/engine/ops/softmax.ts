@@ -124,5 +124,5 @@ export function softmaxRows(x: Tensor): Tensor {
     });
     st.dispose();
   }
-  return record('softmax_rows', y, [x], (g) => [gradient(y, g, s)]);
+  return record('softmax_rows', y, [x], (g) => [gradient(y, g, s)], [y]);
 }

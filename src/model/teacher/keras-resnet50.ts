@@ -8,15 +8,15 @@
  * `.weight/.bias` for convs and `.gamma/.beta/.mean/.var` for BN).
  */
 import {
-  add,
   batchNorm,
   batchNormRelu,
   conv2d,
   maxPool2d,
   noGrad,
-  relu,
+  release,
   type Tensor,
 } from '../../engine/index.js';
+import { residual } from '../blocks.js';
 import { NetState } from '../state.js';
 import type { Teacher } from './torchvision.js';
 
@@ -78,7 +78,7 @@ export class KerasResnet50Teacher implements Teacher {
   ): Tensor {
     const s = this.state;
     const c = conv2d(x, s.get(`${conv}.weight`), s.get(`${conv}.bias`), { stride, padding });
-    return (withRelu ? batchNormRelu : batchNorm)(
+    const out = (withRelu ? batchNormRelu : batchNorm)(
       c,
       s.get(`${bn}.gamma`),
       s.get(`${bn}.beta`),
@@ -86,13 +86,16 @@ export class KerasResnet50Teacher implements Teacher {
       s.get(`${bn}.var`),
       { training: false, eps: EPS },
     );
+    release(c);
+    return out;
   }
 
   forward(x: Tensor): [Tensor, Tensor, Tensor] {
     return noGrad(() => {
-      let h = this.convBn(x, 'conv1', 'bn_conv1', 2, 3, true);
+      const stem = this.convBn(x, 'conv1', 'bn_conv1', 2, 3, true);
       // Keras pads with zeros before a valid 3×3/2 max pool; after a ReLU that equals −∞ padding.
-      h = maxPool2d(h, { kernel: 3, stride: 2, padding: 1 });
+      let h = maxPool2d(stem, { kernel: 3, stride: 2, padding: 1 });
+      release(stem);
       const taps: Tensor[] = [];
       for (const st of STAGES) {
         for (const b of st.blocks) {
@@ -100,9 +103,14 @@ export class KerasResnet50Teacher implements Teacher {
           const stride = b === 'a' ? st.stride : 1;
           const m1 = this.convBn(h, `res${id}_branch2a`, `bn${id}_branch2a`, stride, 0, true);
           const m2 = this.convBn(m1, `res${id}_branch2b`, `bn${id}_branch2b`, 1, 1, true);
+          release(m1);
           const m3 = this.convBn(m2, `res${id}_branch2c`, `bn${id}_branch2c`, 1, 0, false);
+          release(m2);
           const sc = b === 'a' ? this.convBn(h, `res${id}_branch1`, `bn${id}_branch1`, stride, 0, false) : h;
-          h = relu(add(m3, sc));
+          const out = residual(m3, sc, h);
+          // the block input is a temporary unless it is a tap (the caller's)
+          if (!taps.includes(h)) release(h);
+          h = out;
         }
         taps.push(h);
       }

@@ -5,7 +5,7 @@
  * …) so the official `.pth` files load directly; `layer4.*`, `fc.*` and `num_batches_tracked` are ignored.
  * Preprocessing: RGB in [0, 1], ImageNet mean/std (see src/model/preprocess.ts).
  */
-import { maxPool2d, noGrad, type Tensor } from '../../engine/index.js';
+import { maxPool2d, noGrad, release, type Tensor } from '../../engine/index.js';
 import { basicBlock, bottleneck, convBn, declareBasicBlock, declareBottleneck } from '../blocks.js';
 import { NetState } from '../state.js';
 
@@ -61,14 +61,20 @@ export class TorchvisionTeacher implements Teacher {
     const cfg = LAYERS[this.name];
     const s = this.state;
     return noGrad(() => {
-      let h = convBn(s, x, 'conv1', 'bn1', { stride: 2, padding: 3, training: false, relu: true });
-      h = maxPool2d(h, { kernel: 3, stride: 2, padding: 1 });
+      const stem = convBn(s, x, 'conv1', 'bn1', { stride: 2, padding: 3, training: false, relu: true });
+      let h = maxPool2d(stem, { kernel: 3, stride: 2, padding: 1 });
+      release(stem);
       const taps: Tensor[] = [];
       cfg.blocks.forEach((n, li) => {
         for (let b = 0; b < n; b++) {
           const stride = b === 0 && li > 0 ? 2 : 1;
           const p = `layer${li + 1}.${b}`;
-          h = cfg.bottleneck ? bottleneck(s, p, h, stride, false) : basicBlock(s, p, h, stride, false);
+          const out = cfg.bottleneck
+            ? bottleneck(s, p, h, stride, false)
+            : basicBlock(s, p, h, stride, false);
+          // the block input is a temporary unless it is a tap (the caller's)
+          if (!taps.includes(h)) release(h);
+          h = out;
         }
         taps.push(h);
       });
