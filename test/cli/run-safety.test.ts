@@ -299,30 +299,12 @@ describe('writers never overwrite their own input', () => {
     const ck = join(dir, 'tst/best.safetensors');
     put(ck, 'weights');
     const before = hashTree(join(dir, 'tst'));
-    const inside = await cli([
-      'test',
-      '--data',
-      data,
-      '--category',
-      'part',
-      '--checkpoint',
-      ck,
-      '--out',
-      join(data, 'part/rep'),
-    ]);
+    const test = (out: string) =>
+      cli(['test', '--data', data, '--category', 'part', '--checkpoint', ck, '--out', out]);
+    const inside = await test(join(data, 'part/rep'));
     expect(inside.code).toBe(2);
     expect(inside.err).toContain('is inside the dataset');
-    const gif = await cli([
-      'test',
-      '--data',
-      data,
-      '--category',
-      'part',
-      '--checkpoint',
-      ck,
-      '--out',
-      join(dir, 'tst/rep'),
-    ]);
+    const gif = await test(join(dir, 'tst/rep'));
     expect(gif.code).toBe(1);
     expect(gif.err).toContain(
       `1 of 5 image(s) could not be loaded:\n  ${join(data, 'part/test/good/2.gif')}: GIF images are not supported`,

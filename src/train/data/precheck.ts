@@ -12,8 +12,7 @@
  *
  * Platform-neutral: files come through the FileSystem interface.
  */
-import { type LoadedSample, type LoadFailure, loadSample } from './dataset.js';
-import { ImageError } from './decode.js';
+import { type LoadedSample, type LoadFailure, loadSample, reasonOf } from './dataset.js';
 import type { FileSystem, Sample } from './layouts.js';
 
 export interface SplitToCheck {
@@ -59,11 +58,6 @@ export function listBadFiles(bad: readonly BadFile[], max = 50): string {
   const lines = bad.slice(0, max).map((b) => `  ${b.path} (${b.splits.join(', ')}): ${b.reason}`);
   if (bad.length > max) lines.push(`  … and ${bad.length - max} more`);
   return lines.join('\n');
-}
-
-function reasonOf(e: unknown, sample: Sample): string {
-  if (e instanceof ImageError) return e.source === sample.path ? e.reason : `${e.source}: ${e.reason}`;
-  return e instanceof Error ? e.message : String(e);
 }
 
 /**
