@@ -11,6 +11,7 @@ import { defaultOptions as webpDefaults } from '@jsquash/webp/meta.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initImageCodecs } from '../../src/platform/wasm-codecs.js';
 import { decodeImage8, sniffFormat } from '../../src/train/data/index.js';
+import { decodeImageBlob, imageFiles } from '../../src/web/app/decode.js';
 
 beforeAll(initImageCodecs);
 
@@ -138,6 +139,18 @@ describe('TIFF', () => {
     const pal = decodeImage8(tiff({ bits: 8, spp: 1, photometric: 3, samples: idx, colormap: map }), 'p.tif');
     expect(pal.pilMode).toBe('P');
     expect(Array.from(pal.rgb.subarray(0, 6))).toEqual([0, 0, 255, 16, 0, 239]);
+  });
+
+  it('the browser app decodes TIFF with the same decoder (browsers mostly cannot) and lists .tif files', async () => {
+    const samples = ramp(W * H * 3, (i) => (i * 7) & 255);
+    const bytes = tiff({ bits: 8, spp: 3, photometric: 2, samples, deflate: true });
+    const d = await decodeImageBlob(new Blob([Uint8Array.from(bytes)]), 'cam.tif');
+    expect([d.width, d.height, Array.from(d.rgb)]).toEqual([W, H, samples]);
+    await expect(
+      decodeImageBlob(new Blob([Uint8Array.from(bytes.subarray(0, 40))]), 'cut.tif'),
+    ).rejects.toThrow(/^cut\.tif: /);
+    const names = ['b.TIFF', 'a.tif', 'c.txt'].map((n) => new File([new Uint8Array(1)], n));
+    expect(imageFiles(names).map((f) => f.name)).toEqual(['a.tif', 'b.TIFF']);
   });
 
   it('float TIFF is refused with what to do', () => {
