@@ -4,7 +4,16 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import * as esbuild from 'esbuild';
 
-const common = { bundle: true, format: 'esm', sourcemap: true, target: 'es2022', logLevel: 'warning' };
+// .wasm imports (the JPEG and WebP decoders, src/platform/wasm-codecs.ts) are inlined as bytes, so dist/
+// runs with no node_modules but `webgpu`.
+const common = {
+  bundle: true,
+  format: 'esm',
+  sourcemap: true,
+  target: 'es2022',
+  logLevel: 'warning',
+  loader: { '.wasm': 'binary' },
+};
 
 const node = await esbuild.build({
   ...common,

@@ -63,7 +63,12 @@ export function parse(
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: attachValues(cmd, argv),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError(
       `${(e as Error).message.split('\n')[0]}\nRun \`rdpp ${cmd.name} --help\` for the options.`,
@@ -73,4 +78,36 @@ export function parse(
   if (!cmd.positionals && parsed.positionals.length)
     throw new UsageError(`unexpected argument '${parsed.positionals[0]}'. Run \`rdpp ${cmd.name} --help\`.`);
   return { values: parsed.values as Record<string, unknown>, positionals: parsed.positionals };
+}
+
+/**
+ * Give every value-taking option its value explicitly (`--name=value`), so that a negative number is a
+ * value (`--image-size -5` is then refused by the option's own check, naming it) and a missing value is
+ * said as such (`--epochs --out x`), instead of parseArgs's "argument is ambiguous".
+ */
+function attachValues(cmd: Command, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)$/.exec(a);
+    const spec = m ? cmd.options[m[1]!] : undefined;
+    if (!m || spec?.type !== 'string') {
+      out.push(a);
+      continue;
+    }
+    const next = argv[i + 1];
+    const example = spec.default !== undefined ? ` (default: ${spec.default})` : '';
+    if (next === undefined) throw new UsageError(`${a} needs a value: ${spec.help}${example}.`);
+    if (next.startsWith('-') && !/^-(\d|\.\d)/.test(next))
+      throw new UsageError(
+        `${a} needs a value, but it is followed by the option '${next}': ${spec.help}${example}.`,
+      );
+    out.push(`${a}=${next}`);
+    i++;
+  }
+  return out;
 }

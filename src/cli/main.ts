@@ -1,6 +1,7 @@
 /**
  * `rdpp`: one command-line program with subcommands. `dist/train.js` enters it at `train`.
  */
+import { initImageCodecs } from '../platform/wasm-codecs.js';
 import { type Command, helpText, parse, UsageError } from './command.js';
 import { bench } from './commands/bench.js';
 import { demo } from './commands/demo.js';
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(helpText(cmd));
       return 0;
     }
+    await initImageCodecs();
     return await cmd.run(args);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -6,7 +6,7 @@
  * 'test-eval' events and drawn on the curve; it never feeds model selection (selection has its own set).
  * Shared by `rdpp train` and the built-in demo (`npm start`).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   computeMetrics,
@@ -16,15 +16,25 @@ import {
   type TestEvalRecord,
 } from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
+import { runSpaceNeed } from '../model/checkpoint-size.js';
 import { Rng } from '../model/init.js';
 import { Rdpp } from '../model/rdpp.js';
 import { nodeFileSystem } from '../platform/files.js';
+import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
+import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
 import { writeCurvePng } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
-import { discoverDataset, loadBatch, type Sample } from '../train/data/index.js';
+import {
+  checkData,
+  type Dataset,
+  discoverDataset,
+  listBadFiles,
+  smallImagesWarning,
+} from '../train/data/index.js';
 import { type EpochInfo, type SelectionSample, Trainer } from '../train/trainer.js';
 import { runTest, spread, type TestResult } from './commands/test.js';
+import { isInside } from './output-path.js';
 import { formatDuration, Progress } from './progress.js';
 import { loadTeacher } from './teacher.js';
 
@@ -34,6 +44,8 @@ export interface TrainRunOptions {
   out: string;
   cfg: TrainConfig;
   resume: boolean;
+  /** start anew in a folder that holds a run, moving the earlier run into previous-<time>/ */
+  overwrite?: boolean;
   skipBad: boolean;
   /** use at most this many training / selection / test images (quick runs; the first ones in name order) */
   maxTrain?: number;
@@ -43,6 +55,8 @@ export interface TrainRunOptions {
   evaluate: boolean;
   /** also evaluate on the test set every this many epochs and at the last epoch (never for selection) */
   evalEvery?: number;
+  /** opens the GPU once the run folder and the data are checked (when the caller has not yet) */
+  startEngine?: () => Promise<unknown>;
   log?: (line: string) => void;
 }
 
@@ -57,16 +71,57 @@ export interface TrainRunResult {
   testEvals: TestEvalRecord[];
 }
 
+/** A run folder inside the dataset would mix outputs with images (a plain folder's loose images ARE data). */
+function refuseOutInsideData(outDir: string, ds: Dataset): void {
+  if (isInside(outDir, ds.root))
+    throw new RunFolderError(
+      `--out ${outDir} is inside the dataset ${ds.root}: its outputs would mix with the images. Choose a folder outside it, e.g. runs/${ds.category ?? 'model'}.`,
+    );
+}
+
+/**
+ * Train in a run folder that is locked for the whole run and refused when it would clobber an earlier
+ * run (src/platform/run-folder.ts); the data of every split is checked before the first step.
+ */
 export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   const log = o.log ?? ((l: string) => console.error(l));
+  const ds = discoverDataset(nodeFileSystem(), resolve(o.data), {
+    ...(o.category ? { category: o.category } : {}),
+    requireMasks: o.evaluate,
+  });
+  refuseOutInsideData(resolve(o.out), ds);
+  const folder = openRunFolder(o.out, {
+    resume: o.resume,
+    overwrite: o.overwrite ?? false,
+    space: runSpaceNeed(o.cfg.teacher, o.cfg.epochs),
+    log,
+  });
+  try {
+    return await trainInFolder(o, ds, folder, log);
+  } finally {
+    folder.release();
+  }
+}
+
+async function trainInFolder(
+  o: TrainRunOptions,
+  ds: Dataset,
+  folder: RunFolder,
+  log: (line: string) => void,
+): Promise<TrainRunResult> {
   const { cfg } = o;
   const fs = nodeFileSystem();
-  const ds = discoverDataset(fs, resolve(o.data), o.category ? { category: o.category } : {});
-  const outDir = resolve(o.out);
-  mkdirSync(outDir, { recursive: true });
+  for (const w of ds.warnings) log(`note: ${w}`);
+  const outDir = folder.dir;
   const logPath = join(outDir, 'train.jsonl');
-  const jsonl = (rec: Record<string, unknown>) =>
-    appendFileSync(logPath, `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`);
+  const jsonl = (rec: Record<string, unknown>) => {
+    const line = `${JSON.stringify({ time: new Date().toISOString(), ...rec })}\n`;
+    try {
+      appendFileSync(logPath, line);
+    } catch (e) {
+      throw outputError(e, 'cannot append to the training log', logPath, line.length);
+    }
+  };
 
   // selection set: validation/good when present, else a seeded hold-out of train/good
   let train = ds.train;
@@ -89,28 +144,60 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     `data: ${ds.layout} layout at ${ds.root}${ds.category ? ` (${ds.category})` : ''}: ${train.length} train, ` +
       `${selection.length} selection (${cfg.selectOn === 'test' ? 'the TEST set: official protocol, optimistic' : 'held-out normal images'}), ${test.length} test`,
   );
-  const onError = o.skipBad ? 'skip' : 'throw';
-  const loadAll = async (samples: Sample[], what: string) => {
-    const r = await loadBatch(fs, samples, cfg.imageSize, { onError });
-    for (const f of r.failures) log(`warning: skipped ${what} image ${f.path}: ${f.reason}`);
-    return r;
-  };
-  const trainLoaded = await loadAll(train, 'training');
-  const selLoaded = await loadAll(selection, 'selection');
-  let testSet: EvalSample[] = [];
-  if (o.evalEvery) {
-    if (test.length === 0)
-      throw new Error(
-        `--eval-every ${o.evalEvery}: ${ds.root}${ds.category ? ` (${ds.category})` : ''} has no test images to evaluate`,
-      );
-    const loaded = await loadAll(test, 'test');
-    testSet = loaded.samples.map((l, i) => ({
-      rgb: l.rgb,
-      label: loaded.items[i]!.label,
-      mask: l.mask,
-      defectType: loaded.items[i]!.defectType,
-    }));
-  }
+  // every file the run will use, checked now: training, selection, and the evaluation's test images,
+  // masks and calibration images (one list of bad files; nothing written before it passes)
+  if (o.evalEvery && test.length === 0)
+    throw new Error(
+      `--eval-every ${o.evalEvery}: ${ds.root}${ds.category ? ` (${ds.category})` : ''} has no test images to evaluate`,
+    );
+  // --eval-every keeps the decoded test images (scored every N epochs)
+  const testSplit =
+    (o.evaluate || o.evalEvery) && test.length > 0
+      ? [{ name: 'test', samples: test, keep: !!o.evalEvery }]
+      : [];
+  const evalSplits =
+    o.evaluate && test.length > 0
+      ? [
+          {
+            name: 'calibration',
+            samples: o.maxSelection
+              ? spread(ds.validation.length ? ds.validation : ds.train, o.maxSelection)
+              : ds.validation.length
+                ? ds.validation
+                : ds.train,
+            keep: false,
+          },
+        ]
+      : [];
+  const checked = await checkData(
+    fs,
+    [
+      { name: 'training', samples: train, keep: true },
+      { name: 'selection', samples: selection, keep: true },
+      ...testSplit,
+      ...evalSplits,
+    ],
+    cfg.imageSize,
+    { skipBad: o.skipBad, unsupported: ds.unsupported },
+  );
+  if (checked.bad.length > 0)
+    log(`--skip-bad: leaving out ${checked.bad.length} file(s):\n${listBadFiles(checked.bad)}`);
+  const small = smallImagesWarning(checked.small, cfg.imageSize);
+  if (small) log(small);
+  const [trainLoaded, selLoaded] = checked.splits as [(typeof checked.splits)[0], (typeof checked.splits)[0]];
+  if (trainLoaded.samples.length === 0)
+    throw new Error('no usable training images are left (all were bad files): nothing to train on');
+  const testChecked = checked.splits.find((sp) => sp.name === 'test');
+  const testSet: EvalSample[] =
+    o.evalEvery && testChecked
+      ? testChecked.samples.map((l, i) => ({
+          rgb: l.rgb,
+          label: testChecked.items[i]!.label,
+          mask: l.mask,
+          defectType: testChecked.items[i]!.defectType,
+        }))
+      : [];
+  if (o.overwrite) folder.moveAside();
   const testEvals: TestEvalRecord[] = [];
   const evalOnTest = async (m: Rdpp, epoch: number): Promise<TestEvalRecord> => {
     const t1 = performance.now();
@@ -131,6 +218,7 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
     };
   };
 
+  await o.startEngine?.();
   const teacher = await loadTeacher(cfg, log);
   const model = new Rdpp(teacher);
   const selectionSamples: SelectionSample[] = selLoaded.samples.map((l, i) => ({
@@ -206,7 +294,6 @@ export async function runTraining(o: TrainRunOptions): Promise<TrainRunResult> {
   );
   if (o.resume) {
     const path = join(outDir, 'last.safetensors');
-    if (!existsSync(path)) throw new Error(`--resume: no checkpoint at ${path} (start without --resume)`);
     trainer.resume(decodeCheckpoint(new Uint8Array(readFileSync(path)), path), path);
     log(`resuming from ${path} after epoch ${trainer.state.epoch}`);
     // the earlier part's test evaluations, for the curve

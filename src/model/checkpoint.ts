@@ -54,6 +54,26 @@ export function encodeCheckpoint(tensors: Map<string, HostArray>, meta: Checkpoi
   return writeSafetensors(w, metadata);
 }
 
+/**
+ * A checkpoint for inference: the student tensors, the configuration, the decision, and the training
+ * summary (epochs, history) without what only resuming needs (optimizer moments, pending gradients, RNG
+ * state, Adam step counts). best.safetensors and every calibrated copy are written this way: about a
+ * quarter of the resume checkpoint `last.safetensors` (README, "Training on your images").
+ */
+export function encodeWeightsCheckpoint(tensors: Map<string, HostArray>, meta: CheckpointMeta): Uint8Array {
+  const student = new Map([...tensors].filter(([k]) => isStudentTensor(k)));
+  const out: CheckpointMeta = { config: meta.config };
+  if (meta.training) {
+    const { rng: _rng, adamSteps: _steps, format: _format, ...summary } = meta.training;
+    out.training = { ...summary, format: WEIGHTS_FORMAT };
+  }
+  if (meta.decision) out.decision = meta.decision;
+  return encodeCheckpoint(student, out);
+}
+
+/** `training.format` of weights-only checkpoints (they cannot be resumed). */
+export const WEIGHTS_FORMAT = 'rdpp-weights/1';
+
 export interface DecodedCheckpoint {
   tensors: Map<string, HostArray>;
   meta: CheckpointMeta;

@@ -3,12 +3,14 @@
  * Gets a GPU from Dawn's Node bindings (`webgpu` package), reads flags from the environment, and offers
  * file helpers that never leave a half-written file behind (write to a temp file, then rename).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
 import { flag, flagsFromEnv, setFlags } from '../engine/flags.js';
+import { makeDir, outputError } from './fs-errors.js';
+import { withoutDawnLimitWarnings } from './quiet-dawn.js';
 
 /** How to get a WebGPU adapter on this machine, for the no-adapter error. */
 function linuxHint(): string {
@@ -58,32 +60,54 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
   // On NVIDIA under Linux, Dawn only exposes shader-f16 with this toggle; harmless elsewhere.
   const features = ['vulkan_enable_f16_on_nvidia'];
   if (opts.allowUnsafeApis || flag('ALLOW_UNSAFE_APIS')) features.push('allow_unsafe_apis');
-  const gpu = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  const dawn = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  // the same GPU (its prototype, so it stays referenced) whose requestAdapter hides Dawn's two lavapipe
+  // limit warnings (src/platform/quiet-dawn.ts)
+  const gpu = Object.create(dawn, {
+    requestAdapter: {
+      value: (o?: GPURequestAdapterOptions) => withoutDawnLimitWarnings(() => dawn.requestAdapter(o)),
+    },
+  }) as GPU;
   return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint() });
 }
 
-/** Write a file so that readers see either the old or the new content, never a torn one. */
+/** The name of the temporary file writeFileAtomic writes first (run folders remove leftover ones). */
+export const TEMP_FILE_RE = /\.tmp-\d+-\d+$/;
+
+/** The OutputError for a failed atomic write of `path`. */
+function writeError(e: unknown, path: string, data: string | Uint8Array) {
+  const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  const err = outputError(e, 'cannot write the file', path, size);
+  err.message += ' (an earlier file of that name, if any, is unchanged)';
+  return err;
+}
+
 /** writeFileAtomic without blocking the event loop (the write runs on libuv's thread pool). */
 export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  makeDir(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw e;
+    throw writeError(e, path, data);
   }
 }
 
+/**
+ * Write a file so that readers see either the old or the new content, never a torn one. Failures (a full
+ * disk, a read-only mount, no permission) are OutputErrors that name the file and its size and say that the
+ * previous file, if any, is unchanged.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDir(dirname(path));
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
     writeFileSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw writeError(e, path, data);
   }
 }

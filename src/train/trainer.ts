@@ -11,10 +11,13 @@
  */
 import { Adam, backward, concat, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
 import {
+  type CheckpointMeta,
   type DecodedCheckpoint,
   encodeCheckpoint,
+  encodeWeightsCheckpoint,
   loadStudent,
   studentTensors,
+  WEIGHTS_FORMAT,
 } from '../model/checkpoint.js';
 import { Rng } from '../model/init.js';
 import { normalise } from '../model/preprocess.js';
@@ -249,14 +252,19 @@ export class Trainer {
       };
       this.state.history.push(info);
       if (this.hooks.save) {
-        const bytes = await this.checkpoint();
+        const student = await studentTensors(this.model);
+        const lastBytes = await this.checkpoint(student);
+        // best holds weights only (no optimizer state)
+        const bestBytes = best ? encodeWeightsCheckpoint(student, this.meta()) : null;
         // written behind the next epoch's steps (a checkpoint is ~1 GB at 256²); the previous epoch's
-        // files are complete before this one's start, and every write is atomic
+        // files are complete before this one's start, and every write is atomic. best first: a run killed
+        // between the two writes resumes from the older `last`, redoes this epoch bit-identically and
+        // writes the same best again
         await this.savesDone();
         const save = this.hooks.save;
         this.saving = (async () => {
-          await save('last', bytes);
-          if (best) await save('best', bytes);
+          if (bestBytes) await save('best', bestBytes);
+          await save('last', lastBytes);
         })().catch((e: unknown) => {
           this.saveError = e instanceof Error ? e : new Error(String(e));
         });
@@ -278,8 +286,8 @@ export class Trainer {
   }
 
   /** Student weights, optimizer moments, pending gradients and the loop state, as checkpoint bytes. */
-  async checkpoint(): Promise<Uint8Array> {
-    const tensors = await studentTensors(this.model);
+  async checkpoint(student?: Map<string, HostArray>): Promise<Uint8Array> {
+    const tensors = new Map(student ?? (await studentTensors(this.model)));
     const groups: [string, Adam][] = [
       ['proj', this.optProj],
       ['student', this.optStudent],
@@ -302,17 +310,28 @@ export class Trainer {
     }
     const data = await Promise.all(reads.map((r) => r.data));
     for (const [i, r] of reads.entries()) tensors.set(r.key, { shape: r.shape, data: data[i]! });
-    return encodeCheckpoint(tensors, {
+    const meta = this.meta();
+    return encodeCheckpoint(tensors, { ...meta, training: { ...meta.training, adamSteps: steps } });
+  }
+
+  private meta(): CheckpointMeta {
+    return {
       config: { ...this.cfg, teacherPath: undefined },
-      training: { ...this.state, adamSteps: steps, format: 'rdpp-train/1' },
-    });
+      training: { ...this.state, format: 'rdpp-train/1' },
+    };
   }
 
   /** Continue from a checkpoint written by `checkpoint()`: weights, optimizer state, gradients, RNG, epoch. */
   resume(ck: DecodedCheckpoint, source: string): void {
-    const tr = ck.meta.training as (TrainerState & { adamSteps: Record<string, number[]> }) | undefined;
+    const tr = ck.meta.training as
+      | (TrainerState & { adamSteps: Record<string, number[]>; format?: string })
+      | undefined;
     if (!tr?.adamSteps)
-      throw new Error(`${source} has no training state (it is not a checkpoint written by train)`);
+      throw new Error(
+        tr?.format === WEIGHTS_FORMAT
+          ? `${source} holds weights only (best and calibrated checkpoints have no optimizer state): resume from last.safetensors`
+          : `${source} has no training state (it is not a checkpoint written by train)`,
+      );
     loadStudent(this.model, ck.tensors, source);
     const groups: [string, Adam][] = [
       ['proj', this.optProj],

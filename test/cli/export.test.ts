@@ -5,8 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPthObject } from '../../src/engine/io/pth.js';
 import { encodeCheckpoint, loadStudent, studentTensors } from '../../src/model/checkpoint.js';
 import { readWeights } from '../../src/model/import.js';
@@ -16,6 +15,7 @@ import type { HostArray } from '../../src/model/state.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig } from '../../src/train/config.js';
+import { cli } from '../helpers/cli.js';
 import { gpu } from '../helpers/gpu.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rdpp-export-'));
@@ -37,19 +37,6 @@ beforeAll(async () => {
   withOptim.set('optim.m.proj.x', { shape: [2], data: new Float32Array([1, 2]) });
   writeFileAtomic(ckPath, encodeCheckpoint(withOptim, { config }));
 });
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-  const error = vi.spyOn(console, 'error').mockImplementation(() => {});
-  try {
-    const code = await main(argv);
-    const text = (s: typeof log) => s.mock.calls.map((c) => c.join(' ')).join('\n');
-    return { code, out: text(log), err: text(error) };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 /** Index of the first element whose bits differ (or the length when the lengths differ); -1 if none. */
 function firstBitDiff(a: Float32Array, b: Float32Array): number {

@@ -13,6 +13,7 @@ import { encode as jpegEncode } from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeFileSystem } from '../../src/platform/files.js';
+import { initImageCodecs } from '../../src/platform/wasm-codecs.js';
 import {
   DatasetError,
   decodeImage,
@@ -29,6 +30,9 @@ import {
   resizeLinear,
   type Sample,
 } from '../../src/train/data/index.js';
+
+// JPEG and WebP decode through the wasm decoders the CLI registers at start
+beforeAll(initImageCodecs);
 
 // ---------------------------------------------------------------------------------------------------
 // builders
@@ -448,7 +452,7 @@ describe('decodeImage: bad bytes', () => {
     [
       'text.png',
       new TextEncoder().encode('hello world, not an image'),
-      /text\.png: not a PNG, JPEG or BMP file/,
+      /text\.png: not an image file of a supported format/,
     ],
     ['gif.png', new TextEncoder().encode('GIF89a....'), /gif\.png: .*looks like GIF/],
     ['half.png', png.subarray(0, Math.floor(png.length / 2)), /half\.png: truncated PNG/],
@@ -845,7 +849,7 @@ describe('discoverDataset: BTAD and plain folders (temp), errors', () => {
     expect(() => discoverDataset(fs, join(dir, 'btad'))).toThrow(/holds several categories \(01, 02\)/);
     expect(() => discoverDataset(fs, join(dir, 'nope'))).toThrow(/dataset folder not found: .*nope/);
     expect(() => discoverDataset(fs, join(dir, 'mv/empty'))).toThrow(
-      `no training images in ${join(dir, 'mv/empty/train/good')} (expected .png .jpg .jpeg .bmp files)`,
+      `no training images in ${join(dir, 'mv/empty/train/good')} (expected .png .jpg .jpeg .bmp .tif .tiff .webp files)`,
     );
     let err: Error | undefined;
     try {

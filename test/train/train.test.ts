@@ -3,18 +3,22 @@
  * formula teacher written to a weights file, 64×64, three tire images, batch 1: an odd number of batches
  * per epoch, so gradients carry across epochs as in the official code). The loss goes down, checkpoints are written and
  * load back, and an interrupted run resumed with --resume ends bit-identical to an uninterrupted one.
+ * best and the calibrated copy hold weights only, within the predicted sizes; the run folder of a finished
+ * run is refused without --resume and moved aside, byte for byte, with --overwrite.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
-import { decodeCheckpoint } from '../../src/model/checkpoint.js';
+import { decodeCheckpoint, isStudentTensor } from '../../src/model/checkpoint.js';
+import { checkpointSizes } from '../../src/model/checkpoint-size.js';
 import { formulaTensor } from '../../src/model/init.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { hashTree } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/fixtures.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
@@ -94,6 +98,40 @@ describe('rdpp train (tiny configuration on tire images)', () => {
       const inner = (s.ssot ?? 0) + 0.01 * s.recon + 0.1 * s.contrast;
       expect(Math.abs(s.proj - inner / 1.11)).toBeLessThan(1e-6 + 1e-4 * s.proj);
     }
+
+    // best and its calibrated copy hold weights (+ configuration, decision) only; last also the optimizer
+    // state; both sizes within what the space check predicts before training
+    const sizes = checkpointSizes('resnet18', 2);
+    const size = (n: string) => statSync(join(outA, n)).size;
+    const bestA = decodeCheckpoint(new Uint8Array(readFileSync(join(outA, 'best.safetensors'))), 'best');
+    expect([...bestA.tensors.keys()].every(isStudentTensor)).toBe(true);
+    expect([...cal.tensors.keys()]).toEqual([...bestA.tensors.keys()]);
+    expect([...lastA.tensors.keys()].some((k) => k.startsWith('optim.'))).toBe(true);
+    expect(bestA.meta.training?.format).toBe('rdpp-weights/1');
+    expect(bestA.meta.training?.rng).toBeUndefined();
+    for (const n of ['best.safetensors', 'best.calibrated.safetensors']) {
+      expect(size(n)).toBeLessThanOrEqual(sizes.weights);
+      expect(size(n)).toBeGreaterThan(0.95 * sizes.weights);
+    }
+    expect(size('last.safetensors')).toBeLessThanOrEqual(sizes.resume);
+    expect(size('last.safetensors')).toBeGreaterThan(
+      size('best.safetensors') + 2 * 4 * sizes.trainableParameters,
+    );
+
+    // a second run into the folder without --resume is refused and changes nothing; --overwrite moves
+    // the earlier run into previous-<time>/ byte for byte and trains anew in its place
+    const before = hashTree(outA);
+    await expect(runTraining({ ...base, out: outA, cfg: cfg(1), evaluate: false })).rejects.toThrow(
+      /already holds a training run/,
+    );
+    expect(hashTree(outA)).toEqual(before);
+    await runTraining({ ...base, out: outA, cfg: cfg(1), evaluate: false, overwrite: true });
+    const previous = readdirSync(outA).filter((n) => n.startsWith('previous-'));
+    expect(previous).toHaveLength(1);
+    expect(hashTree(join(outA, previous[0]!))).toEqual(before);
+    const lastNew = decodeCheckpoint(new Uint8Array(readFileSync(join(outA, 'last.safetensors'))), 'new');
+    expect(lastNew.meta.training?.epoch).toBe(1);
+    expect(existsSync(join(outA, '.rdpp.lock'))).toBe(false);
 
     // the same run, interrupted after epoch 1 and resumed
     const outB = join(dir, 'b');

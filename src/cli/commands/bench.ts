@@ -5,6 +5,7 @@ import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
+import { checkOutputFile } from '../output-path.js';
 
 /** The options of a whole-step workload, shared by `bench train|infer` and `profile train|infer`. */
 export const E2E_OPTIONS: Record<string, OptionSpec> = {
@@ -57,6 +58,8 @@ export const bench: Command = {
     const what = positionals[0] ?? 'kernels';
     if (!['kernels', 'train', 'infer'].includes(what))
       throw new UsageError(`unknown benchmark '${what}' (available: kernels, train, infer)`);
+    if (values.out)
+      checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
     if (what === 'train' || what === 'infer') {
       const o = parseE2eOptions(values, what);
       await startEngine();

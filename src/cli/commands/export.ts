@@ -9,6 +9,7 @@ import { STUDENT_DICTS } from '../../model/checkpoint.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { readCheckpoint } from '../model-load.js';
+import { checkOutputFile } from '../output-path.js';
 
 export interface ExportResult {
   /** the teacher the student was trained against (from the checkpoint's config) */
@@ -21,6 +22,11 @@ export interface ExportResult {
 
 /** Read `checkpoint` and write its student side to `out` as an official RD++ .pth. */
 export function runExport(checkpoint: string, out: string): ExportResult {
+  checkOutputFile(out, {
+    option: '--out',
+    extensions: ['.pth', '.pt'],
+    inputs: [{ option: '--checkpoint', path: checkpoint }],
+  });
   const ck = readCheckpoint(checkpoint);
   const dicts = new Map<string, Map<string, PthTensorToWrite>>(STUDENT_DICTS.map((d) => [d, new Map()]));
   for (const [name, t] of ck.tensors) {

@@ -4,14 +4,22 @@
  * pass/fail against the threshold). Images are batched on the GPU; files that cannot be read or decoded
  * are listed (error column) and do not stop the run.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { scoreImages } from '../../eval/evaluate.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
+import { makeDir } from '../../platform/fs-errors.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { encodePng } from '../../platform/png.js';
 import { overlayHeatmap, type RgbImage } from '../../report/overlay.js';
-import { decodeImage8, isImageName, resizeLinear } from '../../train/data/index.js';
+import {
+  decodeImage8,
+  IMAGE_EXTENSIONS,
+  isImageName,
+  resizeLinear,
+  unreadableImageExtension,
+  unreadableReason,
+} from '../../train/data/index.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
 import { loadModel, MODEL_OPTIONS, type ModelChoice, parseModelOptions } from '../model-load.js';
@@ -47,16 +55,22 @@ export interface PredictResult {
   thresholdSource: 'option' | 'checkpoint' | 'none';
 }
 
-/** The image files of a folder (sorted by name; not recursive), or the one file given. */
-export function listInputs(input: string): { files: string[]; ignored: number } {
+/**
+ * The files of a folder to score (sorted by name; not recursive), or the one file given. Files of image
+ * formats we cannot read are kept: each gets an error row naming why, never a silent skip. `ignored`
+ * names the other files (not images); subfolders are not listed.
+ */
+export function listInputs(input: string): { files: string[]; ignored: string[] } {
   if (!existsSync(input)) throw new UsageError(`--input ${input}: no such file or folder`);
-  if (!statSync(input).isDirectory()) return { files: [resolve(input)], ignored: 0 };
-  const names = readdirSync(input).filter((n) => !n.startsWith('.'));
-  const files = names
-    .filter((n) => isImageName(n) && !statSync(join(input, n)).isDirectory())
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
-    .map((n) => resolve(input, n));
-  return { files, ignored: names.length - files.length };
+  if (!statSync(input).isDirectory()) return { files: [resolve(input)], ignored: [] };
+  const names = readdirSync(input)
+    .filter((n) => !n.startsWith('.') && !statSync(join(input, n)).isDirectory())
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const scored = (n: string) => isImageName(n) || unreadableImageExtension(n) !== null;
+  return {
+    files: names.filter(scored).map((n) => resolve(input, n)),
+    ignored: names.filter((n) => !scored(n)),
+  };
 }
 
 function csvField(v: string | number | null | undefined): string {
@@ -81,9 +95,16 @@ interface Decoded {
 export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   const log = o.log ?? ((l: string) => console.error(l));
   const { files, ignored } = listInputs(o.input);
-  if (files.length === 0) throw new UsageError(`--input ${o.input}: no .png/.jpg/.jpeg/.bmp files found`);
-  if (ignored > 0)
-    log(`note: ${ignored} entr${ignored === 1 ? 'y' : 'ies'} of ${o.input} ignored (not image files)`);
+  if (resolve(o.out) === resolve(o.input))
+    throw new UsageError(
+      `--out ${o.out} is the --input folder: the overlays would mix with the images (and be scored by the next predict). Choose another folder, e.g. ${join(o.input, 'predictions')}.`,
+    );
+  if (files.length === 0 && ignored.length === 0)
+    throw new UsageError(`--input ${o.input}: no files found (${IMAGE_EXTENSIONS.join(' ')})`);
+  if (ignored.length > 0)
+    log(
+      `note: ${ignored.length} file(s) of ${o.input} are not images (${IMAGE_EXTENSIONS.join(' ')}) and are not scored: ${ignored.slice(0, 20).join(', ')}${ignored.length > 20 ? ', …' : ''}`,
+    );
   const loaded = await loadModel(o.checkpoint, { teacher: o.teacher, imageSize: o.imageSize, log });
   const { model, cfg } = loaded;
   const size = cfg.imageSize;
@@ -105,7 +126,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   }
   let range = o.range ?? (decision ? mapRangeFor(decision) : null);
   const outDir = resolve(o.out);
-  mkdirSync(outDir, { recursive: true });
+  makeDir(outDir);
   const used = new Set<string>();
   const overlayName = (path: string) => {
     const stem = basename(path, extname(path));
@@ -117,6 +138,7 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
   };
 
   const predictions: Prediction[] = [];
+  const small: string[] = [];
   const progress = new Progress();
   const t0 = performance.now();
   try {
@@ -126,7 +148,10 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
       const rows = new Map<string, Prediction>();
       for (const path of chunk) {
         try {
+          const ext = unreadableImageExtension(path);
+          if (ext) throw new Error(unreadableReason(ext));
           const img = decodeImage8(new Uint8Array(readFileSync(path)), path);
+          if (img.width < size || img.height < size) small.push(`${path} (${img.width}×${img.height})`);
           const f = new Float64Array(img.rgb.length);
           for (let k = 0; k < f.length; k++) f[k] = img.rgb[k]! / 255;
           ok.push({
@@ -185,6 +210,10 @@ export async function runPredict(o: PredictOptions): Promise<PredictResult> {
     model.dispose();
   }
   progress.done();
+  if (small.length > 0)
+    log(
+      `warning: ${small.length} image(s) are smaller than the network input ${size}×${size} and were upscaled, which blurs small defects: ${small.slice(0, 10).join(', ')}${small.length > 10 ? ', …' : ''}`,
+    );
   const csv = predictionsCsv(predictions);
   const jsonl = predictions.map((p) => JSON.stringify(p)).join('\n') + (predictions.length ? '\n' : '');
   writeFileAtomic(join(outDir, 'predictions.csv'), csv);
@@ -255,6 +284,7 @@ export const predict: Command = {
   },
   async run({ values }) {
     const o = predictOptions(values);
+    if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
     await startEngine();
     const r = await runPredict(o);
     const errors = r.predictions.filter((p) => p.decision === 'error');

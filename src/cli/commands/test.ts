@@ -5,19 +5,27 @@
  * images at a target false-rejection rate (default), or the F1-optimal one on the labelled test set
  * (`--calibrate f1`: optimistic, it uses the test labels).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { computeMetrics, type EvalMetrics, type EvalSample, scoreImages } from '../../eval/evaluate.js';
 import { auproStandard, rocCurve } from '../../eval/metrics.js';
 import { calibrateThreshold, type Decision, decide, f1Decision, mapRangeFor } from '../../eval/threshold.js';
-import { encodeCheckpoint } from '../../model/checkpoint.js';
+import { encodeWeightsCheckpoint } from '../../model/checkpoint.js';
 import { nodeFileSystem } from '../../platform/files.js';
+import { makeDir } from '../../platform/fs-errors.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { encodePng } from '../../platform/png.js';
 import { rasterPng } from '../../report/curve.js';
 import { curveChart, type ReportData, renderReport } from '../../report/html.js';
 import { maskImage, overlayHeatmap, type RgbImage, strip } from '../../report/overlay.js';
-import { decodeImage8, discoverDataset, loadBatch, maskGray, type Sample } from '../../train/data/index.js';
+import {
+  decodeImage8,
+  discoverDataset,
+  LoadError,
+  loadBatch,
+  maskGray,
+  type Sample,
+} from '../../train/data/index.js';
 import { type Command, UsageError } from '../command.js';
 import { startEngine } from '../gpu.js';
 import {
@@ -27,6 +35,7 @@ import {
   type ModelChoice,
   parseModelOptions,
 } from '../model-load.js';
+import { isInside } from '../output-path.js';
 import { Progress } from '../progress.js';
 
 export interface TestOptions extends ModelChoice {
@@ -69,6 +78,13 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
   const fs = nodeFileSystem();
   const ds = discoverDataset(fs, resolve(o.data), o.category ? { category: o.category } : {});
   for (const w of ds.warnings) log(`note: ${w}`);
+  if (isInside(o.out, ds.root))
+    throw new UsageError(
+      `--out ${o.out} is inside the dataset ${ds.root}: choose a report folder outside it`,
+    );
+  if (ds.unsupported.length > 0 && !o.skipBad)
+    throw new LoadError(ds.unsupported, ds.test.length + ds.unsupported.length);
+  for (const u of ds.unsupported) log(`warning: skipped ${u.path}: ${u.reason}`);
   const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
   if (test.length === 0) throw new Error(`${ds.root}: no test images found`);
   const loaded = await loadModel(o.checkpoint, { teacher: o.teacher, imageSize: o.imageSize, log });
@@ -139,7 +155,7 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
       const ck = loaded.checkpoint;
       writeFileAtomic(
         calibrated,
-        encodeCheckpoint(ck.tensors, {
+        encodeWeightsCheckpoint(ck.tensors, {
           ...ck.meta,
           decision: decision as unknown as Record<string, unknown>,
         }),
@@ -154,7 +170,7 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
 
   const metrics = computeMetrics(samples, scored, size);
   const outDir = resolve(o.out);
-  mkdirSync(join(outDir, 'examples'), { recursive: true });
+  makeDir(join(outDir, 'examples'));
   const labels = samples.map((s) => s.label);
   const scores = scored.map((s) => s.score);
   const anomalous = metrics.anomalous;
@@ -442,6 +458,7 @@ export const test: Command = {
   },
   async run({ values, positionals }) {
     const o = testOptions(values, positionals);
+    if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
     await startEngine();
     const r = await runTest(o);
     const m = r.metrics;

@@ -17,7 +17,7 @@ export const train: Command = {
   name: 'train',
   summary: 'train RD++ on a folder of normal images (MVTec AD, BTAD or plain layout), then evaluate',
   usage:
-    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume] [--eval-every N]',
+    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume | --overwrite] [--eval-every N]',
   options: {
     data: {
       type: 'string',
@@ -35,6 +35,10 @@ export const train: Command = {
     seed: { type: 'string', default: '111', help: 'random seed (weights, shuffling, noise)' },
     out: { type: 'string', help: 'output folder (default runs/<category>)' },
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint' },
+    overwrite: {
+      type: 'boolean',
+      help: 'start anew in an --out that holds a run: the earlier run is moved to <out>/previous-<time>/, not deleted',
+    },
     ssot: {
       type: 'string',
       default: 'official',
@@ -55,6 +59,8 @@ export const train: Command = {
   },
   async run({ values }) {
     if (!values.data) throw new UsageError('--data is required (the dataset root folder)');
+    if (values.resume && values.overwrite)
+      throw new UsageError('--resume and --overwrite contradict each other: choose one');
     const category = values.category as string | undefined;
     const cfg: TrainConfig = {
       ...defaultConfig(category),
@@ -77,13 +83,14 @@ export const train: Command = {
       throw new UsageError(`--select-on must be 'validation' or 'test', got '${sel}'`);
     cfg.selectOn = sel;
     const evalEvery = int(values['eval-every'], 'eval-every');
-    await startEngine();
     const res = await runTraining({
+      startEngine, // after the run folder and every data file are checked
       data: String(values.data),
       ...(category ? { category } : {}),
       out: (values.out as string | undefined) ?? `runs/${category ?? 'model'}`,
       cfg,
       resume: Boolean(values.resume),
+      overwrite: Boolean(values.overwrite),
       skipBad: Boolean(values['skip-bad']),
       evaluate: !values['no-eval'],
       ...(values['max-train'] ? { maxTrain: int(values['max-train'], 'max-train')! } : {}),

@@ -153,7 +153,8 @@ export class LoadError extends Error {
   }
 }
 
-function reasonOf(e: unknown, sample: Sample): string {
+/** Why a sample failed, without repeating its own path (a mask's failure names the mask). */
+export function reasonOf(e: unknown, sample: Pick<Sample, 'path'>): string {
   if (e instanceof ImageError) return e.source === sample.path ? e.reason : `${e.source}: ${e.reason}`;
   return e instanceof Error ? e.message : String(e);
 }

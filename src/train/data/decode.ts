@@ -1,6 +1,6 @@
 /**
- * Image decoding for training and evaluation: PNG, JPEG and BMP, detected from the magic bytes (never the
- * file name), with the semantics of OpenCV `imread(path, IMREAD_COLOR)` that the reference uses (spec §6
+ * Image decoding for training and evaluation: PNG, JPEG, BMP, TIFF and WebP, detected from the magic bytes
+ * (never the file name), with the semantics of OpenCV `imread(path, IMREAD_COLOR)` that the reference uses (spec §6
  * step 1), followed by its BGR → RGB conversion, so the result is plain 8-bit RGB:
  *
  * - gray (any bit depth) → three equal channels; alpha is dropped, never composited; palette → its colours;
@@ -12,11 +12,15 @@
  * - JPEG EXIF orientation is applied (imread does so unless IMREAD_IGNORE_ORIENTATION);
  * - PNG gamma / ICC chunks are ignored (as OpenCV does); bytes after IEND are ignored (as libpng does).
  *
- * Decoders: PNG through `pngjs` (skipRescale, so we do the depth conversion above ourselves), JPEG through
- * `jpeg-js` (pure JS; its IDCT and chroma upsampling are not bit-identical to libjpeg-turbo's, so JPEG
- * inputs can differ from OpenCV's by a level or two; MVTec is PNG), BMP through the small decoder below
- * (1/4/8-bit palette, 16/24/32-bit, BI_RGB and BI_BITFIELDS, bottom-up and top-down; RLE/JPEG/PNG-in-BMP
- * compression is refused with a clear error).
+ * Decoders: PNG through `pngjs` (skipRescale, so we do the depth conversion above ourselves); JPEG and
+ * WebP through wasm builds of mozjpeg (libjpeg-turbo's decoder: bit-identical to OpenCV's libjpeg-turbo)
+ * and libwebp, registered by the platform (src/platform/wasm-codecs.ts; `initImageCodecs()` first);
+ * TIFF through `tiff` (image-js, pure JS: uncompressed, LZW, Deflate, 1/8/16-bit gray, 8/16-bit RGB,
+ * palette; the first page) with libtiff's 8-bit conversion that OpenCV's imread uses (TIFFReadRGBA*):
+ * 16-bit gray keeps the high byte, 16-bit RGB becomes (v + 128) / 257, WhiteIsZero is inverted, alpha is
+ * dropped (libtiff would premultiply unassociated alpha: such files can differ); BMP through the small
+ * decoder below (1/4/8-bit palette, 16/24/32-bit, BI_RGB and BI_BITFIELDS, bottom-up and top-down;
+ * RLE/JPEG/PNG-in-BMP compression is refused with a clear error).
  *
  * The result also says which PIL mode the file would open as (`pilMode`), because ground-truth masks are
  * read with PIL in the reference and PIL changes the resampling filter for bilevel ('1') and palette ('P')
@@ -25,8 +29,8 @@
  * Platform: no Node API is used here except that pngjs needs Node's `Buffer` (a global in Node; a browser
  * build must alias `pngjs` to its self-contained `pngjs/browser.js`, which carries its own Buffer).
  */
-import { decode as jpegDecode } from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { decodeTiffRgb } from './tiff.js';
 
 /** Unsupported, corrupt or truncated image bytes. `source` is the file (path or name), `reason` why. */
 export class ImageError extends Error {
@@ -39,7 +43,35 @@ export class ImageError extends Error {
   }
 }
 
-export type ImageFormat = 'png' | 'jpeg' | 'bmp';
+export type ImageFormat = 'png' | 'jpeg' | 'bmp' | 'tiff' | 'webp';
+
+/** What the wasm decoders return: RGBA, 8 bits per sample, row-major. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array | Uint8ClampedArray;
+}
+
+/** Decoders for JPEG and WebP that the platform registers (src/platform/wasm-codecs.ts). */
+export interface WasmDecoders {
+  jpeg: (bytes: Uint8Array) => RgbaImage;
+  webp: (bytes: Uint8Array) => RgbaImage;
+}
+
+let wasmDecoders: WasmDecoders | null = null;
+
+export function setWasmDecoders(d: WasmDecoders): void {
+  wasmDecoders = d;
+}
+
+function wasmDecoder(format: 'jpeg' | 'webp', source: string): (b: Uint8Array) => RgbaImage {
+  if (!wasmDecoders)
+    throw new ImageError(
+      source,
+      `${format.toUpperCase()} decoding is not initialised in this program (call initImageCodecs() from src/platform/wasm-codecs.ts first)`,
+    );
+  return wasmDecoders[format];
+}
 
 /**
  * The PIL mode the same file opens as (only what loadMask needs): '1' bilevel (1-bit gray PNG, 2-colour
@@ -63,6 +95,14 @@ export function sniffFormat(b: Uint8Array): ImageFormat | null {
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
   if (b.length >= 2 && b[0] === 0x42 && b[1] === 0x4d) return 'bmp';
+  if (b.length >= 4 && b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a && b[3] === 0x00) return 'tiff';
+  if (b.length >= 4 && b[0] === 0x4d && b[1] === 0x4d && b[2] === 0x00 && b[3] === 0x2a) return 'tiff';
+  if (
+    b.length >= 12 &&
+    String.fromCharCode(b[0]!, b[1]!, b[2]!, b[3]!) === 'RIFF' &&
+    String.fromCharCode(b[8]!, b[9]!, b[10]!, b[11]!) === 'WEBP'
+  )
+    return 'webp';
   return null;
 }
 
@@ -70,14 +110,15 @@ function describeMagic(b: Uint8Array): string {
   if (b.length === 0) return 'the file is empty';
   const hex = Array.from(b.subarray(0, 8), (x) => x.toString(16).padStart(2, '0')).join(' ');
   let what = '';
-  if (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a) what = ' (looks like TIFF)';
-  else if (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0x00 && b[3] === 0x2a) what = ' (looks like TIFF)';
-  else if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) what = ' (looks like GIF)';
-  else if (b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46) what = ' (looks like RIFF/WebP)';
-  return `not a PNG, JPEG or BMP file: it starts with ${hex}${what}; supported formats are PNG, JPEG and BMP`;
+  if (b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) what = ' (looks like GIF)';
+  else if (b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46)
+    what = ' (a RIFF file, not WebP)';
+  else if (b.length >= 12 && String.fromCharCode(b[4]!, b[5]!, b[6]!, b[7]!) === 'ftyp')
+    what = ' (looks like HEIC/AVIF)';
+  return `not an image file of a supported format: it starts with ${hex}${what}; supported formats are PNG, JPEG, BMP, TIFF and WebP`;
 }
 
-/** Decode PNG/JPEG/BMP bytes to 8-bit RGB (OpenCV imread IMREAD_COLOR semantics, RGB order). */
+/** Decode PNG/JPEG/BMP/TIFF/WebP bytes to 8-bit RGB (OpenCV imread IMREAD_COLOR semantics, RGB order). */
 export function decodeImage8(bytes: Uint8Array, source: string): Image8 {
   const format = sniffFormat(bytes);
   if (format === null) throw new ImageError(source, describeMagic(bytes));
@@ -85,6 +126,8 @@ export function decodeImage8(bytes: Uint8Array, source: string): Image8 {
   try {
     if (format === 'png') img = decodePng(bytes, source);
     else if (format === 'jpeg') img = decodeJpeg(bytes, source);
+    else if (format === 'tiff') img = decodeTiff(bytes, source);
+    else if (format === 'webp') img = decodeWebp(bytes, source);
     else img = decodeBmp(bytes, source);
   } catch (e) {
     if (e instanceof ImageError) throw e;
@@ -225,11 +268,11 @@ function decodePng(bytes: Uint8Array, source: string): Image8 {
 // ---------------------------------------------------------------------------------------------------
 // JPEG
 
-/** EXIF orientation (1–8) from jpeg-js's exifBuffer (the APP1 payload after "Exif\0"); 1 when absent. */
+/** EXIF orientation (1–8) from the APP1 payload after "Exif\0" (leading NULs skipped); 1 when absent. */
 export function exifOrientation(exif: Uint8Array | undefined): number {
   if (!exif) return 1;
   let t = 0;
-  // the APP1 header is "Exif\0\0"; jpeg-js strips five bytes, leaving the second NUL
+  // the APP1 header is "Exif\0\0"; a payload that keeps its second NUL (as jpeg-js gave it) is accepted
   while (t < exif.length && t < 2 && exif[t] === 0) t++;
   if (exif.length < t + 8) return 1;
   const dv = new DataView(exif.buffer, exif.byteOffset, exif.byteLength);
@@ -326,7 +369,7 @@ function jpegComponents(b: Uint8Array): number {
 }
 
 function decodeJpeg(bytes: Uint8Array, source: string): Image8 {
-  // jpeg-js silently returns a partly grey image for data cut short; refuse files that lack the EOI marker
+  // libjpeg pads data cut short with grey and only warns; refuse files that lack the EOI marker
   // within their last bytes (trailing padding after EOI is common and allowed).
   let eoi = false;
   for (let i = bytes.length - 2; i >= Math.max(2, bytes.length - 4096); i--) {
@@ -337,17 +380,63 @@ function decodeJpeg(bytes: Uint8Array, source: string): Image8 {
   }
   if (!eoi)
     throw new ImageError(source, 'truncated JPEG: no end-of-image marker (FFD9) at the end of the file');
-  const d = jpegDecode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: true }) as {
-    width: number;
-    height: number;
-    data: Uint8Array;
-    exifBuffer?: Uint8Array;
-  };
-  if (!d.width || !d.height || d.data.length < d.width * d.height * 3)
+  const d = wasmDecoder('jpeg', source)(bytes);
+  if (!d.width || !d.height || d.data.length < d.width * d.height * 4)
     throw new ImageError(source, 'corrupt JPEG: no image data decoded');
-  const o = applyOrientation(d.data, d.width, d.height, exifOrientation(d.exifBuffer));
+  const o = applyOrientation(rgbaToRgb(d), d.width, d.height, exifOrientation(jpegExif(bytes)));
   const pilMode: PilMode = jpegComponents(bytes) === 1 ? 'L' : 'RGB';
   return { format: 'jpeg', width: o.width, height: o.height, rgb: o.rgb, pilMode };
+}
+
+/** The EXIF payload of a JPEG (APP1 "Exif\0\0" segment, from the TIFF header on), or undefined. */
+function jpegExif(b: Uint8Array): Uint8Array | undefined {
+  let p = 2;
+  while (p + 4 <= b.length && b[p] === 0xff) {
+    const m = b[p + 1]!;
+    if (m === 0xda || m === 0xd9) return undefined; // image data starts: no EXIF before it
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    if (
+      m === 0xe1 &&
+      len >= 8 &&
+      String.fromCharCode(b[p + 4]!, b[p + 5]!, b[p + 6]!, b[p + 7]!) === 'Exif' &&
+      b[p + 8] === 0
+    )
+      return b.subarray(p + 10, Math.min(b.length, p + 2 + len));
+    p += 2 + len;
+  }
+  return undefined;
+}
+
+function rgbaToRgb(d: RgbaImage): Uint8Array {
+  const n = d.width * d.height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    rgb[i * 3] = d.data[i * 4]!;
+    rgb[i * 3 + 1] = d.data[i * 4 + 1]!;
+    rgb[i * 3 + 2] = d.data[i * 4 + 2]!;
+  }
+  return rgb;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// WebP (libwebp in wasm; alpha dropped like imread IMREAD_COLOR)
+
+function decodeWebp(bytes: Uint8Array, source: string): Image8 {
+  const d = wasmDecoder('webp', source)(bytes);
+  if (!d.width || !d.height || d.data.length < d.width * d.height * 4)
+    throw new ImageError(source, 'corrupt WebP: no image data decoded');
+  return { format: 'webp', width: d.width, height: d.height, rgb: rgbaToRgb(d), pilMode: 'RGB' };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// TIFF (src/train/data/tiff.ts, shared with the browser app)
+
+function decodeTiff(bytes: Uint8Array, source: string): Image8 {
+  try {
+    return { format: 'tiff', ...decodeTiffRgb(bytes) };
+  } catch (e) {
+    throw new ImageError(source, e instanceof Error ? e.message : String(e));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -38,5 +38,17 @@ export {
   type Layout,
   type Sample,
   stemOf,
+  unreadableImageExtension,
+  unreadableReason,
 } from './layouts.js';
+export {
+  type BadFile,
+  type CheckedSplit,
+  checkData,
+  type DataCheck,
+  DataCheckError,
+  listBadFiles,
+  type SplitToCheck,
+  smallImagesWarning,
+} from './precheck.js';
 export { pilBilinearCoeffs, pilResizeBilinear8, pilResizeNearest8, resizeLinear } from './resize.js';

@@ -23,8 +23,11 @@
  * listing every such image (opts.requireMasks = false turns that off: maskPath is then null).
  *
  * File names are sorted by Unicode code point (Python's sorted(), which the reference uses; locale-free
- * and deterministic). Only .png .jpg .jpeg .bmp files (any case) are images; names starting with '.'
- * (e.g. macOS "._x.png" resource forks) are skipped, as Python's glob does.
+ * and deterministic). Only .png .jpg .jpeg .bmp .tif .tiff .webp files (any case) are images; names
+ * starting with '.' (e.g. macOS "._x.png" resource forks) are skipped, as Python's glob does. Nothing
+ * else in an image folder is skipped silently: files of image formats we cannot read (GIF, HEIC, …) are
+ * listed in `unsupported` (bad files: the run stops or, with skip-bad, leaves them out and names them),
+ * any other file is named in a warning.
  */
 
 /** File access the data code needs. Paths are joined with '/'. */
@@ -56,6 +59,8 @@ export interface Dataset {
   test: Sample[];
   /** things worth telling the user that do not stop loading (unmatched masks, ignored files, …) */
   warnings: string[];
+  /** files in the image folders whose format cannot be read (GIF, HEIC, …): bad files, with the reason */
+  unsupported: { path: string; reason: string }[];
 }
 
 export interface DiscoverOptions {
@@ -70,7 +75,41 @@ export class DatasetError extends Error {
   override name = 'DatasetError';
 }
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp'] as const;
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'] as const;
+
+/** Image formats known by name that no decoder here reads: named as bad files, never skipped silently. */
+const UNREADABLE_IMAGE_EXTENSIONS = [
+  '.gif',
+  '.heic',
+  '.heif',
+  '.avif',
+  '.jp2',
+  '.j2k',
+  '.jxl',
+  '.exr',
+  '.hdr',
+  '.pgm',
+  '.ppm',
+  '.pbm',
+  '.pnm',
+  '.tga',
+  '.psd',
+  '.dng',
+  '.raw',
+  '.ico',
+  '.svg',
+];
+
+/** The extension (lower case, with the dot) when it names an image format we cannot read, else null. */
+export function unreadableImageExtension(name: string): string | null {
+  const lower = name.toLowerCase();
+  return UNREADABLE_IMAGE_EXTENSIONS.find((e) => lower.endsWith(e) && lower.length > e.length) ?? null;
+}
+
+/** The bad-file reason for a file of an image format we cannot read. */
+export function unreadableReason(ext: string): string {
+  return `${ext.slice(1).toUpperCase()} images are not supported (supported: PNG, JPEG, BMP, TIFF, WebP): convert it, e.g. to PNG`;
+}
 
 export function isImageName(name: string): boolean {
   if (name.startsWith('.')) return false;
@@ -147,6 +186,26 @@ class Finder {
   images(dir: string): string[] {
     if (!this.fs.isDir(dir)) return [];
     return this.names(dir).filter(isImageName).sort(compareNames);
+  }
+
+  /**
+   * Tell about the files of an image folder that are not images we read: unreadable image formats become
+   * bad files, anything else (notes, thumbnails databases) a warning naming them.
+   */
+  reportOthers(dir: string, ds: Dataset): void {
+    const others = this.names(dir)
+      .filter((n) => !n.startsWith('.') && !isImageName(n) && !this.fs.isDir(joinPath(dir, n)))
+      .sort(compareNames);
+    const ignored: string[] = [];
+    for (const n of others) {
+      const ext = unreadableImageExtension(n);
+      if (ext) ds.unsupported.push({ path: joinPath(dir, n), reason: unreadableReason(ext) });
+      else ignored.push(n);
+    }
+    if (ignored.length > 0)
+      ds.warnings.push(
+        `ignored ${ignored.length} file(s) in ${dir} that are not images (${IMAGE_EXTENSIONS.join(' ')}): ${listFew(ignored)}`,
+      );
   }
 }
 
@@ -228,7 +287,15 @@ export function discoverDataset(fs: FileSystem, root: string, opts: DiscoverOpti
 
   const layout: Layout | null = want === 'auto' ? detect(f, dir) : want;
   if (!layout) throw new DatasetError(`no dataset found in ${dir}: ${layoutHelp()}`);
-  const ds: Dataset = { layout, root: dir, train: [], validation: [], test: [], warnings: [] };
+  const ds: Dataset = {
+    layout,
+    root: dir,
+    train: [],
+    validation: [],
+    test: [],
+    warnings: [],
+    unsupported: [],
+  };
   if (category !== undefined) ds.category = category;
   if (layout === 'folder') discoverFolder(f, dir, ds, requireMasks);
   else discoverSplits(f, dir, layout, ds, requireMasks);
@@ -290,11 +357,20 @@ function missingMaskError(missing: { image: string; expected: string }[]): Datas
   if (missing.length > MAX_LISTED) lines.push(`  … and ${missing.length - MAX_LISTED} more`);
   return new DatasetError(
     `${missing.length} anomalous test image(s) have no ground-truth mask:\n${lines.join('\n')}\n` +
-      'add the masks, or load without requiring masks (requireMasks: false) to evaluate image-level only',
+      'add the masks (rdpp train --no-eval trains without the test set and needs none)',
   );
 }
 
-function samples(dir: string, names: string[], label: 0 | 1, defectType: string): Sample[] {
+/** The samples of one image folder; its other files are reported (Finder.reportOthers). */
+function samples(
+  f: Finder,
+  ds: Dataset,
+  dir: string,
+  names: string[],
+  label: 0 | 1,
+  defectType: string,
+): Sample[] {
+  f.reportOthers(dir, ds);
   return names.map((n) => ({ path: joinPath(dir, n), label, defectType, maskPath: null }));
 }
 
@@ -316,7 +392,7 @@ function discoverSplits(
   const trainNames = f.images(tr.dir);
   if (trainNames.length === 0)
     throw new DatasetError(`no training images in ${tr.dir} (expected ${IMAGE_EXTENSIONS.join(' ')} files)`);
-  ds.train = samples(tr.dir, trainNames, 0, normal);
+  ds.train = samples(f, ds, tr.dir, trainNames, 0, normal);
   for (const other of f.subdirs(joinPath(dir, 'train')))
     if (other !== normal)
       ds.warnings.push(`ignored ${joinPath(dir, `train/${other}`)}: training uses ${trainDir} only`);
@@ -324,7 +400,7 @@ function discoverSplits(
   const valDir = joinPath(dir, `validation/${normal}`);
   if (f.isDir(valDir)) {
     const v = imageDir(f, valDir);
-    ds.validation = samples(v.dir, f.images(v.dir), 0, normal);
+    ds.validation = samples(f, ds, v.dir, f.images(v.dir), 0, normal);
   }
 
   const testDir = joinPath(dir, 'test');
@@ -335,16 +411,17 @@ function discoverSplits(
     const t = imageDir(f, joinPath(testDir, type));
     const names = f.images(t.dir);
     if (names.length === 0) {
+      f.reportOthers(t.dir, ds);
       ds.warnings.push(`test folder ${t.dir} has no images`);
       continue;
     }
     if (NORMAL_TYPES.has(type)) {
-      ds.test.push(...samples(t.dir, names, 0, type));
+      ds.test.push(...samples(f, ds, t.dir, names, 0, type));
       continue;
     }
     const gtDir = t.nested ? joinPath(joinPath(testDir, type), 'gt') : joinPath(dir, `ground_truth/${type}`);
     const idx = f.isDir(gtDir) ? maskIndex(f, gtDir) : null;
-    const list = samples(t.dir, names, 1, type);
+    const list = samples(f, ds, t.dir, names, 1, type);
     const suffix = layout === 'mvtec' && !t.nested ? '_mask.png' : '.png';
     for (const s of attachMasks(list, idx, ds, true))
       missing.push({ image: s.path, expected: joinPath(gtDir, stemOf(baseName(s.path)) + suffix) });
@@ -369,7 +446,7 @@ function discoverFolder(f: Finder, dir: string, ds: Dataset, requireMasks: boole
   }
   if (normalNames.length === 0)
     throw new DatasetError(`no normal images in ${normalDir} (expected ${IMAGE_EXTENSIONS.join(' ')} files)`);
-  ds.train = samples(normalDir, normalNames, 0, 'good');
+  ds.train = samples(f, ds, normalDir, normalNames, 0, 'good');
 
   const maskRoot = joinPath(dir, 'masks');
   const hasMasks = f.isDir(maskRoot);
@@ -388,7 +465,7 @@ function discoverFolder(f: Finder, dir: string, ds: Dataset, requireMasks: boole
     for (const g of groups) {
       const names = f.images(g.dir);
       if (names.length === 0) continue;
-      const list = samples(g.dir, names, 1, g.type);
+      const list = samples(f, ds, g.dir, names, 1, g.type);
       if (hasMasks)
         for (const s of attachMasks(list, maskIndex(f, g.maskDir), ds, false))
           missing.push({ image: s.path, expected: joinPath(g.maskDir, `${stemOf(baseName(s.path))}.png`) });

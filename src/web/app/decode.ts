@@ -1,10 +1,27 @@
 /**
  * Browser image decoding: File/Blob → 8-bit RGB via createImageBitmap (no colour-space conversion, no
- * premultiplication, so PNG bytes come through unchanged) and a canvas's getImageData.
+ * premultiplication, so PNG bytes come through unchanged) and a canvas's getImageData. TIFF, which most
+ * browsers cannot decode, goes through the same JS decoder as Node (src/train/data/tiff.ts).
  */
+import { decodeTiffRgb } from '../../train/data/tiff.js';
 import { type Rgb8, rgbaToRgb8 } from './pipeline.js';
 
+function isTiff(b: Uint8Array): boolean {
+  return (
+    (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a && b[3] === 0) ||
+    (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 0x2a)
+  );
+}
+
 export async function decodeImageBlob(blob: Blob, name: string): Promise<Rgb8> {
+  if (isTiff(new Uint8Array(await blob.slice(0, 4).arrayBuffer()))) {
+    try {
+      const t = decodeTiffRgb(new Uint8Array(await blob.arrayBuffer()));
+      return { width: t.width, height: t.height, rgb: t.rgb };
+    } catch (e) {
+      throw new Error(`${name}: ${(e as Error).message}`);
+    }
+  }
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
@@ -32,7 +49,7 @@ export async function decodeImageBlob(blob: Blob, name: string): Promise<Rgb8> {
   return rgbaToRgb8(data, width, height);
 }
 
-const IMAGE_RE = /\.(png|jpe?g|bmp|webp|gif)$/i;
+const IMAGE_RE = /\.(png|jpe?g|bmp|webp|gif|tiff?)$/i;
 
 /** Image files among `files` (by type or extension), sorted by path for a stable order. */
 export function imageFiles(files: Iterable<File>): File[] {
