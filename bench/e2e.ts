@@ -96,7 +96,7 @@ function makeModel(teacher: BenchTeacher): Rdpp {
 }
 
 /** One training step or inference batch, ready to be run again and again. */
-function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => void; dispose: () => void } {
+export function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => void; dispose: () => void } {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
   const shape = [o.batch, 3, o.imageSize, o.imageSize];

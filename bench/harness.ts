@@ -26,6 +26,10 @@ export interface BenchCase {
   flops?: number;
   /** bytes read + written per run, for GB/s */
   bytes?: number;
+  /** how often one step of the workload in `group` runs this case (bench shapes) */
+  callsPerStep?: number;
+  /** the workload a case belongs to, e.g. "train b16" (bench shapes sums each group's time per step) */
+  group?: string;
   /** allocate inputs; returns the timed body (records dispatches) and a cleanup */
   setup: () => Promise<{ run: () => void; dispose: () => void }>;
 }
@@ -39,13 +43,34 @@ export interface BenchResult {
   max_ms: number;
   gflops?: number;
   gbps?: number;
+  /** gflops over the adapter's float32 peak, where the peak is known */
+  peak_share?: number;
+  calls_per_step?: number;
+  group?: string;
 }
 
 export interface BenchReport {
   adapter: string;
   date: string;
-  size: BenchSize;
+  size: BenchSize | 'shapes';
+  /** the adapter's float32 (non-tensor-core) peak, where known (knownPeakGflops) */
+  peak_gflops: number | null;
   results: BenchResult[];
+  /** per group (bench shapes): Σ calls_per_step × median_ms — the step's conv time if run alone */
+  groups?: { group: string; conv_ms_per_step: number; gflop_per_step: number; gflops: number }[];
+}
+
+/**
+ * Float32 peaks of adapters we measure on, from the vendors' data sheets (FP32, no tensor cores). Only
+ * for the "share of peak" column; unknown adapters get null.
+ */
+const PEAK_GFLOPS: [RegExp, number][] = [
+  [/H200/i, 67_000], // NVIDIA H200 SXM data sheet: 67 TFLOPS FP32
+  [/H100/i, 67_000], // H100 SXM: 67 TFLOPS FP32 (PCIe: 51)
+];
+
+export function knownPeakGflops(adapter: string): number | null {
+  return PEAK_GFLOPS.find(([re]) => re.test(adapter))?.[1] ?? null;
 }
 
 export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<BenchResult> {
@@ -75,6 +100,8 @@ export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<Ben
     };
     if (c.flops) r.gflops = +(c.flops / (median * 1e6)).toFixed(2);
     if (c.bytes) r.gbps = +(c.bytes / (median * 1e6)).toFixed(2);
+    if (c.callsPerStep !== undefined) r.calls_per_step = c.callsPerStep;
+    if (c.group !== undefined) r.group = c.group;
     return r;
   } finally {
     dispose();
@@ -84,7 +111,7 @@ export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<Ben
 
 export async function runBench(
   cases: BenchCase[],
-  size: BenchSize,
+  size: BenchReport['size'],
   opts: { iters?: number; warmup?: number; log?: (line: string) => void } = {},
 ): Promise<BenchReport> {
   const results: BenchResult[] = [];
@@ -97,5 +124,30 @@ export async function runBench(
       `${c.family.padEnd(10)} ${c.name.padEnd(48)} ${r.median_ms.toFixed(3).padStart(10)} ms  ${rate}`,
     );
   }
-  return { adapter: adapterLine(runtime().gpu.report), date: new Date().toISOString(), size, results };
+  const adapter = adapterLine(runtime().gpu.report);
+  const peak = knownPeakGflops(adapter);
+  if (peak !== null)
+    for (const r of results) if (r.gflops !== undefined) r.peak_share = +(r.gflops / peak).toFixed(4);
+  const report: BenchReport = { adapter, date: new Date().toISOString(), size, peak_gflops: peak, results };
+  const groups = groupTotals(cases, results);
+  if (groups.length > 0) report.groups = groups;
+  return report;
+}
+
+function groupTotals(cases: BenchCase[], results: BenchResult[]): NonNullable<BenchReport['groups']> {
+  const acc = new Map<string, { ms: number; flop: number }>();
+  results.forEach((r, i) => {
+    const c = cases[i]!;
+    if (r.group === undefined || r.calls_per_step === undefined) return;
+    const a = acc.get(r.group) ?? { ms: 0, flop: 0 };
+    a.ms += r.calls_per_step * r.median_ms;
+    a.flop += r.calls_per_step * (c.flops ?? 0);
+    acc.set(r.group, a);
+  });
+  return [...acc].map(([group, a]) => ({
+    group,
+    conv_ms_per_step: +a.ms.toFixed(3),
+    gflop_per_step: +(a.flop / 1e9).toFixed(2),
+    gflops: +(a.flop / (a.ms * 1e6)).toFixed(2),
+  }));
 }

@@ -7,7 +7,7 @@
 #                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
 #                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
 #                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
-#   RDPP_PHASE=kernels every kernel benchmark
+#   RDPP_PHASE=kernels every kernel benchmark, and every conv shape of the WRN50-2 and Keras networks
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
@@ -58,6 +58,8 @@ tire)
   ;;
 kernels)
   run kernels bench --iters 5
+  run shapes-wrn50 bench shapes --teacher wrn50 --iters 5
+  run shapes-keras bench shapes --teacher resnet50-keras --iters 5
   ;;
 esac
 tail -n 60 "$log"

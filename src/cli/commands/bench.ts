@@ -1,6 +1,7 @@
 import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
+import { shapeCases } from '../../../bench/shapes.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
@@ -41,9 +42,10 @@ export function parseE2eOptions(values: Record<string, unknown>, what: 'train' |
 
 export const bench: Command = {
   name: 'bench',
-  summary: 'benchmarks: kernels (GFLOP/s, GB/s), a whole training step, inference; JSON with the adapter',
+  summary:
+    'benchmarks: kernels (GFLOP/s, GB/s), every conv shape of a network, a whole training step, inference; JSON with the adapter',
   usage:
-    '[kernels|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
+    '[kernels|shapes|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
   positionals: true,
   options: {
     small: { type: 'boolean', help: 'kernels: small shapes (for CPU adapters such as lavapipe)' },
@@ -56,8 +58,8 @@ export const bench: Command = {
   },
   async run({ values, positionals }) {
     const what = positionals[0] ?? 'kernels';
-    if (!['kernels', 'train', 'infer'].includes(what))
-      throw new UsageError(`unknown benchmark '${what}' (available: kernels, train, infer)`);
+    if (!['kernels', 'shapes', 'train', 'infer'].includes(what))
+      throw new UsageError(`unknown benchmark '${what}' (available: kernels, shapes, train, infer)`);
     if (values.out)
       checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
     if (what === 'train' || what === 'infer') {
@@ -77,12 +79,24 @@ export const bench: Command = {
     const iters = Number(values.iters);
     if (!Number.isInteger(iters) || iters < 1)
       throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
+    // shapes: the network's own conv GEMMs, traced (training step at --batch or 16, inference at 1 and 32)
+    const e2e = what === 'shapes' ? parseE2eOptions(values, 'train') : null;
     await startEngine();
-    const size = values.small ? 'small' : 'full';
+    const size = what === 'shapes' ? 'shapes' : values.small ? 'small' : 'full';
     const filter = values.filter ? new RegExp(String(values.filter)) : null;
-    const cases = allBenchCases(size).filter((c) => !filter || filter.test(`${c.family} ${c.name}`));
+    const all = e2e
+      ? await shapeCases({
+          teacher: e2e.teacher,
+          imageSize: e2e.imageSize,
+          trainBatch: e2e.batch,
+          inferBatches: values.batch === undefined ? [1, 32] : [e2e.batch],
+        })
+      : allBenchCases(values.small ? 'small' : 'full');
+    const cases = all.filter((c) => !filter || filter.test(`${c.family} ${c.name}`));
     if (cases.length === 0) throw new UsageError('no benchmark case matches');
     const report = await runBench(cases, size, { iters, log: (l) => console.error(l) });
+    for (const g of report.groups ?? [])
+      console.error(`${g.group}: ${g.conv_ms_per_step} ms of convs per step, ${g.gflops} GFLOP/s`);
     // 2-space JSON with a final newline: what the formatter expects of results committed under bench/results
     const json = `${JSON.stringify(report, null, 2)}\n`;
     if (values.out) {

@@ -42,6 +42,7 @@ import {
   stridedUniforms,
   tileKey,
 } from '../../shaders/matmul.js';
+export type { ConvGeom } from '../../shaders/conv.js';
 import { record } from '../autograd.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -152,7 +153,45 @@ function convFlops(g: ConvGeom): number {
   return 2 * g.n * g.ho * g.wo * g.co * g.ci * g.kh * g.kw;
 }
 
+// ---- shape tracing (benchmarks) ----
+
+/** Which GEMM of a convolution ran: the forward, the input gradient or the weight gradient. */
+export type ConvPass = 'fwd' | 'dgrad' | 'wgrad';
+
+/**
+ * One convolution GEMM as it ran, in the geometry of the conv it belongs to (a 2×2 s2 transposed conv's
+ * forward is the dgrad of the conv whose input gradient it is, so it is traced as that dgrad).
+ */
+export interface ConvCall {
+  pass: ConvPass;
+  geom: Readonly<ConvGeom>;
+  bias: boolean;
+}
+
+let convTrace: ConvCall[] | null = null;
+
+/**
+ * Runs `body` and returns every convolution GEMM it recorded, in order, with repeats: what a benchmark
+ * needs to time a network's distinct conv shapes (bench/shapes.ts) without hand-written shape lists.
+ */
+export function traceConvs<T>(body: () => T): { result: T; calls: ConvCall[] } {
+  const outer = convTrace;
+  const calls: ConvCall[] = [];
+  convTrace = calls;
+  try {
+    return { result: body(), calls };
+  } finally {
+    convTrace = outer;
+    outer?.push(...calls);
+  }
+}
+
+function traced(pass: ConvPass, g: ConvGeom, bias: boolean): void {
+  convTrace?.push({ pass, geom: { ...g }, bias });
+}
+
 function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Tensor {
+  traced('fwd', g, bias !== null);
   const y = empty([g.n, g.co, g.ho, g.wo]);
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
@@ -189,6 +228,7 @@ function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Te
 }
 
 function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
+  traced('dgrad', g, false);
   const dx = empty([g.n, g.ci, g.h, g.w]);
   const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
@@ -227,6 +267,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
 }
 
 function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
+  traced('wgrad', g, false);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
   const tile = convTuning.tile;
   const cols = g.ci * g.kh * g.kw;

@@ -1,0 +1,143 @@
+/**
+ * Every distinct convolution shape of an RD++ network, timed one by one: the forward, input-gradient and
+ * weight-gradient GEMMs a training step runs (at batch 16) and the forwards inference runs (at batch 1
+ * and 32), each with how often a step calls it. The shapes are not listed by hand: one training step and
+ * one inference at 32×32, batch 2, are traced (traceConvs) and scaled to the requested size — every conv,
+ * pool and 2×2 deconv in these networks halves or doubles an even side exactly, so the shapes at 256² are
+ * those at 32² times 8. `rdpp bench shapes --teacher wrn50|resnet50-keras|resnet18`.
+ */
+import {
+  type ConvCall,
+  type ConvGeom,
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  full,
+  noGrad,
+  runtime,
+  type Tensor,
+  traceConvs,
+} from '../src/engine/index.js';
+import { type BenchTeacher, workload } from './e2e.js';
+import type { BenchCase } from './harness.js';
+
+/** The size the networks are traced at (the smallest every network accepts). */
+const TRACE_SIZE = 32;
+/** The traced batch: 2, because batch norm in training needs more than one value per channel at 1×1. */
+const TRACE_BATCH = 2;
+
+export interface ShapeOptions {
+  teacher: BenchTeacher;
+  imageSize: number;
+  /** batch of the training step (default 16) */
+  trainBatch: number;
+  /** inference batches (default 1 and 32) */
+  inferBatches: number[];
+}
+
+/** One distinct GEMM of one workload as traced (batch 2), with its calls per step. */
+export interface ConvShape {
+  workload: 'train' | 'infer';
+  pass: ConvCall['pass'];
+  geom: ConvGeom;
+  bias: boolean;
+  calls: number;
+}
+
+function key(c: ConvCall): string {
+  const g = c.geom;
+  return [c.pass, g.n, g.ci, g.h, g.w, g.co, g.kh, g.kw, g.s, g.p, c.bias].join(',');
+}
+
+/** Distinct conv GEMMs of one training step or inference batch at 32², batch 2, with their counts. */
+export async function traceWorkload(teacher: BenchTeacher, kind: 'train' | 'infer'): Promise<ConvShape[]> {
+  const w = workload(kind, {
+    teacher,
+    batch: TRACE_BATCH,
+    imageSize: TRACE_SIZE,
+    iters: 1,
+    warmup: 0,
+    ssot: 'off',
+  });
+  try {
+    const { calls } = traceConvs(() => w.once());
+    await runtime().sync();
+    const byKey = new Map<string, ConvShape>();
+    for (const c of calls) {
+      const k = key(c);
+      const s = byKey.get(k);
+      if (s) s.calls++;
+      else byKey.set(k, { workload: kind, pass: c.pass, geom: { ...c.geom }, bias: c.bias, calls: 1 });
+    }
+    return [...byKey.values()];
+  } finally {
+    w.dispose();
+  }
+}
+
+/** The geometry at `imageSize` and `batch` of a shape traced at 32², batch 2. */
+export function scaleGeom(g: ConvGeom, imageSize: number, batch: number): ConvGeom {
+  if (imageSize % TRACE_SIZE !== 0)
+    throw new Error(`bench shapes: --image-size must be a multiple of ${TRACE_SIZE}, got ${imageSize}`);
+  const f = imageSize / TRACE_SIZE;
+  const h = g.h * f;
+  const w = g.w * f;
+  const ho = Math.floor((h + 2 * g.p - g.kh) / g.s) + 1;
+  const wo = Math.floor((w + 2 * g.p - g.kw) / g.s) + 1;
+  if (ho !== g.ho * f || wo !== g.wo * f)
+    throw new Error(`bench shapes: a ${g.kh}×${g.kw} s${g.s} conv on ${g.h}×${g.w} does not scale by ${f}`);
+  return { ...g, n: (g.n / TRACE_BATCH) * batch, h, w, ho, wo };
+}
+
+export function convShapeFlops(g: ConvGeom): number {
+  return 2 * g.n * g.ho * g.wo * g.co * g.ci * g.kh * g.kw;
+}
+
+function label(s: ConvShape, g: ConvGeom): string {
+  const k = `conv${g.kh}x${g.kw}${g.s > 1 ? ` s${g.s}` : ''}`;
+  return `${s.pass.padEnd(5)} ${k} ${g.h}x${g.w} ${g.ci}→${g.co} N${g.n} ×${s.calls} (${s.workload})`;
+}
+
+function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[]) => Tensor } {
+  const xs = [g.n, g.ci, g.h, g.w];
+  const ws = [g.co, g.ci, g.kh, g.kw];
+  const gs = [g.n, g.co, g.ho, g.wo];
+  const opts = { stride: g.s, padding: g.p };
+  if (s.pass === 'fwd')
+    return {
+      inputs: s.bias ? [xs, ws, [g.co]] : [xs, ws],
+      run: ([x, w, b]) => conv2d(x!, w!, b ?? null, opts),
+    };
+  if (s.pass === 'dgrad')
+    return { inputs: [gs, ws], run: ([gy, w]) => conv2dBackwardInput(gy!, w!, xs, opts) };
+  return { inputs: [xs, gs], run: ([x, gy]) => conv2dBackwardWeight(x!, gy!, ws, opts) };
+}
+
+/** Benchmark cases for every distinct conv GEMM of the network's training step and inference. */
+export async function shapeCases(o: ShapeOptions): Promise<BenchCase[]> {
+  const cases: BenchCase[] = [];
+  const add = (s: ConvShape, batch: number) => {
+    const g = scaleGeom(s.geom, o.imageSize, batch);
+    const b = body(s, g);
+    cases.push({
+      family: `shapes-${o.teacher}`,
+      name: label(s, g),
+      flops: convShapeFlops(g),
+      callsPerStep: s.calls,
+      group: `${s.workload} b${batch}`,
+      setup: async () => {
+        const ts = b.inputs.map((shape) => full(shape, 0.01));
+        return {
+          run: () => noGrad(() => b.run(ts)).dispose(),
+          dispose: () => {
+            for (const t of ts) t.dispose();
+          },
+        };
+      },
+    });
+  };
+  for (const s of await traceWorkload(o.teacher, 'train')) add(s, o.trainBatch);
+  const infer = await traceWorkload(o.teacher, 'infer');
+  for (const batch of o.inferBatches) for (const s of infer) add(s, batch);
+  return cases;
+}
