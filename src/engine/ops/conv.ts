@@ -42,10 +42,11 @@ import {
   stridedUniforms,
   tileKey,
 } from '../../shaders/matmul.js';
-export type { ConvGeom } from '../../shaders/conv.js';
 import { record } from '../autograd.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
+
+export type { ConvGeom } from '../../shaders/conv.js';
 
 /**
  * Tuning knobs. Split-K (weight gradients and matmul): a GEMM whose M×N tiles are fewer than
