@@ -30,6 +30,8 @@ export interface BenchCase {
   callsPerStep?: number;
   /** the workload a case belongs to, e.g. "train b16" (bench shapes sums each group's time per step) */
   group?: string;
+  /** the GEMM tile the case was forced to (bench shapes --tiles) */
+  tile?: string;
   /** allocate inputs; returns the timed body (records dispatches) and a cleanup */
   setup: () => Promise<{ run: () => void; dispose: () => void }>;
 }
@@ -47,6 +49,7 @@ export interface BenchResult {
   peak_share?: number;
   calls_per_step?: number;
   group?: string;
+  tile?: string;
 }
 
 export interface BenchReport {
@@ -58,6 +61,8 @@ export interface BenchReport {
   results: BenchResult[];
   /** per group (bench shapes): Σ calls_per_step × median_ms — the step's conv time if run alone */
   groups?: { group: string; conv_ms_per_step: number; gflop_per_step: number; gflops: number }[];
+  /** per shape timed with several tiles (bench shapes --tiles): the fastest, and its time against the slowest */
+  best_tiles?: { group: string; name: string; tile: string; median_ms: number; speedup_over_worst: number }[];
 }
 
 /**
@@ -98,10 +103,12 @@ export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<Ben
       min_ms: +times[0]!.toFixed(4),
       max_ms: +times[times.length - 1]!.toFixed(4),
     };
-    if (c.flops) r.gflops = +(c.flops / (median * 1e6)).toFixed(2);
-    if (c.bytes) r.gbps = +(c.bytes / (median * 1e6)).toFixed(2);
+    // four significant digits: tiny shapes on a CPU adapter must not round to 0
+    if (c.flops) r.gflops = +(c.flops / (median * 1e6)).toPrecision(4);
+    if (c.bytes) r.gbps = +(c.bytes / (median * 1e6)).toPrecision(4);
     if (c.callsPerStep !== undefined) r.calls_per_step = c.callsPerStep;
     if (c.group !== undefined) r.group = c.group;
+    if (c.tile !== undefined) r.tile = c.tile;
     return r;
   } finally {
     dispose();
@@ -131,7 +138,33 @@ export async function runBench(
   const report: BenchReport = { adapter, date: new Date().toISOString(), size, peak_gflops: peak, results };
   const groups = groupTotals(cases, results);
   if (groups.length > 0) report.groups = groups;
+  const best = bestTiles(results);
+  if (best.length > 0) report.best_tiles = best;
   return report;
+}
+
+/** For every (workload, shape) timed with more than one tile: the fastest tile. */
+export function bestTiles(results: BenchResult[]): NonNullable<BenchReport['best_tiles']> {
+  const byShape = new Map<string, BenchResult[]>();
+  for (const r of results) {
+    if (r.tile === undefined) continue;
+    const k = `${r.group?.replace(` ${r.tile}`, '')}|${r.name}`;
+    byShape.set(k, [...(byShape.get(k) ?? []), r]);
+  }
+  const out: NonNullable<BenchReport['best_tiles']> = [];
+  for (const [k, rs] of byShape) {
+    if (rs.length < 2) continue;
+    const sorted = [...rs].sort((a, b) => a.median_ms - b.median_ms);
+    const best = sorted[0]!;
+    out.push({
+      group: k.slice(0, k.indexOf('|')),
+      name: best.name,
+      tile: best.tile!,
+      median_ms: best.median_ms,
+      speedup_over_worst: +(sorted[sorted.length - 1]!.median_ms / Math.max(best.median_ms, 1e-9)).toFixed(3),
+    });
+  }
+  return out;
 }
 
 function groupTotals(cases: BenchCase[], results: BenchResult[]): NonNullable<BenchReport['groups']> {

@@ -5,6 +5,10 @@
  * one inference at 32×32, batch 2, are traced (traceConvs) and scaled to the requested size — every conv,
  * pool and 2×2 deconv in these networks halves or doubles an even side exactly, so the shapes at 256² are
  * those at 32² times 8. `rdpp bench shapes --teacher wrn50|resnet50-keras|resnet18`.
+ *
+ * `--tiles all` (or a list of names from GEMM_TILES) times every shape with each GEMM tile: the per-group
+ * totals then say what each tile would give a whole step, and `best_tiles` which tile wins each shape — the
+ * measurements a per-shape tile table for an adapter is made from.
  */
 import {
   type ConvCall,
@@ -12,12 +16,14 @@ import {
   conv2d,
   conv2dBackwardInput,
   conv2dBackwardWeight,
+  convTuning,
   full,
   noGrad,
   runtime,
   type Tensor,
   traceConvs,
 } from '../src/engine/index.js';
+import { GEMM_TILES, type GemmTile } from '../src/shaders/matmul.js';
 import { type BenchTeacher, workload } from './e2e.js';
 import type { BenchCase } from './harness.js';
 
@@ -33,6 +39,29 @@ export interface ShapeOptions {
   trainBatch: number;
   /** inference batches (default 1 and 32) */
   inferBatches: number[];
+  /** GEMM tiles to time each shape with (names from GEMM_TILES); default: the engine's own choice */
+  tiles?: string[];
+}
+
+/** The tile names of `--tiles`: `all`, or a comma-separated list of GEMM_TILES names. */
+export function parseTiles(spec: string): string[] {
+  const names = spec === 'all' ? Object.keys(GEMM_TILES) : spec.split(',').map((t) => t.trim());
+  for (const n of names)
+    if (!GEMM_TILES[n])
+      throw new Error(
+        `--tiles: unknown tile '${n}' (use all or some of ${Object.keys(GEMM_TILES).join(', ')})`,
+      );
+  return names;
+}
+
+function withTile<T>(tile: GemmTile | null, fn: () => T): T {
+  const before = convTuning.tile;
+  convTuning.tile = tile;
+  try {
+    return fn();
+  } finally {
+    convTuning.tile = before;
+  }
 }
 
 /** One distinct GEMM of one workload as traced (batch 2), with its calls per step. */
@@ -116,25 +145,30 @@ function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[
 /** Benchmark cases for every distinct conv GEMM of the network's training step and inference. */
 export async function shapeCases(o: ShapeOptions): Promise<BenchCase[]> {
   const cases: BenchCase[] = [];
+  const tiles: (string | null)[] = o.tiles && o.tiles.length > 0 ? o.tiles : [null];
   const add = (s: ConvShape, batch: number) => {
     const g = scaleGeom(s.geom, o.imageSize, batch);
     const b = body(s, g);
-    cases.push({
-      family: `shapes-${o.teacher}`,
-      name: label(s, g),
-      flops: convShapeFlops(g),
-      callsPerStep: s.calls,
-      group: `${s.workload} b${batch}`,
-      setup: async () => {
-        const ts = b.inputs.map((shape) => full(shape, 0.01));
-        return {
-          run: () => noGrad(() => b.run(ts)).dispose(),
-          dispose: () => {
-            for (const t of ts) t.dispose();
-          },
-        };
-      },
-    });
+    for (const name of tiles) {
+      const tile = name === null ? null : GEMM_TILES[name]!;
+      cases.push({
+        family: `shapes-${o.teacher}`,
+        name: label(s, g),
+        flops: convShapeFlops(g),
+        callsPerStep: s.calls,
+        group: `${s.workload} b${batch}${name === null ? '' : ` ${name}`}`,
+        ...(name === null ? {} : { tile: name }),
+        setup: async () => {
+          const ts = b.inputs.map((shape) => full(shape, 0.01));
+          return {
+            run: () => withTile(tile, () => noGrad(() => b.run(ts)).dispose()),
+            dispose: () => {
+              for (const t of ts) t.dispose();
+            },
+          };
+        },
+      });
+    }
   };
   for (const s of await traceWorkload(o.teacher, 'train')) add(s, o.trainBatch);
   const infer = await traceWorkload(o.teacher, 'infer');

@@ -7,7 +7,8 @@
 #                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
 #                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
 #                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
-#   RDPP_PHASE=kernels every kernel benchmark, and every conv shape of the WRN50-2 and Keras networks
+#   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile, whole steps
+#                      with GEMM_TILE=auto and without the forward split-K, every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
@@ -57,9 +58,17 @@ tire)
   tar czf "$out/tire-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' runs/tire256 2>/dev/null
   ;;
 kernels)
+  # every conv shape with every GEMM tile (best_tiles says which wins each shape), then whole steps with
+  # the per-shape choice (GEMM_TILE=auto) against the default tile, and batch-1 inference without the
+  # forward split-K
+  run shapes-wrn50-tiles bench shapes "${net[@]}" --tiles all --iters 3
+  run shapes-keras-tiles bench shapes --teacher resnet50-keras --image-size "${net[3]}" --tiles all --iters 3
+  RDPP_GEMM_TILE=auto run train-auto bench train "${net[@]}" "${train[@]}" --ssot off
+  run train-default bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
+  RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
   run kernels bench --iters 5
-  run shapes-wrn50 bench shapes --teacher wrn50 --iters 5
-  run shapes-keras bench shapes --teacher resnet50-keras --iters 5
   ;;
 esac
 tail -n 60 "$log"

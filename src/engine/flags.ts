@@ -30,6 +30,17 @@ export interface Flags {
   VALIDATE_SHADERS: boolean;
   /** sinkhornClouds: cost-matrix bytes per chunk of problems (the chunk's tiles live on the GPU at once). */
   SINKHORN_CHUNK_BYTES: number;
+  /**
+   * The block tile of every GEMM (matmul and the convolution family): a name from GEMM_TILES in
+   * shaders/matmul.ts (t64x64, t128x128, t128x64, t64x128, t32x32), or `auto` to pick per GEMM shape (the
+   * largest tile that still gives the GPU enough workgroups). t64x64 is the tile measured on the H200.
+   */
+  GEMM_TILE: string;
+  /**
+   * Split the K dimension of forward convolutions over more workgroups when their M×N tiles are too few to
+   * fill the GPU (batch-1 inference, deep layers), as the weight gradients already do.
+   */
+  CONV_FWD_SPLIT_K: boolean;
 }
 
 const defaults: Flags = {
@@ -41,6 +52,8 @@ const defaults: Flags = {
   POOL_MAX_RESERVED_BYTES: Number.POSITIVE_INFINITY,
   VALIDATE_SHADERS: true,
   SINKHORN_CHUNK_BYTES: 512 * 2 ** 20,
+  GEMM_TILE: 't64x64',
+  CONV_FWD_SPLIT_K: true,
 };
 
 const current: Flags = { ...defaults };
@@ -56,9 +69,12 @@ export function setFlags(values: Partial<Flags>): () => void {
   return () => Object.assign(current, before);
 }
 
-/** Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers). */
+/**
+ * Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers;
+ * strings as given, checked where they are used).
+ */
 export function flagsFromEnv(env: Record<string, string | undefined>): Partial<Flags> {
-  const out: Record<string, boolean | number> = {};
+  const out: Record<string, boolean | number | string> = {};
   for (const key of Object.keys(defaults) as (keyof Flags)[]) {
     const raw = env[`RDPP_${key}`];
     if (raw === undefined) continue;
@@ -66,6 +82,8 @@ export function flagsFromEnv(env: Record<string, string | undefined>): Partial<F
       if (!/^(1|0|true|false)$/i.test(raw))
         throw new Error(`RDPP_${key}=${raw}: expected 1, 0, true or false`);
       out[key] = /^(1|true)$/i.test(raw);
+    } else if (typeof defaults[key] === 'string') {
+      out[key] = raw;
     } else {
       const n = Number(raw);
       if (Number.isNaN(n)) throw new Error(`RDPP_${key}=${raw}: expected a number (or Infinity)`);

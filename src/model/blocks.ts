@@ -9,13 +9,19 @@
  * Each block releases its temporaries as soon as their consumer is recorded (`release`): under noGrad
  * (the teacher, inference) they are freed at once, so inference memory is a few activations, not the
  * whole network's; in training only what a backward rule reads stays until that rule has run.
+ * Where nothing needs a gradient and BN uses running statistics (the frozen teacher always; OCBE and the
+ * decoder in evaluation), each conv → BN (→ + shortcut) (→ ReLU) chain is one fused kernel
+ * (conv2dFused): the conv output is never written to memory and read back.
  */
 import {
   addRelu,
   batchNorm,
   batchNormRelu,
+  canFuseInference,
   conv2d,
+  conv2dFused,
   convTranspose2d,
+  type FusedBatchNorm,
   release,
   type Tensor,
 } from '../engine/index.js';
@@ -39,7 +45,70 @@ function conv(s: NetState, name: string, x: Tensor, stride: number, padding: num
   return conv2d(x, s.get(`${name}.weight`), b, { stride, padding });
 }
 
-/** conv → BN (→ ReLU, fused into the BN kernel). */
+function bnParams(s: NetState, name: string): FusedBatchNorm {
+  return {
+    weight: s.get(`${name}.weight`),
+    bias: s.get(`${name}.bias`),
+    runningMean: s.get(`${name}.running_mean`),
+    runningVar: s.get(`${name}.running_var`),
+  };
+}
+
+/** Whether conv `convName` → BN `bnName` on x can run as one fused inference kernel. */
+function fusable(s: NetState, x: Tensor, convName: string, bnName: string, training: boolean): boolean {
+  if (training) return false;
+  const bn = bnParams(s, bnName);
+  const b = s.has(`${convName}.bias`) ? s.get(`${convName}.bias`) : null;
+  return canFuseInference(x, s.get(`${convName}.weight`), b, bn.weight, bn.bias);
+}
+
+/** conv → BN (→ + residual) (→ ReLU) as one kernel (see fusable). */
+function convBnFused(
+  s: NetState,
+  x: Tensor,
+  convName: string,
+  bnName: string,
+  o: { stride: number; padding: number; relu: boolean; residual?: Tensor },
+): Tensor {
+  const b = s.has(`${convName}.bias`) ? s.get(`${convName}.bias`) : null;
+  return conv2dFused(
+    x,
+    s.get(`${convName}.weight`),
+    b,
+    { stride: o.stride, padding: o.padding },
+    { bn: bnParams(s, bnName), relu: o.relu, ...(o.residual ? { residual: o.residual } : {}) },
+  );
+}
+
+/**
+ * The last conv → BN of a block, then relu(· + shortcut): fused into one kernel where possible, else
+ * convBn and residual. `sc` is computed first (it may read x), and released after (unless it is x).
+ */
+function convBnResidual(
+  s: NetState,
+  h: Tensor,
+  convName: string,
+  bnName: string,
+  o: { stride: number; padding: number; training: boolean },
+  shortcut: () => Tensor,
+  x: Tensor,
+): Tensor {
+  if (fusable(s, h, convName, bnName, o.training)) {
+    const sc = shortcut();
+    const out = convBnFused(s, h, convName, bnName, {
+      stride: o.stride,
+      padding: o.padding,
+      relu: true,
+      residual: sc,
+    });
+    release(sc === x ? null : sc);
+    return out;
+  }
+  const m = convBn(s, h, convName, bnName, { ...o, relu: false });
+  return residual(m, shortcut(), x);
+}
+
+/** conv → BN (→ ReLU, fused into the BN kernel; the whole chain fused in inference, see fusable). */
 export function convBn(
   s: NetState,
   x: Tensor,
@@ -47,6 +116,7 @@ export function convBn(
   bnName: string,
   o: { stride: number; padding: number; training: boolean; relu: boolean },
 ): Tensor {
+  if (fusable(s, x, convName, bnName, o.training)) return convBnFused(s, x, convName, bnName, o);
   const c = conv(s, convName, x, o.stride, o.padding);
   const out = bnForward(s, bnName, c, o.training, o.relu);
   release(c);
@@ -82,12 +152,21 @@ export function declareBasicBlock(
 
 export function basicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride, padding: 1, training, relu: true });
-  const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  const shortcut = () =>
+    s.has(`${p}.downsample.0.weight`)
+      ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
+      : x;
+  const out = convBnResidual(
+    s,
+    h,
+    `${p}.conv2`,
+    `${p}.bn2`,
+    { stride: 1, padding: 1, training },
+    shortcut,
+    x,
+  );
   release(h);
-  const sc = s.has(`${p}.downsample.0.weight`)
-    ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
-    : x;
-  return residual(m, sc, x);
+  return out;
 }
 
 // ---- Bottleneck ----
@@ -117,12 +196,21 @@ export function bottleneck(s: NetState, p: string, x: Tensor, stride: number, tr
   const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
   const h2 = convBn(s, h1, `${p}.conv2`, `${p}.bn2`, { stride, padding: 1, training, relu: true });
   release(h1);
-  const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  const shortcut = () =>
+    s.has(`${p}.downsample.0.weight`)
+      ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
+      : x;
+  const out = convBnResidual(
+    s,
+    h2,
+    `${p}.conv3`,
+    `${p}.bn3`,
+    { stride: 1, padding: 0, training },
+    shortcut,
+    x,
+  );
   release(h2);
-  const sc = s.has(`${p}.downsample.0.weight`)
-    ? convBn(s, x, `${p}.downsample.0`, `${p}.downsample.1`, { stride, padding: 0, training, relu: false })
-    : x;
-  return residual(m, sc, x);
+  return out;
 }
 
 // ---- reverse blocks (decoder) ----
@@ -157,10 +245,18 @@ export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, 
   const c1 = stride === 2 ? convTranspose2d(x, s.get(`${p}.conv1.weight`)) : conv(s, `${p}.conv1`, x, 1, 1);
   const h = bnForward(s, `${p}.bn1`, c1, training, true);
   release(c1);
-  const m = convBn(s, h, `${p}.conv2`, `${p}.bn2`, { stride: 1, padding: 1, training, relu: false });
+  const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
+  const out = convBnResidual(
+    s,
+    h,
+    `${p}.conv2`,
+    `${p}.bn2`,
+    { stride: 1, padding: 1, training },
+    shortcut,
+    x,
+  );
   release(h);
-  const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
-  return residual(m, sc, x);
+  return out;
 }
 
 /** Reverse Bottleneck: 1×1 → (2×2 s2 deconv | 3×3) → 1×1; shortcut `upsample`. */
@@ -191,8 +287,16 @@ export function deBottleneck(s: NetState, p: string, x: Tensor, stride: number, 
   release(h1);
   const h2 = bnForward(s, `${p}.bn2`, c2, training, true);
   release(c2);
-  const m = convBn(s, h2, `${p}.conv3`, `${p}.bn3`, { stride: 1, padding: 0, training, relu: false });
+  const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
+  const out = convBnResidual(
+    s,
+    h2,
+    `${p}.conv3`,
+    `${p}.bn3`,
+    { stride: 1, padding: 0, training },
+    shortcut,
+    x,
+  );
   release(h2);
-  const sc = s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x;
-  return residual(m, sc, x);
+  return out;
 }

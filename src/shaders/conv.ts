@@ -9,6 +9,8 @@
  *  forward  y = conv(x, w):   M = N·Ho·Wo (output pixels), N = Co, K = T·Ci.
  *           A = im2col(x) (loaded 'row': adjacent invocations read adjacent pixels); B = the weight as a
  *           [T, Ci, Co] strided view (a transposed copy, or w itself when T = 1). Bias fused in the store.
+ *           When M·N gives too few workgroups (batch 1, deep layers) K is split over workgroup_id.z and
+ *           the slices summed afterwards, as in wgrad.
  *  dgrad    dx = conv_transpose(g, w). For stride S an input pixel (iy, ix) only receives taps with
  *           ky ≡ (iy + P) mod S, so the input pixels split into S² phases (z = phase); phase (py, px) is a
  *           dense GEMM over its pixels with K = (taps of that phase)·Co — no wasted zero taps, no
@@ -63,10 +65,13 @@ export function convUniforms(g: ConvGeom): Record<string, ['u32', number]> {
 
 // ---- forward ----
 
-export const FWD_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32 }
+/** Slice z (split-K) walks K tiles [z·tps, (z+1)·tps); without a split there is one slice. */
+export const FWD_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
 fn make_ctx(z: u32) -> Ctx {
   let kin = (u.ci + BK - 1u) / BK;
-  return Ctx(u.nb * u.ho * u.wo, u.co, kin, 0u, u.kh * u.kw * kin);
+  let total = u.kh * u.kw * kin;
+  let t0 = min(z * u.tps, total);
+  return Ctx(u.nb * u.ho * u.wo, u.co, kin, t0, min(t0 + u.tps, total), z);
 }
 fn real_tap(c: Ctx, ko: u32) -> u32 { return ko; }`;
 
@@ -123,10 +128,66 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   };
 }
 
-export function fwdStore(bias: boolean): string {
+/**
+ * An inference epilogue fused into the forward convolution's store (or, after split-K, into the slice
+ * sum): batch norm with running statistics, then a residual add, then ReLU — the conv → BN (→ + shortcut)
+ * → ReLU chains of every ResNet block, without writing and re-reading the conv output. Bindings: bn_w,
+ * bn_b, bn_rm, bn_rv (per output channel), res (the shortcut, shaped like y); uniform eps. The BN
+ * expression is the batch-norm apply kernel's, term for term.
+ */
+export interface FwdEpilogue {
+  bn: boolean;
+  residual: boolean;
+  relu: boolean;
+}
+
+export function epilogueKey(e: FwdEpilogue | null): string {
+  return e ? `epi:${e.bn ? 'bn' : ''}${e.residual ? '+res' : ''}${e.relu ? '+relu' : ''}` : 'epi:-';
+}
+
+/** `fn epi(v, n, idx)`: the epilogue for output channel n at flat output offset idx. */
+export function epilogueWgsl(e: FwdEpilogue | null): string {
+  const lines = ['  var z = v;'];
+  if (e?.bn) lines.push('  z = (z - bn_rm[n]) * ((1.0 / sqrt(bn_rv[n] + u.eps)) * bn_w[n]) + bn_b[n];');
+  if (e?.residual) lines.push('  z = z + res[idx];');
+  if (e?.relu) lines.push('  z = max(z, 0.0);');
+  return `fn epi(v: f32, n: u32, idx: u32) -> f32 {
+${lines.join('\n')}
+  return z;
+}`;
+}
+
+/**
+ * Slice z goes to y + z·|y| (split-K partials in the output's layout); the bias is added by slice 0.
+ * With `epilogue` (no split: one slice) the value goes through it; partials are stored raw and the
+ * epilogue runs in the slice sum (splitSumEpilogueShader).
+ */
+export function fwdStore(bias: boolean, epilogue: FwdEpilogue | null = null): string {
+  const v = `v${bias ? ' + select(0.0, bias[n], c.z == 0u)' : ''}`;
+  if (epilogue)
+    return `${epilogueWgsl(epilogue)}
+fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  let hw = u.ho * u.wo;
+  let idx = ((m / hw) * u.co + n) * hw + m % hw;
+  y[idx] = epi(${v}, n, idx);
+}`;
   return `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let hw = u.ho * u.wo;
-  y[((m / hw) * u.co + n) * hw + m % hw] = v${bias ? ' + bias[n]' : ''};
+  y[c.z * c.m * c.n + ((m / hw) * u.co + n) * hw + m % hw] = ${v};
+}`;
+}
+
+/** y[i] = epi(Σ_z part[z·n + i]) for an NCHW output (channel (i / hw) % co): split-K plus the epilogue. */
+export function splitSumEpilogueShader(e: FwdEpilogue, wgSize = 256): (header: string) => string {
+  return (h) => `${h}
+${epilogueWgsl(e)}
+@compute @workgroup_size(${wgSize})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wgSize}u;
+  if (i >= u.n) { return; }
+  var s = 0.0;
+  for (var z = 0u; z < u.splits; z = z + 1u) { s = s + part[z * u.n + i]; }
+  y[i] = epi(s, (i / u.hw) % u.co, i);
 }`;
 }
 

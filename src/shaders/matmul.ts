@@ -4,14 +4,14 @@
  * where A(m, k) and B(k, n) live in memory and where C goes; that is plugged in as WGSL "loaders".
  *
  * Algorithm (the classic shared-memory block tile, as in tfjs's matmul_packed and CUTLASS's SIMT GEMM):
- *   - a workgroup of (BM/4)·(BN/4) invocations owns a BM×BN block of C; each invocation owns a 4×4
- *     sub-block held in four vec4 accumulators;
+ *   - a workgroup of (BM/TM)·(BN/TN) invocations owns a BM×BN block of C; each invocation owns a TM×TN
+ *     sub-block (4×4 by default, up to 8×8) held in vec4 accumulators;
  *   - the K dimension is walked in tiles of BK: the workgroup stages the BK×BM slice of A and the BK×BN
  *     slice of B in workgroup memory (k-major, so the inner loop reads one vec4 of A and one of B per k
  *     and does 16 FMAs), each invocation loading BM·BK/WG elements of each operand;
  *   - global loads of tile t+1 go to registers while tile t is multiplied (register prefetch), so the
  *     memory latency overlaps the arithmetic with only one shared buffer (fits WebGPU's default 16 KiB);
- *   - each invocation stages 4 consecutive rows at one k of each operand (one vec4 store per tile);
+ *   - each invocation stages groups of 4 consecutive rows at one k of each operand (one vec4 store each);
  *   - edge tiles: loaders return 0 outside the problem, stores are bounds-checked, so any M, N, K work.
  * On the H200 this tile (64×64, 4×4 per invocation, BK 16) reached 19.5 TFLOP/s f32 as a plain matmul.
  *
@@ -34,31 +34,82 @@
  * Every program also has the uniforms `tiles_m`, `tiles_n` (the 2-D grid is linearised, see gemmGrid).
  */
 
-/** Block tile: BM×BN outputs per workgroup, BK deep; each invocation computes 4×4. */
+/**
+ * Block tile: BM×BN outputs per workgroup, BK deep; each invocation computes TM×TN outputs (4 or 8 each,
+ * default 4×4). With TM = 8 an invocation owns two groups of 4 rows half a tile apart (BM/2), not 8
+ * adjacent rows, so adjacent invocations still read adjacent vec4s of the staging tile and store
+ * adjacent groups of 4 outputs (CUTLASS's SIMT layout).
+ */
 export interface GemmTile {
   bm: number;
   bn: number;
   bk: number;
+  tm?: 4 | 8;
+  tn?: 4 | 8;
 }
 
 export const DEFAULT_TILE: GemmTile = { bm: 64, bn: 64, bk: 16 };
 
+/**
+ * The tiles the engine knows, by name (pipeline keys, flags and benchmarks use the names). 64×64 is the
+ * default: as a plain 4096³ matmul on the H200 it reached 19.3–19.6 TFLOP/s where a 128×128 tile with 8×8
+ * per invocation (the register-blocked tile of big-GPU GEMMs, half the staging traffic per FMA) reached
+ * 16.1–16.3 in a probe (../shared/docs/webgpu-runtime.md) — so bigger is not better by default there, and
+ * which tile wins each conv shape is measured (`rdpp bench shapes --tiles all`), not assumed. The
+ * rectangular tiles suit GEMMs with few rows (deep layers at small batch) or few columns; 32×32 gives
+ * small problems more workgroups.
+ */
+export const GEMM_TILES: Readonly<Record<string, GemmTile>> = Object.freeze({
+  t64x64: DEFAULT_TILE,
+  t128x128: { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  t128x64: { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
+  t64x128: { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 },
+  t32x32: { bm: 32, bn: 32, bk: 16 },
+});
+
+function micro(t: GemmTile): { tm: number; tn: number } {
+  return { tm: t.tm ?? 4, tn: t.tn ?? 4 };
+}
+
 /** Invocations per workgroup for a tile. */
 export function tileThreads(t: GemmTile): number {
-  return (t.bm / 4) * (t.bn / 4);
+  const { tm, tn } = micro(t);
+  return (t.bm / tm) * (t.bn / tn);
 }
 
 /** The part of a pipeline key that the tile configuration determines. */
 export function tileKey(t: GemmTile): string {
-  return `t${t.bm}x${t.bn}x${t.bk}`;
+  const { tm, tn } = micro(t);
+  return `t${t.bm}x${t.bn}x${t.bk}${tm === 4 && tn === 4 ? '' : `r${tm}x${tn}`}`;
+}
+
+/** Groups of 4 rows × 1 k that each invocation stages per K tile for an operand of `rows` rows. */
+function stageGroups(rows: number, t: GemmTile): number {
+  return (rows * t.bk) / (4 * tileThreads(t));
+}
+
+/** Why a tile is not a valid configuration, or null when it is. */
+export function tileProblem(t: GemmTile): string | null {
+  const { tm, tn } = micro(t);
+  if (![4, 8].includes(tm) || ![4, 8].includes(tn)) return 'TM and TN must be 4 or 8';
+  if (t.bm % tm !== 0 || t.bn % tn !== 0) return 'BM must be a multiple of TM and BN of TN';
+  if (tileThreads(t) > 256) return 'more than 256 invocations per workgroup';
+  for (const rows of [t.bm, t.bn]) {
+    const g = stageGroups(rows, t);
+    if (!Number.isInteger(g) || g < 1)
+      return `a ${rows}×${t.bk} operand tile does not split into 4-row groups`;
+  }
+  return null;
 }
 
 function checkTile(t: GemmTile): void {
-  const wg = tileThreads(t);
-  // every invocation stages exactly 4 rows × 1 k of each operand
-  const ok =
-    t.bm % 4 === 0 && t.bn % 4 === 0 && wg <= 256 && t.bm * t.bk === 4 * wg && t.bn * t.bk === 4 * wg;
-  if (!ok) throw new Error(`GEMM tile ${tileKey(t)} is not a valid configuration`);
+  const problem = tileProblem(t);
+  if (problem) throw new Error(`GEMM tile ${tileKey(t)} is not a valid configuration: ${problem}`);
+}
+
+/** Workgroup memory a tile stages (both operands, padded), in bytes. */
+export function tileSharedBytes(t: GemmTile): number {
+  return 4 * t.bk * (t.bm + 4 + t.bn + 4);
 }
 
 export type LoadMode = 'row' | 'k';
@@ -100,32 +151,40 @@ export function gemmGrid(
 }
 
 /**
- * Code that loads this invocation's share of one operand tile (4 consecutive rows at one k) into the
- * registers v<p>0..3, and stores it to the staging tile as one whole vec4 (no dynamic vector-component
- * writes: some backends lower those to a read-modify-write of the vector, a race in shared memory).
+ * Code that loads this invocation's share of one operand tile (groups of 4 consecutive rows at one k)
+ * into registers v<p><q><i>, and stores each group to the staging tile as one whole vec4 (no dynamic
+ * vector-component writes: some backends lower those to a read-modify-write of the vector, a race in
+ * shared memory). Group q of invocation lid is the linear index lid + q·threads of the tile's groups.
  */
 function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile) {
   const P = p.toUpperCase();
   const origin = p === 'a' ? 'm0' : 'n0';
-  const groups = rows / 4;
-  const q = [0, 1, 2, 3];
+  const perK = rows / 4;
+  const threads = tileThreads(t);
+  const groups = Array.from({ length: stageGroups(rows, t) }, (_, q) => q);
+  const q4 = [0, 1, 2, 3];
   const decl: string[] = [];
-  if (op.mode === 'row') {
-    // adjacent invocations: adjacent groups of 4 rows
-    decl.push(`  let ${p}G = lid % ${groups}u;`, `  let ${p}KK = lid / ${groups}u;`);
-  } else {
-    // adjacent invocations: adjacent k
-    decl.push(`  let ${p}G = lid / ${t.bk}u;`, `  let ${p}KK = lid % ${t.bk}u;`);
+  const outer: string[] = [];
+  const load: string[] = [];
+  const put: string[] = [];
+  for (const q of groups) {
+    const L = q === 0 ? 'lid' : `(lid + ${q * threads}u)`;
+    // 'row': adjacent invocations load adjacent groups of 4 rows; 'k': adjacent k
+    if (op.mode === 'row')
+      decl.push(`  let ${p}G${q} = ${L} % ${perK}u;`, `  let ${p}KK${q} = ${L} / ${perK}u;`);
+    else decl.push(`  let ${p}G${q} = ${L} / ${t.bk}u;`, `  let ${p}KK${q} = ${L} % ${t.bk}u;`);
+    for (const i of q4) {
+      decl.push(`  let ${p}R${q}${i} = ${p}_row_of(c, ${origin} + ${p}G${q} * 4u + ${i}u);`);
+      decl.push(`  var ${p}O${q}${i} = ${p}_outer(c, ${p}R${q}${i}, ko);`);
+      outer.push(`${p}O${q}${i} = ${p}_outer(c, ${p}R${q}${i}, ko);`);
+    }
+    decl.push(`  var ${q4.map((i) => `v${p}${q}${i}`).join(': f32; var ')}: f32;`);
+    load.push(`let ${p}K${q} = ${p}_k_of(c, ko, ki, ${p}KK${q});`);
+    for (const i of q4) load.push(`v${p}${q}${i} = ${p}_load(c, ${p}R${q}${i}, ${p}O${q}${i}, ${p}K${q});`);
+    put.push(
+      `${P}s[${p}KK${q} * ${P}S4 + ${p}G${q}] = vec4<f32>(${q4.map((i) => `v${p}${q}${i}`).join(', ')});`,
+    );
   }
-  for (const i of q) {
-    decl.push(`  let ${p}R${i} = ${p}_row_of(c, ${origin} + ${p}G * 4u + ${i}u);`);
-    decl.push(`  var ${p}O${i} = ${p}_outer(c, ${p}R${i}, ko);`);
-  }
-  decl.push(`  var ${q.map((i) => `v${p}${i}`).join(': f32; var ')}: f32;`);
-  const outer = q.map((i) => `${p}O${i} = ${p}_outer(c, ${p}R${i}, ko);`);
-  const load = [`let ${p}K = ${p}_k_of(c, ko, ki, ${p}KK);`];
-  for (const i of q) load.push(`v${p}${i} = ${p}_load(c, ${p}R${i}, ${p}O${i}, ${p}K);`);
-  const put = [`${P}s[${p}KK * ${P}S4 + ${p}G] = vec4<f32>(v${p}0, v${p}1, v${p}2, v${p}3);`];
   return { decl, outer, load, put };
 }
 
@@ -133,20 +192,49 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile) {
 export function gemmShader(spec: GemmSpec): (header: string) => string {
   const t = spec.tile;
   checkTile(t);
-  const wg = tileThreads(t);
+  const { tm, tn } = micro(t);
   const A = operandCode('a', spec.a, t.bm, t);
   const B = operandCode('b', spec.b, t.bn, t);
-  const tmExpr = spec.fast === 'm' ? `lid % ${t.bm / 4}u` : `lid / ${t.bn / 4}u`;
-  const tnExpr = spec.fast === 'm' ? `lid / ${t.bm / 4}u` : `lid % ${t.bn / 4}u`;
+  // invocations along M and N; strip j of an invocation's rows starts j·(BM/TM) groups of 4 further on
+  const im = t.bm / tm;
+  const inN = t.bn / tn;
+  const ja = Array.from({ length: tm / 4 }, (_, j) => j);
+  const jb = Array.from({ length: tn / 4 }, (_, j) => j);
+  const q4 = [0, 1, 2, 3];
+  const comp = ['x', 'y', 'z', 'w'];
+  const tmExpr = spec.fast === 'm' ? `lid % ${im}u` : `lid / ${inN}u`;
+  const tnExpr = spec.fast === 'm' ? `lid / ${im}u` : `lid % ${inN}u`;
+  const acc = (a: number, i: number, b: number) => `acc${a}_${i}_${b}`;
   const ind = (lines: string[], n: number) => lines.map((l) => `${' '.repeat(n)}${l}`).join('\n');
-  const stores = [0, 1, 2, 3]
-    .map(
-      (i) => `  {
-    let m = m0 + tm * 4u + ${i}u;
+  const accDecl = ja.flatMap((a) =>
+    q4.flatMap((i) => jb.map((b) => `  var ${acc(a, i, b)} = vec4<f32>(0.0);`)),
+  );
+  const inner = [
+    ...ja.map((a) => `let av${a} = As[kk * AS4 + ${a * im}u + tm];`),
+    ...jb.map((b) => `let bv${b} = Bs[kk * BS4 + ${b * inN}u + tn];`),
+    ...ja.flatMap((a) =>
+      q4.flatMap((i) =>
+        jb.map((b) => `${acc(a, i, b)} = fma(vec4<f32>(av${a}.${comp[i]}), bv${b}, ${acc(a, i, b)});`),
+      ),
+    ),
+  ];
+  const stores = ja
+    .flatMap((a) =>
+      q4.map(
+        (i) => `  {
+    let m = m0 + (${a * im}u + tm) * 4u + ${i}u;
     if (m < c.m) {
-${[0, 1, 2, 3].map((j) => `      if (n0 + tn * 4u + ${j}u < c.n) { store_c(c, m, n0 + tn * 4u + ${j}u, acc${i}[${j}]); }`).join('\n')}
+${jb
+  .flatMap((b) =>
+    q4.map(
+      (j) =>
+        `      { let n = n0 + (${b * inN}u + tn) * 4u + ${j}u; if (n < c.n) { store_c(c, m, n, ${acc(a, i, b)}[${j}]); } }`,
+    ),
+  )
+  .join('\n')}
     }
   }`,
+      ),
     )
     .join('\n');
   return (header) => `${header}
@@ -164,7 +252,7 @@ ${spec.a.wgsl('a')}
 ${spec.b.wgsl('b')}
 ${spec.store}
 
-@compute @workgroup_size(${wg})
+@compute @workgroup_size(${tileThreads(t)})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let c = make_ctx(wid.z);
@@ -176,10 +264,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (nt >= u.tiles_n || m0 >= c.m || n0 >= c.n) { return; }
   let tm = ${tmExpr};
   let tn = ${tnExpr};
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
+${accDecl.join('\n')}
   let kin = max(c.k_inner, 1u);
   var ko = c.t0 / kin;
   var ki = c.t0 % kin;
@@ -206,12 +291,7 @@ ${ind(A.load, 6)}
 ${ind(B.load, 6)}
     }
     for (var kk = 0u; kk < BK; kk = kk + 1u) {
-      let av = As[kk * AS4 + tm];
-      let bv = Bs[kk * BS4 + tn];
-      acc0 = fma(vec4<f32>(av.x), bv, acc0);
-      acc1 = fma(vec4<f32>(av.y), bv, acc1);
-      acc2 = fma(vec4<f32>(av.z), bv, acc2);
-      acc3 = fma(vec4<f32>(av.w), bv, acc3);
+${ind(inner, 6)}
     }
   }
 ${stores}

@@ -126,4 +126,40 @@ describe('network shapes', () => {
     expect(report.groups[0].conv_ms_per_step).toBeCloseTo(total, 2);
     expect(r.err).toMatch(/infer b1: .* ms of convs per step/);
   });
+
+  it('--tiles times each shape with every tile named and says which tile wins each shape', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'rdpp-tiles-')), 'tiles.json');
+    const args = ['bench', 'shapes', '--teacher', 'resnet18', '--image-size', '32', '--batch', '1'];
+    const r = await cli([
+      ...args,
+      '--iters',
+      '1',
+      '--filter',
+      'fwd +conv1x1 .*\\(infer\\)',
+      '--tiles',
+      't64x64,t128x128',
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    const shapes = new Set(report.results.map((res: { name: string }) => res.name));
+    expect(shapes.size).toBeGreaterThan(0);
+    expect(report.results).toHaveLength(2 * shapes.size);
+    expect(report.groups.map((g: { group: string }) => g.group).sort()).toEqual([
+      'infer b1 t128x128',
+      'infer b1 t64x64',
+    ]);
+    expect(report.best_tiles).toHaveLength(shapes.size);
+    for (const b of report.best_tiles) {
+      const timed = report.results.filter((res: { name: string }) => res.name === b.name);
+      expect(b.group).toBe('infer b1');
+      expect(b.median_ms).toBe(Math.min(...timed.map((res: { median_ms: number }) => res.median_ms)));
+      expect(timed.find((res: { tile: string }) => res.tile === b.tile).median_ms).toBe(b.median_ms);
+      expect(b.speedup_over_worst).toBeGreaterThanOrEqual(1);
+    }
+    const bad = await cli([...args, '--tiles', 't64x64,t7x7']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--tiles: unknown tile 't7x7' \(use all or some of t64x64, t128x128/);
+  });
 });

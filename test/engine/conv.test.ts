@@ -9,14 +9,19 @@ import {
   conv2d,
   conv2dBackwardInput,
   conv2dBackwardWeight,
+  conv2dFused,
   convTranspose2d,
   convTuning,
+  gemmTileFor,
   matmul,
+  noGrad,
   runtime,
   scope,
+  setFlags,
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
+import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
 
@@ -207,7 +212,7 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
     });
   });
 
-  it('weight gradient with split-K (many slices, ragged last slice)', async () => {
+  it('forward and weight gradient with split-K (many slices, ragged last slice)', async () => {
     Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 3, targetWorkgroups: 1000 });
     await checkConv({ n: 3, ci: 5, h: 9, w: 11, co: 6, kh: 3, kw: 3, s: 1, p: 1 }, true, 99);
     await checkConv({ n: 2, ci: 3, h: 10, w: 10, co: 4, kh: 3, kw: 3, s: 2, p: 1 }, false, 98);
@@ -216,6 +221,61 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
   it('another tile configuration (32×32×8) gives the same results', async () => {
     convTuning.tile = { bm: 32, bn: 32, bk: 8 };
     await checkConv({ n: 2, ci: 11, h: 7, w: 9, co: 35, kh: 3, kw: 3, s: 2, p: 1 }, true, 77);
+  });
+
+  // Two M tiles and two N tiles even for the 128×128 tile, several K tiles, ragged edges everywhere.
+  for (const [name, tile] of Object.entries(GEMM_TILES)) {
+    it(`named tile ${name} (${tile.tm ?? 4}×${tile.tn ?? 4} per invocation) gives the same results`, async () => {
+      convTuning.tile = tile;
+      await checkConv({ n: 2, ci: 19, h: 9, w: 8, co: 131, kh: 3, kw: 3, s: 1, p: 1 }, true, 55);
+    });
+  }
+
+  it('the forward split-K really splits, adds the bias once, and CONV_FWD_SPLIT_K turns it off', async () => {
+    Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 2, targetWorkgroups: 1000 });
+    const dispatchesOfForward = (): number =>
+      scope(() => {
+        // K = 40 channels: three K tiles of 16
+        const x = tensor(randn(2 * 40 * 5 * 5, 3), [2, 40, 5, 5]);
+        const w = tensor(randn(7 * 40, 4), [7, 40, 1, 1]);
+        const b = tensor(randn(7, 5), [7]);
+        const before = runtime().counters.dispatches;
+        conv2d(x, w, b);
+        return runtime().counters.dispatches - before;
+      });
+    expect(dispatchesOfForward()).toBe(2); // the GEMM slices + their sum
+    const restore = setFlags({ CONV_FWD_SPLIT_K: false });
+    try {
+      expect(dispatchesOfForward()).toBe(1);
+    } finally {
+      restore();
+    }
+    await checkConv({ n: 2, ci: 40, h: 5, w: 5, co: 7, kh: 1, kw: 1, s: 1, p: 0 }, true, 66);
+  });
+
+  it('GEMM_TILE picks tiles by name or by shape (auto) and names the choices when unknown', () => {
+    const restore = setFlags({ GEMM_TILE: 'auto' });
+    try {
+      // 256 × 1024 outputs: 16 tiles of 128×128 — too few, so the 64×64 tile (64 tiles) and split-K
+      expect(gemmTileFor(256, 1024)).toBe(DEFAULT_TILE);
+      // a training-size GEMM (16·64·64 pixels × 256 channels): 1024 tiles of 128×128
+      expect(gemmTileFor(16 * 64 * 64, 256)).toBe(GEMM_TILES.t128x128);
+      setFlags({ GEMM_TILE: 't128x64' });
+      expect(gemmTileFor(10, 10)).toBe(GEMM_TILES.t128x64);
+      setFlags({ GEMM_TILE: 't99' });
+      expect(() => gemmTileFor(10, 10)).toThrow(
+        /GEMM_TILE=t99 is not a known tile: use auto or one of t64x64/,
+      );
+    } finally {
+      restore();
+    }
+  });
+
+  it('every named tile is a valid configuration and invalid ones are explained', () => {
+    for (const t of Object.values(GEMM_TILES)) expect(tileProblem(t)).toBeNull();
+    expect(tileProblem({ bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 })).toBeNull();
+    expect(tileProblem({ bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 })).toMatch(/does not split into 4-row groups/);
+    expect(tileProblem({ bm: 128, bn: 128, bk: 8 })).toMatch(/more than 256 invocations/);
   });
 
   it('backward helpers match the autograd path', async () => {
@@ -324,6 +384,124 @@ describe('matmul against a float64 reference', () => {
     expect(relErr(gdb!, db)).toBeLessThan(2e-6);
     at.dispose();
     bt.dispose();
+  });
+});
+
+describe('conv2dFused: conv → batch norm (running stats) → + residual → ReLU in one kernel', () => {
+  const c: Conv = { n: 2, ci: 21, h: 7, w: 6, co: 9, kh: 3, kw: 3, s: 1, p: 1 };
+  const [ho, wo] = outSize(c) as [number, number];
+  const x = randn(c.n * c.ci * c.h * c.w, 301);
+  const w = randn(c.co * c.ci * 9, 302, 0.5);
+  const b = randn(c.co, 303);
+  const gamma = randn(c.co, 304);
+  const beta = randn(c.co, 305);
+  const mean = randn(c.co, 306);
+  const variance = randn(c.co, 307).map((v) => 0.5 + v * v);
+  const res = randn(c.n * c.co * ho * wo, 308);
+  const eps = 1e-3;
+
+  /** The float64 reference of the whole chain. */
+  function reference(o: { bias: boolean; bn: boolean; residual: boolean; relu: boolean }): Float64Array {
+    const y = convRef(c, x, w, o.bias ? b : null, new Float32Array(c.n * c.co * ho * wo)).y;
+    const hw = ho * wo;
+    return y.map((v, i) => {
+      const ch = Math.floor(i / hw) % c.co;
+      let z = o.bn ? ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * gamma[ch]! + beta[ch]! : v;
+      if (o.residual) z += res[i]!;
+      return o.relu ? Math.max(z, 0) : z;
+    });
+  }
+
+  async function fused(o: {
+    bias: boolean;
+    bn: boolean;
+    residual: boolean;
+    relu: boolean;
+  }): Promise<Float32Array> {
+    const t = scope(() =>
+      conv2dFused(
+        tensor(x, [c.n, c.ci, c.h, c.w]),
+        tensor(w, [c.co, c.ci, 3, 3]),
+        o.bias ? tensor(b, [c.co]) : null,
+        { stride: 1, padding: 1 },
+        {
+          ...(o.bn
+            ? {
+                bn: {
+                  weight: tensor(gamma, [c.co]),
+                  bias: tensor(beta, [c.co]),
+                  runningMean: tensor(mean, [c.co]),
+                  runningVar: tensor(variance, [c.co]),
+                  eps,
+                },
+              }
+            : {}),
+          ...(o.residual ? { residual: tensor(res, [c.n, c.co, ho, wo]) } : {}),
+          relu: o.relu,
+        },
+      ),
+    );
+    const [out] = await readAndDispose(t);
+    return out!;
+  }
+
+  const combos = [
+    { bias: true, bn: true, residual: false, relu: true },
+    { bias: false, bn: true, residual: false, relu: false },
+    { bias: true, bn: true, residual: true, relu: true },
+    { bias: false, bn: false, residual: true, relu: false },
+    { bias: false, bn: false, residual: false, relu: true },
+  ];
+  for (const o of combos) {
+    const name = Object.entries(o)
+      .filter(([, v]) => v)
+      .map(([k]) => k)
+      .join(' + ');
+    it(`${name}: one pass and after split-K`, async () => {
+      const want = reference(o);
+      const dispatches = async (): Promise<[Float32Array, number]> => {
+        const before = runtime().counters.dispatches;
+        const out = await fused(o);
+        return [out, runtime().counters.dispatches - before];
+      };
+      const restore = setFlags({ CONV_FWD_SPLIT_K: false });
+      try {
+        const [direct, n] = await dispatches();
+        expect(n).toBe(2); // a 3×3 conv: the weight transpose and the GEMM with its epilogue, nothing else
+        expect(relErr(direct, want)).toBeLessThan(2e-6);
+      } finally {
+        restore();
+      }
+      Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 4, targetWorkgroups: 1000 });
+      const [split, n] = await dispatches();
+      expect(n).toBe(3); // + the slice sum, which applies the epilogue
+      expect(relErr(split, want)).toBeLessThan(2e-6);
+    });
+  }
+
+  it('refuses inputs that need a gradient, and batch-norm vectors of the wrong size', () => {
+    const xt = leaf(x, [c.n, c.ci, c.h, c.w]);
+    const wt = tensor(w, [c.co, c.ci, 3, 3]);
+    expect(() => scope(() => conv2dFused(xt, wt, null, { padding: 1 }, { relu: true }))).toThrow(
+      /an input requires a gradient, and the fused epilogue has none/,
+    );
+    // under noGrad nothing is recorded, so the same call is fine
+    noGrad(() => conv2dFused(xt, wt, null, { padding: 1 }, { relu: true })).dispose();
+    const v = tensor(new Float32Array(4), [4]);
+    expect(() =>
+      scope(() =>
+        conv2dFused(
+          tensor(x, [c.n, c.ci, c.h, c.w]),
+          wt,
+          null,
+          { padding: 1 },
+          {
+            bn: { weight: v, bias: v, runningMean: v, runningVar: v },
+          },
+        ),
+      ),
+    ).toThrow(/batch-norm weight \S+ must be \[9\] \(the output channels\)/);
+    for (const t of [xt, wt, v]) t.dispose();
   });
 });
 

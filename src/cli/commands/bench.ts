@@ -1,7 +1,7 @@
 import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
-import { shapeCases } from '../../../bench/shapes.js';
+import { parseTiles, shapeCases } from '../../../bench/shapes.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
@@ -40,18 +40,30 @@ export function parseE2eOptions(values: Record<string, unknown>, what: 'train' |
   return { ssot, teacher: teacher as BenchTeacher, batch, imageSize, iters, warmup: 2 };
 }
 
+function tilesOption(spec: string): string[] {
+  try {
+    return parseTiles(spec);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 export const bench: Command = {
   name: 'bench',
   summary:
     'benchmarks: kernels (GFLOP/s, GB/s), every conv shape of a network, a whole training step, inference; JSON with the adapter',
   usage:
-    '[kernels|shapes|train|infer] [--small] [--filter <regex>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
+    '[kernels|shapes|train|infer] [--small] [--filter <regex>] [--tiles all|<names>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
   positionals: true,
   options: {
     small: { type: 'boolean', help: 'kernels: small shapes (for CPU adapters such as lavapipe)' },
     filter: {
       type: 'string',
       help: 'kernels: only cases whose "family name" matches this regular expression',
+    },
+    tiles: {
+      type: 'string',
+      help: 'shapes: time every shape with these GEMM tiles ("all" or a list such as t64x64,t128x128)',
     },
     out: { type: 'string', help: 'write the JSON report to this file (default: print it)' },
     ...E2E_OPTIONS,
@@ -81,6 +93,8 @@ export const bench: Command = {
       throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
     // shapes: the network's own conv GEMMs, traced (training step at --batch or 16, inference at 1 and 32)
     const e2e = what === 'shapes' ? parseE2eOptions(values, 'train') : null;
+    if (values.tiles !== undefined && what !== 'shapes')
+      throw new UsageError('--tiles applies to bench shapes only');
     await startEngine();
     const size = what === 'shapes' ? 'shapes' : values.small ? 'small' : 'full';
     const filter = values.filter ? new RegExp(String(values.filter)) : null;
@@ -90,6 +104,7 @@ export const bench: Command = {
           imageSize: e2e.imageSize,
           trainBatch: e2e.batch,
           inferBatches: values.batch === undefined ? [1, 32] : [e2e.batch],
+          tiles: values.tiles === undefined ? undefined : tilesOption(String(values.tiles)),
         })
       : allBenchCases(values.small ? 'small' : 'full');
     const cases = all.filter((c) => !filter || filter.test(`${c.family} ${c.name}`));

@@ -19,10 +19,13 @@ import {
   DGRAD_CTX,
   DGRAD_G,
   DGRAD_STORE,
+  epilogueKey,
   FWD_CTX,
+  type FwdEpilogue,
   fwdStore,
   IM2COL,
   permute3Shader,
+  splitSumEpilogueShader,
   WGRAD_CTX,
   WGRAD_G,
   WGRAD_STORE,
@@ -31,6 +34,7 @@ import {
 } from '../../shaders/conv.js';
 import {
   DEFAULT_TILE,
+  GEMM_TILES,
   type GemmTile,
   gemmGrid,
   gemmShader,
@@ -42,21 +46,24 @@ import {
   stridedUniforms,
   tileKey,
 } from '../../shaders/matmul.js';
-import { record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
+import { flag } from '../flags.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
 
 /**
- * Tuning knobs. Split-K (weight gradients and matmul): a GEMM whose M×N tiles are fewer than
- * `targetWorkgroups` splits its K tiles over more workgroups (at least `minKTilesPerSplit` per slice),
- * and splits further so that one slice accumulates at most `maxKTilesPerSplit` tiles (float32 accuracy)
- * unless `maxSplits` or `maxPartialBytes` forbid it. Forward and dgrad GEMMs (K = Cin·taps ≤ ~9k) run
- * K in one pass, like cuDNN. Tests lower the thresholds to exercise split-K.
+ * Tuning knobs. Split-K (weight gradients, matmul, and forward convolutions unless the flag
+ * CONV_FWD_SPLIT_K is off): a GEMM whose M×N tiles are fewer than `targetWorkgroups` splits its K tiles
+ * over more workgroups (at least `minKTilesPerSplit` per slice), and splits further so that one slice
+ * accumulates at most `maxKTilesPerSplit` tiles (float32 accuracy) unless `maxSplits` or
+ * `maxPartialBytes` forbid it. Input-gradient GEMMs (K = Cout·taps ≤ ~9k, M = N·H·W of a training batch)
+ * run K in one pass. `tile` fixes the block tile of every GEMM (tests); null takes it from the flag
+ * GEMM_TILE. Tests lower the thresholds to exercise split-K.
  */
 export const convTuning = {
-  tile: DEFAULT_TILE as GemmTile,
+  tile: null as GemmTile | null,
   targetWorkgroups: 528,
   minKTilesPerSplit: 8,
   maxKTilesPerSplit: 256,
@@ -64,6 +71,32 @@ export const convTuning = {
   /** Upper bound on the split-K partial buffer. */
   maxPartialBytes: 256 * 2 ** 20,
 };
+
+/** Candidates of GEMM_TILE=auto, largest first. */
+const AUTO_TILES = ['t128x128', 't128x64', 't64x128'] as const;
+
+/**
+ * The block tile for a GEMM of M×N outputs: convTuning.tile when set, else the flag GEMM_TILE — a tile by
+ * name, or `auto`: the largest tile (fewer staging loads per FMA) that still gives `targetWorkgroups`
+ * workgroups, else 64×64 (and split-K where the GEMM allows it).
+ */
+export function gemmTileFor(M: number, N: number): GemmTile {
+  if (convTuning.tile) return convTuning.tile;
+  const name = flag('GEMM_TILE');
+  if (name !== 'auto') {
+    const t = GEMM_TILES[name];
+    if (!t)
+      throw new Error(
+        `GEMM_TILE=${name} is not a known tile: use auto or one of ${Object.keys(GEMM_TILES).join(', ')}`,
+      );
+    return t;
+  }
+  for (const candidate of AUTO_TILES) {
+    const t = GEMM_TILES[candidate]!;
+    if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups) return t;
+  }
+  return DEFAULT_TILE;
+}
 
 export interface Conv2dOptions {
   stride?: number;
@@ -97,6 +130,13 @@ function splitSum(part: Tensor, out: Tensor, splits: number): void {
   });
 }
 
+/** How a GEMM of `tiles` M×N tiles and `kTiles` K tiles is split: `used` slices of `tps` K tiles. */
+function splitPlan(tiles: number, kTiles: number, sliceBytes: number): { used: number; tps: number } {
+  const splits = splitCount(tiles, kTiles, sliceBytes);
+  const tps = Math.ceil(kTiles / splits);
+  return { used: Math.ceil(kTiles / tps), tps };
+}
+
 /**
  * Run a split-K capable GEMM into `out` (m×n values): `launch(dst, splits, tps)` records the GEMM writing
  * slice z of `dst` at z·m·n; with more than one slice a temporary holds them and a sum follows.
@@ -107,9 +147,7 @@ function withSplitK(
   kTiles: number,
   launch: (dst: Tensor, splits: number, tps: number) => void,
 ): void {
-  const splits = splitCount(tiles, kTiles, out.byteLength);
-  const tps = Math.ceil(kTiles / splits);
-  const used = Math.ceil(kTiles / tps);
+  const { used, tps } = splitPlan(tiles, kTiles, out.byteLength);
   if (used <= 1) {
     launch(out, 1, Math.max(kTiles, 1));
     return;
@@ -191,7 +229,36 @@ function traced(pass: ConvPass, g: ConvGeom, bias: boolean): void {
   convTrace?.push({ pass, geom: { ...g }, bias });
 }
 
-function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Tensor {
+/** The tensors of a fused inference epilogue (see FwdEpilogue in shaders/conv.ts). */
+interface EpilogueInputs {
+  spec: FwdEpilogue;
+  bn: { weight: Tensor; bias: Tensor; mean: Tensor; variance: Tensor; eps: number } | null;
+  residual: Tensor | null;
+}
+
+function epilogueBindings(e: EpilogueInputs): {
+  inputs: { name: string; buffer: GPUBuffer }[];
+  uniforms: Record<string, ['f32', number]>;
+} {
+  const inputs: { name: string; buffer: GPUBuffer }[] = [];
+  if (e.bn)
+    inputs.push(
+      { name: 'bn_w', buffer: e.bn.weight.buffer },
+      { name: 'bn_b', buffer: e.bn.bias.buffer },
+      { name: 'bn_rm', buffer: e.bn.mean.buffer },
+      { name: 'bn_rv', buffer: e.bn.variance.buffer },
+    );
+  if (e.residual) inputs.push({ name: 'res', buffer: e.residual.buffer });
+  return { inputs, uniforms: e.bn ? { eps: ['f32', e.bn.eps] } : {} };
+}
+
+function convForward(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeom,
+  epilogue: EpilogueInputs | null = null,
+): Tensor {
   traced('fwd', g, bias !== null);
   const y = empty([g.n, g.co, g.ho, g.wo]);
   const taps = g.kh * g.kw;
@@ -200,32 +267,76 @@ function convForward(x: Tensor, w: Tensor, bias: Tensor | null, g: ConvGeom): Te
   const wt = taps === 1 ? w : permute3(w, [taps, g.ci, g.co], [1, taps, g.ci * taps]);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const wu = taps === 1 ? weightUniforms(0, 1, g.ci, g.ci) : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
-  const tile = convTuning.tile;
-  const grid = gemmGrid(g.n * g.ho * g.wo, g.co, 1, tile);
-  const inputs = [
-    { name: 'x', buffer: x.buffer },
-    { name: 'wt', buffer: wt.buffer },
-  ];
-  if (bias) inputs.push({ name: 'bias', buffer: bias.buffer });
-  runtime().run({
-    name: 'conv2d_fwd',
-    key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}`,
-    inputs,
-    outputs: [{ name: 'y', buffer: y.buffer }],
-    uniforms: { ...convUniforms(g), ...wu, tiles_m: ['u32', grid.tiles_m], tiles_n: ['u32', grid.tiles_n] },
-    workgroups: grid.workgroups,
-    cost: { flops: convFlops(g) },
-    wgsl: gemmShader({
-      tile,
-      ctx: FWD_CTX,
-      a: IM2COL,
-      b: weightOperand(mode),
-      store: fwdStore(!!bias),
-      fast: 'm',
-    }),
-  });
+  const M = g.n * g.ho * g.wo;
+  const tile = gemmTileFor(M, g.co);
+  const kTiles = taps * Math.ceil(g.ci / tile.bk);
+  const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
+  const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
+    const grid = gemmGrid(M, g.co, splits, tile);
+    const inputs = [
+      { name: 'x', buffer: x.buffer },
+      { name: 'wt', buffer: wt.buffer },
+    ];
+    if (bias) inputs.push({ name: 'bias', buffer: bias.buffer });
+    const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
+    runtime().run({
+      name: epi ? 'conv2d_fwd_fused' : 'conv2d_fwd',
+      key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}`,
+      inputs: [...inputs, ...fused.inputs],
+      outputs: [{ name: 'y', buffer: dst.buffer }],
+      uniforms: {
+        ...convUniforms(g),
+        ...wu,
+        ...fused.uniforms,
+        tps: ['u32', tps],
+        tiles_m: ['u32', grid.tiles_m],
+        tiles_n: ['u32', grid.tiles_n],
+      },
+      workgroups: grid.workgroups,
+      cost: { flops: convFlops(g) },
+      wgsl: gemmShader({
+        tile,
+        ctx: FWD_CTX,
+        a: IM2COL,
+        b: weightOperand(mode),
+        store: fwdStore(!!bias, epi?.spec ?? null),
+        fast: 'm',
+      }),
+    });
+  };
+  const plan = flag('CONV_FWD_SPLIT_K') ? splitPlan(tiles, kTiles, y.byteLength) : { used: 1, tps: kTiles };
+  if (plan.used <= 1) launch(y, 1, Math.max(kTiles, 1), epilogue);
+  else {
+    const part = empty([plan.used, y.size]);
+    launch(part, plan.used, plan.tps, null);
+    if (epilogue) splitSumEpilogue(part, y, plan.used, g, epilogue);
+    else splitSum(part, y, plan.used);
+    part.dispose();
+  }
   if (wt !== w) wt.dispose();
   return y;
+}
+
+/** y = epilogue(Σ slices of part): the split-K sum of a fused forward convolution. */
+function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, e: EpilogueInputs): void {
+  const n = y.size;
+  const fused = epilogueBindings(e);
+  runtime().run({
+    name: 'splitk_sum_fused',
+    key: epilogueKey(e.spec),
+    inputs: [{ name: 'part', buffer: part.buffer }, ...fused.inputs],
+    outputs: [{ name: 'y', buffer: y.buffer }],
+    uniforms: {
+      n: ['u32', n],
+      splits: ['u32', splits],
+      hw: ['u32', g.ho * g.wo],
+      co: ['u32', g.co],
+      ...fused.uniforms,
+    },
+    workgroups: grid1d(n),
+    cost: { bytes: 4 * n * (splits + 1 + (e.residual ? 1 : 0)) },
+    wgsl: splitSumEpilogueShader(e.spec),
+  });
 }
 
 function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
@@ -234,9 +345,9 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
   const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
   const wt = taps === 1 ? w : permute3(w, [taps, g.co, g.ci], [1, g.ci * taps, taps]);
-  const tile = convTuning.tile;
   // the largest phase has ceil(H/S)·ceil(W/S) pixels
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
+  const tile = gemmTileFor(maxM * g.s * g.s, g.ci);
   const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
   runtime().run({
     name: 'conv2d_dgrad',
@@ -270,8 +381,8 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
 function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
   traced('wgrad', g, false);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
-  const tile = convTuning.tile;
   const cols = g.ci * g.kh * g.kw;
+  const tile = gemmTileFor(g.co, cols);
   const kTiles = g.n * Math.ceil((g.ho * g.wo) / tile.bk);
   const tiles = Math.ceil(g.co / tile.bm) * Math.ceil(cols / tile.bn);
   withSplitK(dw, tiles, kTiles, (dst, splits, tps) => {
@@ -378,6 +489,73 @@ export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOp
     ],
     savedFor(x, w),
   );
+}
+
+/** Batch norm with running statistics, fused into conv2dFused's store. */
+export interface FusedBatchNorm {
+  weight: Tensor;
+  bias: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+  /** variance epsilon (default 1e-5, as batchNorm) */
+  eps?: number;
+}
+
+export interface ConvEpilogue {
+  /** batch norm in eval mode (running statistics) on the conv output */
+  bn?: FusedBatchNorm;
+  /** added after the batch norm (a ResNet block's shortcut), shaped like the output */
+  residual?: Tensor;
+  /** ReLU last */
+  relu?: boolean;
+}
+
+/**
+ * relu(batchNorm_eval(conv2d(x, w, bias)) + residual) in one pass over the output: the conv → BN (→ add)
+ * (→ ReLU) chains of ResNet blocks in inference and in the frozen teacher, without writing the conv's
+ * output and reading it back for each step (every part optional). It has no gradient: use it where
+ * nothing needs one (`canFuseInference`), and conv2d + batchNorm + addRelu where something does.
+ */
+export function conv2dFused(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  opts: Conv2dOptions,
+  epilogue: ConvEpilogue,
+): Tensor {
+  checkConvInputs('conv2dFused', x, w, bias);
+  const g = convGeom('conv2dFused', x.shape, w.shape, opts);
+  const bn = epilogue.bn ?? null;
+  const inputs = [x, w, bias, bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar, epilogue.residual];
+  if (!canFuseInference(...inputs))
+    throw new Error(
+      'conv2dFused: an input requires a gradient, and the fused epilogue has none (use conv2d, batchNorm and addRelu)',
+    );
+  if (bn)
+    for (const [name, t] of Object.entries({
+      weight: bn.weight,
+      bias: bn.bias,
+      runningMean: bn.runningMean,
+      runningVar: bn.runningVar,
+    }))
+      if (t.rank !== 1 || t.shape[0] !== g.co)
+        throw new Error(
+          `conv2dFused: batch-norm ${name} ${t.describe()} must be [${g.co}] (the output channels)`,
+        );
+  const eps = bn?.eps ?? 1e-5;
+  if (!(eps > 0)) throw new Error(`conv2dFused: eps must be positive, got ${eps}`);
+  if (epilogue.residual) expectShape('conv2dFused (residual)', epilogue.residual, [g.n, g.co, g.ho, g.wo]);
+  const spec: FwdEpilogue = { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu };
+  return convForward(x, w, bias, g, {
+    spec,
+    bn: bn ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps } : null,
+    residual: epilogue.residual ?? null,
+  });
+}
+
+/** True when no gradient can flow through these tensors (grad mode off, or none requires one). */
+export function canFuseInference(...ts: (Tensor | null | undefined)[]): boolean {
+  return !isGradEnabled() || ts.every((t) => !t?.requiresGrad);
 }
 
 /** The input gradient of conv2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, Ho, Wo]. */
@@ -488,7 +666,7 @@ interface Strided {
 /** out [M, N] = A·B with A(m, k) = a.t[m·a.sr + k·a.sk], B(k, n) = b.t[n·b.sr + k·b.sk]. */
 function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
   const out = empty([M, N]);
-  const tile = convTuning.tile;
+  const tile = gemmTileFor(M, N);
   const kTiles = Math.ceil(K / tile.bk);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
   const am: LoadMode = a.sk === 1 ? 'k' : 'row';

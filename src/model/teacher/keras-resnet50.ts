@@ -7,16 +7,7 @@
  * WRN50-2 shapes. Tensor names follow src/model/teacher/keras-weights.ts (Keras layer names plus
  * `.weight/.bias` for convs and `.gamma/.beta/.mean/.var` for BN).
  */
-import {
-  batchNorm,
-  batchNormRelu,
-  conv2d,
-  maxPool2d,
-  noGrad,
-  release,
-  type Tensor,
-} from '../../engine/index.js';
-import { residual } from '../blocks.js';
+import { conv2dFused, maxPool2d, noGrad, release, type Tensor } from '../../engine/index.js';
 import { NetState } from '../state.js';
 import type { Teacher } from './torchvision.js';
 
@@ -68,6 +59,10 @@ export class KerasResnet50Teacher implements Teacher {
     }
   }
 
+  /**
+   * conv → BN (running statistics) (→ + residual) (→ ReLU) as one fused kernel: the teacher is frozen
+   * and runs under noGrad, so nothing needs the conv output on its own.
+   */
   private convBn(
     x: Tensor,
     conv: string,
@@ -75,19 +70,26 @@ export class KerasResnet50Teacher implements Teacher {
     stride: number,
     padding: number,
     withRelu: boolean,
+    residual?: Tensor,
   ): Tensor {
     const s = this.state;
-    const c = conv2d(x, s.get(`${conv}.weight`), s.get(`${conv}.bias`), { stride, padding });
-    const out = (withRelu ? batchNormRelu : batchNorm)(
-      c,
-      s.get(`${bn}.gamma`),
-      s.get(`${bn}.beta`),
-      s.get(`${bn}.mean`),
-      s.get(`${bn}.var`),
-      { training: false, eps: EPS },
+    return conv2dFused(
+      x,
+      s.get(`${conv}.weight`),
+      s.get(`${conv}.bias`),
+      { stride, padding },
+      {
+        bn: {
+          weight: s.get(`${bn}.gamma`),
+          bias: s.get(`${bn}.beta`),
+          runningMean: s.get(`${bn}.mean`),
+          runningVar: s.get(`${bn}.var`),
+          eps: EPS,
+        },
+        relu: withRelu,
+        ...(residual ? { residual } : {}),
+      },
     );
-    release(c);
-    return out;
   }
 
   forward(x: Tensor): [Tensor, Tensor, Tensor] {
@@ -104,10 +106,10 @@ export class KerasResnet50Teacher implements Teacher {
           const m1 = this.convBn(h, `res${id}_branch2a`, `bn${id}_branch2a`, stride, 0, true);
           const m2 = this.convBn(m1, `res${id}_branch2b`, `bn${id}_branch2b`, 1, 1, true);
           release(m1);
-          const m3 = this.convBn(m2, `res${id}_branch2c`, `bn${id}_branch2c`, 1, 0, false);
-          release(m2);
           const sc = b === 'a' ? this.convBn(h, `res${id}_branch1`, `bn${id}_branch1`, stride, 0, false) : h;
-          const out = residual(m3, sc, h);
+          // relu(bn(branch2c) + shortcut) in the branch2c conv's store
+          const out = this.convBn(m2, `res${id}_branch2c`, `bn${id}_branch2c`, 1, 0, true, sc);
+          release(m2, sc === h ? null : sc);
           // the block input is a temporary unless it is a tap (the caller's)
           if (!taps.includes(h)) release(h);
           h = out;
