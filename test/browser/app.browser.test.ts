@@ -40,11 +40,6 @@ import { decodeCheckpoint, encodeCheckpoint } from '../../src/model/checkpoint.j
 import { formulaTensor } from '../../src/model/init.js';
 import type { HostArray } from '../../src/model/state.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
-import { defaultCacheDir, loadKerasResnet50Files } from '../../src/platform/npm-cache.js';
-import { encodePng } from '../../src/platform/png.js';
-import { decodeImage8 } from '../../src/train/data/decode.js';
-import { renderDemoImage } from '../../src/train/demo-data.js';
-import type { AppState } from '../../src/web/app/main.js';
 import {
   appConfig,
   calibrateModel,
@@ -56,7 +51,12 @@ import {
   modelInput,
   teacherFromFileBytes,
   withDecision,
-} from '../../src/web/app/pipeline.js';
+} from '../../src/pipeline/index.js';
+import { defaultCacheDir, loadKerasResnet50Files } from '../../src/platform/npm-cache.js';
+import { encodePng } from '../../src/platform/png.js';
+import { decodeImage8 } from '../../src/train/data/decode.js';
+import { renderDemoImage } from '../../src/train/demo-data.js';
+import type { AppState } from '../../src/web/app/main.js';
 import { sharedPath } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
 import { type Harness, openBrowser } from './harness.js';

@@ -10,9 +10,11 @@ import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from '../../src/cli/command.js';
 import { runExport } from '../../src/cli/commands/export.js';
-import { predict, predictOptions, runPredict } from '../../src/cli/commands/predict.js';
-import { runTest, test as testCommand, testOptions } from '../../src/cli/commands/test.js';
+import { predict, predictOptions } from '../../src/cli/commands/predict.js';
+import { test as testCommand, testOptions } from '../../src/cli/commands/test.js';
 import { calibratedPath, readCheckpoint } from '../../src/cli/model-load.js';
+import { runPredict } from '../../src/cli/predict-run.js';
+import { runTest } from '../../src/cli/test-run.js';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { f1Max } from '../../src/eval/metrics.js';
 import {

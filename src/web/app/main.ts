@@ -8,25 +8,19 @@
  * `globalThis.rdppApp` exposes the state for tests, `globalThis.rdppAppDebug` a device-loss trigger.
  */
 import { type GpuContext, initEngine, runtime } from '../../engine/index.js';
-import { scoreImages } from '../../eval/evaluate.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
 import type { Rdpp } from '../../model/rdpp.js';
+import { calibrateModel } from '../../pipeline/calibrate.js';
+import { modelFromCheckpoint, studentCheckpoint } from '../../pipeline/checkpoint.js';
+import { evaluate } from '../../pipeline/evaluate.js';
+import { modelInput, type Rgb8 } from '../../pipeline/images.js';
+import type { LoadedTeacher } from '../../pipeline/teacher.js';
+import { appConfig, holdoutSplit, makeTrainer } from '../../pipeline/train-setup.js';
 import { openBrowserGpu } from '../../platform/browser.js';
 import { overlayHeatmap } from '../../report/overlay.js';
 import type { TeacherChoice, TrainConfig } from '../../train/config.js';
 import type { Trainer } from '../../train/trainer.js';
 import { decodeImageBlob, droppedFiles, imageFiles } from './decode.js';
-import {
-  appConfig,
-  calibrateModel,
-  holdoutSplit,
-  type LoadedTeacher,
-  makeTrainer,
-  modelFromCheckpoint,
-  modelInput,
-  type Rgb8,
-  studentCheckpoint,
-} from './pipeline.js';
 import { loadTeacherFrom, type TeacherSource } from './teacher.js';
 
 export interface AppResult {
@@ -732,13 +726,16 @@ class App {
     const size = this.s.imageSize;
     const images: Rgb8[] = [];
     for (const f of files) images.push(await decodeImageBlob(f, f.name));
-    const scored = await scoreImages(
+    // the pipeline's one evaluation (unlabelled images: scores and maps, no metrics)
+    const { scored } = await evaluate(
       this.model,
-      images.map((im) => modelInput(im, size)),
-      size,
-      4,
-      (d, n) => {
-        status.textContent = `Scoring ${d}/${n}…`;
+      images.map((im) => ({ rgb: modelInput(im, size) })),
+      {
+        size,
+        batch: 4,
+        onProgress: (d, n) => {
+          status.textContent = `Scoring ${d}/${n}…`;
+        },
       },
     );
     this.s.results = scored.map((r, i) => ({
