@@ -7,17 +7,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { type DecodedCheckpoint, decodeCheckpoint } from '../model/checkpoint.js';
-import {
-  calibratedPath,
-  checkpointConfig,
-  type LoadedModel,
-  loadModel as loadModelFromBytes,
-  type ModelChoice,
-} from '../pipeline/model.js';
+import { type LoadedModel, loadModel as loadModelFromBytes, type ModelChoice } from '../pipeline/model.js';
 import { type OptionSpec, UsageError } from './command.js';
 import { loadTeacher, parseTeacher } from './teacher.js';
 
-export { calibratedPath, checkpointConfig, type LoadedModel, type ModelChoice };
+export type { LoadedModel, ModelChoice };
 
 /** The command-line options behind ModelChoice (`rdpp test`, `rdpp predict`). */
 export const MODEL_OPTIONS: Record<string, OptionSpec> = {

@@ -7,11 +7,12 @@ import { resolve } from 'node:path';
 import type { EvalMetrics } from '../eval/evaluate.js';
 import type { Decision } from '../eval/threshold.js';
 import { UsageError } from '../pipeline/errors.js';
+import { calibratedPath } from '../pipeline/model.js';
 import { runTestOn, type TestRunOptions } from '../pipeline/test-run.js';
 import { nodeFileSystem } from '../platform/files.js';
 import { writeFileAtomic } from '../platform/node.js';
 import { nodeReportFolder } from '../platform/report-folder.js';
-import { calibratedPath, loadModel, type ModelChoice } from './model-load.js';
+import { loadModel, type ModelChoice } from './model-load.js';
 import { isInside } from './output-path.js';
 import { Progress } from './progress.js';
 

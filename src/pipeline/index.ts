@@ -14,4 +14,5 @@ export * from './model.js';
 export * from './teacher.js';
 export * from './test-report.js';
 export * from './test-run.js';
+export * from './train-images.js';
 export * from './train-setup.js';

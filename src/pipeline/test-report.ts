@@ -59,6 +59,7 @@ function readIfThere(fs: FileSystem, path: string): Uint8Array | null {
 
 export function writeTestReport(out: ReportFolder, fs: FileSystem, d: TestReportInput): void {
   const { samples, items, scored, metrics, decision, size } = d;
+  // the names of the code this was moved from (the `rdpp test` command), so that it reads the same
   const ds = d.dataset;
   const cfg = { teacher: d.teacher };
   const calibrated = d.calibrated;

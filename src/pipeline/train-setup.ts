@@ -55,7 +55,7 @@ export function appConfig(o: AppTrainOptions): TrainConfig {
 }
 
 /**
- * The held-out split of the Node trainer (src/cli/train-run.ts) when there is no validation folder:
+ * The held-out split of the Node trainer (src/pipeline/train.ts) when there is no validation folder:
  * a seeded permutation (Rng(seed + 7)) of the n good images, the first k = max(1, round(n·fraction)) held
  * out (in permutation order), the rest trained on in their original order. Nothing is held out when
  * fraction is 0 or fewer than 2 images would remain… i.e. when n − k < 1.
