@@ -2,6 +2,9 @@
  * The shape of a subcommand, and the argument parsing every subcommand shares (node:util parseArgs).
  */
 import { parseArgs } from 'node:util';
+import { UsageError } from '../pipeline/errors.js';
+
+export { UsageError };
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -21,10 +24,6 @@ export interface Command {
   /** Positional arguments are allowed. */
   positionals?: boolean;
   run: (args: { values: Record<string, unknown>; positionals: string[] }) => Promise<number>;
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
 }
 
 export function helpText(cmd: Command): string {

@@ -1,42 +1,28 @@
 /**
- * The Node side of training: find and load the data, get the teacher, run the Trainer with progress, a
- * JSON-lines log, atomic checkpoints (last + best), a training curve, and the evaluation at the end.
- * With `evalEvery` N, the test split (loaded once, after the training data) is also scored every N epochs
- * and at the last one with the current weights — the same evaluation as the final one — logged as
- * 'test-eval' events and drawn on the curve; it never feeds model selection (selection has its own set).
- * Shared by `rdpp train` and the built-in demo (`npm start`).
+ * The Node side of training (`rdpp train`, the built-in demo of `npm start`): find the data, lock the run
+ * folder, and run the pipeline's training (src/pipeline/train.ts) with its events turned into progress
+ * lines, a JSON-lines log (train.jsonl), atomic checkpoints (last + best) and the training curve; then
+ * the final evaluation, the same code as `rdpp test` (./test-run.ts). With `evalEvery` N the test split is
+ * also scored every N epochs ('test-eval' events), never for model selection.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  computeMetrics,
-  type EvalMetrics,
-  type EvalSample,
-  scoreImages,
-  type TestEvalRecord,
-} from '../eval/evaluate.js';
+import type { EvalMetrics, TestEvalRecord } from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { runSpaceNeed } from '../model/checkpoint-size.js';
-import { Rng } from '../model/init.js';
-import { Rdpp } from '../model/rdpp.js';
+import { train } from '../pipeline/train.js';
 import { nodeFileSystem } from '../platform/files.js';
 import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
 import { writeCurvePng } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
-import {
-  checkData,
-  type Dataset,
-  discoverDataset,
-  listBadFiles,
-  smallImagesWarning,
-} from '../train/data/index.js';
-import { type EpochInfo, type SelectionSample, Trainer } from '../train/trainer.js';
-import { runTest, spread, type TestResult } from './commands/test.js';
+import { type Dataset, discoverDataset } from '../train/data/index.js';
+import type { EpochInfo } from '../train/trainer.js';
 import { isInside } from './output-path.js';
 import { formatDuration, Progress } from './progress.js';
 import { loadTeacher } from './teacher.js';
+import { runTest, type TestResult } from './test-run.js';
 
 export interface TrainRunOptions {
   data: string;
@@ -110,8 +96,6 @@ async function trainInFolder(
   log: (line: string) => void,
 ): Promise<TrainRunResult> {
   const { cfg } = o;
-  const fs = nodeFileSystem();
-  for (const w of ds.warnings) log(`note: ${w}`);
   const outDir = folder.dir;
   const logPath = join(outDir, 'train.jsonl');
   const jsonl = (rec: Record<string, unknown>) => {
@@ -122,145 +106,47 @@ async function trainInFolder(
       throw outputError(e, 'cannot append to the training log', logPath, line.length);
     }
   };
-
-  // selection set: validation/good when present, else a seeded hold-out of train/good
-  let train = ds.train;
-  let selection = ds.validation;
-  if (cfg.selectOn === 'test') selection = ds.test;
-  else if (selection.length === 0) {
-    const order = new Rng(cfg.seed + 7).permutation(train.length);
-    const k = Math.max(1, Math.round(train.length * cfg.holdout));
-    selection = order.slice(0, k).map((i) => train[i]!);
-    const held = new Set(order.slice(0, k));
-    train = train.filter((_, i) => !held.has(i));
-    log(
-      `no validation/good folder: holding out ${k} of ${ds.train.length} training images for model selection`,
-    );
-  }
-  if (o.maxTrain && train.length > o.maxTrain) train = train.slice(0, o.maxTrain);
-  if (o.maxSelection && selection.length > o.maxSelection) selection = selection.slice(0, o.maxSelection);
-  const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
-  log(
-    `data: ${ds.layout} layout at ${ds.root}${ds.category ? ` (${ds.category})` : ''}: ${train.length} train, ` +
-      `${selection.length} selection (${cfg.selectOn === 'test' ? 'the TEST set: official protocol, optimistic' : 'held-out normal images'}), ${test.length} test`,
-  );
-  // every file the run will use, checked now: training, selection, and the evaluation's test images,
-  // masks and calibration images (one list of bad files; nothing written before it passes)
-  if (o.evalEvery && test.length === 0)
-    throw new Error(
-      `--eval-every ${o.evalEvery}: ${ds.root}${ds.category ? ` (${ds.category})` : ''} has no test images to evaluate`,
-    );
-  // --eval-every keeps the decoded test images (scored every N epochs)
-  const testSplit =
-    (o.evaluate || o.evalEvery) && test.length > 0
-      ? [{ name: 'test', samples: test, keep: !!o.evalEvery }]
-      : [];
-  const evalSplits =
-    o.evaluate && test.length > 0
-      ? [
-          {
-            name: 'calibration',
-            samples: o.maxSelection
-              ? spread(ds.validation.length ? ds.validation : ds.train, o.maxSelection)
-              : ds.validation.length
-                ? ds.validation
-                : ds.train,
-            keep: false,
-          },
-        ]
-      : [];
-  const checked = await checkData(
-    fs,
-    [
-      { name: 'training', samples: train, keep: true },
-      { name: 'selection', samples: selection, keep: true },
-      ...testSplit,
-      ...evalSplits,
-    ],
-    cfg.imageSize,
-    { skipBad: o.skipBad, unsupported: ds.unsupported },
-  );
-  if (checked.bad.length > 0)
-    log(`--skip-bad: leaving out ${checked.bad.length} file(s):\n${listBadFiles(checked.bad)}`);
-  const small = smallImagesWarning(checked.small, cfg.imageSize);
-  if (small) log(small);
-  const [trainLoaded, selLoaded] = checked.splits as [(typeof checked.splits)[0], (typeof checked.splits)[0]];
-  if (trainLoaded.samples.length === 0)
-    throw new Error('no usable training images are left (all were bad files): nothing to train on');
-  const testChecked = checked.splits.find((sp) => sp.name === 'test');
-  const testSet: EvalSample[] =
-    o.evalEvery && testChecked
-      ? testChecked.samples.map((l, i) => ({
-          rgb: l.rgb,
-          label: testChecked.items[i]!.label,
-          mask: l.mask,
-          defectType: testChecked.items[i]!.defectType,
-        }))
-      : [];
-  if (o.overwrite) folder.moveAside();
-  const testEvals: TestEvalRecord[] = [];
-  const evalOnTest = async (m: Rdpp, epoch: number): Promise<TestEvalRecord> => {
-    const t1 = performance.now();
-    const scored = await scoreImages(
-      m,
-      testSet.map((s) => s.rgb),
-      cfg.imageSize,
-      cfg.batch,
-    );
-    const met = computeMetrics(testSet, scored, cfg.imageSize);
-    return {
-      epoch,
-      imageAuroc: met.imageAuroc,
-      pixelAuroc: met.pixelAuroc,
-      auproStandard: met.auproStandard,
-      auproOfficial: met.auproOfficial,
-      seconds: (performance.now() - t1) / 1000,
-    };
-  };
-
-  await o.startEngine?.();
-  const teacher = await loadTeacher(cfg, log);
-  const model = new Rdpp(teacher);
-  const selectionSamples: SelectionSample[] = selLoaded.samples.map((l, i) => ({
-    rgb: l.rgb,
-    label: selLoaded.items[i]!.label,
-    mask: l.mask,
-  }));
   const progress = new Progress();
-  const t0 = performance.now();
+  let t0 = 0;
   let stepsDone = 0;
-  const select = async (m: Rdpp, samples: SelectionSample[]): Promise<number> => {
-    const scored = await scoreImages(
-      m,
-      samples.map((s) => s.rgb),
-      cfg.imageSize,
-      cfg.batch,
-    );
-    if (cfg.selectOn === 'test') {
-      const met = computeMetrics(
-        samples.map((s, i) => ({
-          rgb: s.rgb,
-          label: s.label,
-          mask: s.mask,
-          defectType: selLoaded.items[i]!.defectType,
-        })),
-        scored,
-        cfg.imageSize,
-      );
-      const parts = [met.imageAuroc, met.pixelAuroc, met.auproOfficial].filter(
-        (v): v is number => v !== null,
-      );
-      return parts.reduce((a, b) => a + b, 0) / Math.max(parts.length, 1);
-    }
-    // held-out normal images: lower anomaly scores on normal data = a better model of normality
-    return -scored.reduce((a, s) => a + s.score, 0) / Math.max(scored.length, 1);
-  };
-  const trainer = new Trainer(
-    model,
-    cfg,
-    { train: trainLoaded.samples.map((s) => s.rgb), selection: selectionSamples },
+  const run = await train(
     {
-      onStep: (s) => {
+      dataset: ds,
+      cfg,
+      resume: o.resume,
+      skipBad: o.skipBad,
+      evaluate: o.evaluate,
+      ...(o.maxTrain ? { maxTrain: o.maxTrain } : {}),
+      ...(o.maxSelection ? { maxSelection: o.maxSelection } : {}),
+      ...(o.maxTest ? { maxTest: o.maxTest } : {}),
+      ...(o.evalEvery ? { evalEvery: o.evalEvery } : {}),
+    },
+    {
+      fs: nodeFileSystem(),
+      log,
+      loadTeacher,
+      dataChecked: () => {
+        if (o.overwrite) folder.moveAside();
+      },
+      ...(o.startEngine ? { startEngine: o.startEngine } : {}),
+      resumeFrom: () => {
+        const path = join(outDir, 'last.safetensors');
+        return { checkpoint: decodeCheckpoint(new Uint8Array(readFileSync(path)), path), source: path };
+      },
+      previousTestEvals: (epoch) => previousTestEvals(logPath, epoch),
+    },
+    {
+      start: (info) => {
+        t0 = performance.now();
+        jsonl({
+          event: 'start',
+          config: { ...info.config },
+          train: info.train,
+          selection: info.selection,
+          resume: info.resume,
+        });
+      },
+      step: (s) => {
         stepsDone++;
         const total = s.epochs * s.batches;
         const elapsed = (performance.now() - t0) / 1000;
@@ -270,53 +156,33 @@ async function trainInFolder(
         );
         jsonl({ event: 'step', ...s });
       },
-      onEpoch: async (e) => {
+      epoch: (e) => {
         progress.update(
           `epoch ${e.epoch}/${cfg.epochs}: loss ${e.loss.toFixed(4)} kd ${e.kd.toFixed(4)} selection score ${e.score.toFixed(4)}${e.best ? ' (best)' : ''} in ${formatDuration(e.seconds)}`,
           true,
         );
         jsonl({ event: 'epoch', ...e });
-        if (o.evalEvery && isTestEvalEpoch(e.epoch, o.evalEvery, cfg.epochs)) {
-          const r = await evalOnTest(model, e.epoch);
-          testEvals.push(r);
-          jsonl({ event: 'test-eval', ...r });
-          const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
-          progress.update(
-            `epoch ${e.epoch}/${cfg.epochs} test set (${testSet.length} images, not used for selection): image AUROC ${f(r.imageAuroc)}, pixel AUROC ${f(r.pixelAuroc)}, AUPRO standard ${f(r.auproStandard)}, official ${f(r.auproOfficial)} in ${formatDuration(r.seconds)}`,
-            true,
-          );
-        }
-        writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history, testEvals);
       },
-      save: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
-      select,
+      testEval: (r, images) => {
+        jsonl({ event: 'test-eval', ...r });
+        const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
+        progress.update(
+          `epoch ${r.epoch}/${cfg.epochs} test set (${images} images, not used for selection): image AUROC ${f(r.imageAuroc)}, pixel AUROC ${f(r.pixelAuroc)}, AUPRO standard ${f(r.auproStandard)}, official ${f(r.auproOfficial)} in ${formatDuration(r.seconds)}`,
+          true,
+        );
+      },
+      curve: (history, testEvals) => writeCurvePng(join(outDir, 'training-curve.png'), history, testEvals),
+      checkpoint: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
     },
   );
-  if (o.resume) {
-    const path = join(outDir, 'last.safetensors');
-    trainer.resume(decodeCheckpoint(new Uint8Array(readFileSync(path)), path), path);
-    log(`resuming from ${path} after epoch ${trainer.state.epoch}`);
-    // the earlier part's test evaluations, for the curve
-    testEvals.push(...previousTestEvals(logPath, trainer.state.epoch));
-  }
-  jsonl({
-    event: 'start',
-    config: { ...cfg },
-    train: train.length,
-    selection: selection.length,
-    resume: o.resume,
-  });
-  await trainer.run();
   progress.done(
-    `training done in ${formatDuration((performance.now() - t0) / 1000)}; best epoch ${trainer.state.bestEpoch}`,
+    `training done in ${formatDuration((performance.now() - t0) / 1000)}; best epoch ${run.bestEpoch}`,
   );
 
   const best = join(outDir, 'best.safetensors');
-  trainer.dispose();
-  model.dispose();
   // evaluation, threshold calibration and the HTML report: the same code as `rdpp test`
   let report: TestResult | null = null;
-  if (o.evaluate && test.length > 0 && existsSync(best)) {
+  if (o.evaluate && run.test.length > 0 && existsSync(best)) {
     report = await runTest({
       data: o.data,
       ...(o.category ? { category: o.category } : {}),
@@ -336,17 +202,12 @@ async function trainInFolder(
   }
   return {
     outDir,
-    epochs: trainer.state.history,
+    epochs: run.epochs,
     metrics: report?.metrics ?? null,
     checkpoint: best,
     report: report?.report ?? null,
-    testEvals,
+    testEvals: run.testEvals,
   };
-}
-
-/** `--eval-every N`: the test set is scored after every N-th epoch and after the last. */
-export function isTestEvalEpoch(epoch: number, every: number, epochs: number): boolean {
-  return epoch % every === 0 || epoch === epochs;
 }
 
 /** The 'test-eval' events of train.jsonl up to `epoch` (the last one per epoch), to resume a curve. */

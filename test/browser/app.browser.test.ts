@@ -27,28 +27,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointConfig } from '../../src/cli/model-load.js';
 import {
   readSafetensors,
   type TensorToWrite,
   toFloat32,
   writeSafetensors,
 } from '../../src/engine/io/safetensors.js';
-import { scoreImages } from '../../src/eval/evaluate.js';
 import type { Decision } from '../../src/eval/threshold.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/model/checkpoint.js';
 import { formulaTensor } from '../../src/model/init.js';
 import type { HostArray } from '../../src/model/state.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
-import { defaultCacheDir, loadKerasResnet50Files } from '../../src/platform/npm-cache.js';
-import { encodePng } from '../../src/platform/png.js';
-import { decodeImage8 } from '../../src/train/data/decode.js';
-import { renderDemoImage } from '../../src/train/demo-data.js';
-import type { AppState } from '../../src/web/app/main.js';
 import {
   appConfig,
   calibrateModel,
+  checkpointConfig,
   detectTorchvisionTeacher,
+  evaluate,
   holdoutSplit,
   kerasTeacherFromFiles,
   makeTrainer,
@@ -56,7 +51,12 @@ import {
   modelInput,
   teacherFromFileBytes,
   withDecision,
-} from '../../src/web/app/pipeline.js';
+} from '../../src/pipeline/index.js';
+import { defaultCacheDir, loadKerasResnet50Files } from '../../src/platform/npm-cache.js';
+import { encodePng } from '../../src/platform/png.js';
+import { decodeImage8 } from '../../src/train/data/decode.js';
+import { renderDemoImage } from '../../src/train/demo-data.js';
+import type { AppState } from '../../src/web/app/main.js';
 import { sharedPath } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
 import { type Harness, openBrowser } from './harness.js';
@@ -167,12 +167,13 @@ async function nodeRun(): Promise<{
     { onStep: (s) => losses.push(s.loss) },
   );
   await trainer.run();
-  const scored = await scoreImages(
-    model,
-    testPaths.map((p) => input(p)),
-    SIZE,
-    4,
-  );
+  const scored = (
+    await evaluate(
+      model,
+      testPaths.map((p) => ({ rgb: input(p) })),
+      { size: SIZE, batch: 4 },
+    )
+  ).scored;
   const decision = await calibrateModel(
     model,
     split.held.map((i) => all[i]!),
@@ -204,12 +205,13 @@ async function nodeR18Run(): Promise<{ losses: number[]; scores: number[]; decis
     { onStep: (s) => losses.push(s.loss) },
   );
   await trainer.run();
-  const scored = await scoreImages(
-    model,
-    r18TestPaths.map((p) => input(p, R18.imageSize)),
-    R18.imageSize,
-    4,
-  );
+  const scored = (
+    await evaluate(
+      model,
+      r18TestPaths.map((p) => ({ rgb: input(p, R18.imageSize) })),
+      { size: R18.imageSize, batch: 4 },
+    )
+  ).scored;
   const decision = await calibrateModel(
     model,
     split.held.map((i) => all[i]!),
@@ -536,12 +538,13 @@ describe('the browser app', () => {
       'official_rdpp_checkpoint_subset.pth',
       { imageSize: SIZE, seed: OPTS.seed },
     );
-    const nodeScored = await scoreImages(
-      nodeCk.model,
-      testPaths.map((p) => input(p)),
-      SIZE,
-      4,
-    );
+    const nodeScored = (
+      await evaluate(
+        nodeCk.model,
+        testPaths.map((p) => ({ rgb: input(p) })),
+        { size: SIZE, batch: 4 },
+      )
+    ).scored;
     nodeCk.model.dispose();
 
     await page.fill('#size', String(SIZE));

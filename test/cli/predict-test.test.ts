@@ -10,9 +10,11 @@ import { PNG } from 'pngjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from '../../src/cli/command.js';
 import { runExport } from '../../src/cli/commands/export.js';
-import { predict, predictOptions, runPredict } from '../../src/cli/commands/predict.js';
-import { runTest, test as testCommand, testOptions } from '../../src/cli/commands/test.js';
-import { calibratedPath, readCheckpoint } from '../../src/cli/model-load.js';
+import { predict, predictOptions } from '../../src/cli/commands/predict.js';
+import { test as testCommand, testOptions } from '../../src/cli/commands/test.js';
+import { readCheckpoint } from '../../src/cli/model-load.js';
+import { runPredict } from '../../src/cli/predict-run.js';
+import { runTest } from '../../src/cli/test-run.js';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { f1Max } from '../../src/eval/metrics.js';
 import {
@@ -28,6 +30,7 @@ import { encodeCheckpoint, studentTensors } from '../../src/model/checkpoint.js'
 import { formulaTensor, Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
+import { calibratedPath } from '../../src/pipeline/model.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { escapeHtml, resampleCurve } from '../../src/report/html.js';
 import { jet, overlayHeatmap, strip, upsampleMap } from '../../src/report/overlay.js';

@@ -21,7 +21,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runPredict } from '../../src/cli/commands/predict.js';
+import { runPredict } from '../../src/cli/predict-run.js';
 import { nodeFileSystem } from '../../src/platform/files.js';
 import { explainFsError, OutputError } from '../../src/platform/fs-errors.js';
 import { writeFileAtomic } from '../../src/platform/node.js';

@@ -2,10 +2,11 @@
  * `rdpp export`: turn one of our safetensors checkpoints into an official RD++ `.pth` file, i.e. what
  * `torch.save({'proj': proj_layer.state_dict(), 'decoder': decoder.state_dict(), 'bn': bn.state_dict()})`
  * writes, so the original PyTorch code can load (and evaluate or fine-tune) a model trained here.
- * No GPU needed: tensors go from the checkpoint to the file as they are (float32, bit for bit).
+ * No GPU needed: tensors go from the checkpoint to the file as they are (float32, bit for bit). The
+ * conversion is src/pipeline/export.ts; here are the options, the checked output path and the files.
  */
-import { type PthTensorToWrite, writePth } from '../../engine/io/pth-write.js';
 import { STUDENT_DICTS } from '../../model/checkpoint.js';
+import { officialPth } from '../../pipeline/export.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { readCheckpoint } from '../model-load.js';
@@ -27,22 +28,9 @@ export function runExport(checkpoint: string, out: string): ExportResult {
     extensions: ['.pth', '.pt'],
     inputs: [{ option: '--checkpoint', path: checkpoint }],
   });
-  const ck = readCheckpoint(checkpoint);
-  const dicts = new Map<string, Map<string, PthTensorToWrite>>(STUDENT_DICTS.map((d) => [d, new Map()]));
-  for (const [name, t] of ck.tensors) {
-    const dot = name.indexOf('.');
-    const dict = dicts.get(name.slice(0, dot));
-    if (dot > 0 && dict) dict.set(name.slice(dot + 1), t);
-  }
-  const counts = Object.fromEntries([...dicts].map(([k, m]) => [k, m.size]));
-  if (![...dicts.values()].some((m) => m.size > 0))
-    throw new Error(
-      `${checkpoint} has no student tensors (proj.…, decoder.…, bn.…): nothing to export ` +
-        `(tensors found: ${[...ck.tensors.keys()].slice(0, 5).join(', ') || 'none'})`,
-    );
-  const bytes = writePth(dicts);
+  const { bytes, counts, teacher } = officialPth(readCheckpoint(checkpoint), checkpoint);
   writeFileAtomic(out, bytes);
-  return { out, bytes: bytes.length, counts, teacher: String(ck.meta.config.teacher ?? 'resnet50-keras') };
+  return { out, bytes: bytes.length, counts, teacher };
 }
 
 export const exportCommand: Command = {

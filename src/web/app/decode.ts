@@ -3,8 +3,9 @@
  * premultiplication, so PNG bytes come through unchanged) and a canvas's getImageData. TIFF, which most
  * browsers cannot decode, goes through the same JS decoder as Node (src/train/data/tiff.ts).
  */
+
+import { type Rgb8, rgbaToRgb8 } from '../../pipeline/images.js';
 import { decodeTiffRgb } from '../../train/data/tiff.js';
-import { type Rgb8, rgbaToRgb8 } from './pipeline.js';
 
 function isTiff(b: Uint8Array): boolean {
   return (

@@ -8,25 +8,19 @@
  * `globalThis.rdppApp` exposes the state for tests, `globalThis.rdppAppDebug` a device-loss trigger.
  */
 import { type GpuContext, initEngine, runtime } from '../../engine/index.js';
-import { scoreImages } from '../../eval/evaluate.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
 import type { Rdpp } from '../../model/rdpp.js';
+import { modelFromCheckpoint } from '../../pipeline/checkpoint.js';
+import { evaluate } from '../../pipeline/evaluate.js';
+import { modelInput, type Rgb8 } from '../../pipeline/images.js';
+import type { LoadedTeacher } from '../../pipeline/teacher.js';
+import { planImageTraining, trainOnImages } from '../../pipeline/train-images.js';
+import { appConfig } from '../../pipeline/train-setup.js';
 import { openBrowserGpu } from '../../platform/browser.js';
 import { overlayHeatmap } from '../../report/overlay.js';
 import type { TeacherChoice, TrainConfig } from '../../train/config.js';
 import type { Trainer } from '../../train/trainer.js';
 import { decodeImageBlob, droppedFiles, imageFiles } from './decode.js';
-import {
-  appConfig,
-  calibrateModel,
-  holdoutSplit,
-  type LoadedTeacher,
-  makeTrainer,
-  modelFromCheckpoint,
-  modelInput,
-  type Rgb8,
-  studentCheckpoint,
-} from './pipeline.js';
 import { loadTeacherFrom, type TeacherSource } from './teacher.js';
 
 export interface AppResult {
@@ -109,8 +103,6 @@ export function startApp(): AppState {
   void app.init();
   return state;
 }
-
-class StopTraining extends Error {}
 
 interface Snapshot {
   bytes: Uint8Array;
@@ -522,24 +514,13 @@ class App {
         for (const f of files) out.push(modelInput(await decodeImageBlob(f, f.name), cfg.imageSize));
         return out;
       };
-      const all = await decode(this.trainFiles);
-      let images = all;
-      let calibration: Float32Array[] = [];
-      let calibratedOn = '';
-      let plan: string;
-      if (this.valFiles.length) {
-        calibration = await decode(this.valFiles);
-        calibratedOn = 'the validation images';
-        plan = `${all.length} training images; the threshold from ${calibration.length} validation image(s)`;
-      } else {
-        const split = holdoutSplit(all.length, cfg.seed, holdout / 100);
-        images = split.train.map((i) => all[i]!);
-        calibration = split.held.map((i) => all[i]!);
-        calibratedOn = `held-out good images (a seeded ${holdout} % of the ${all.length} chosen, not trained on)`;
-        plan = split.held.length
-          ? `no validation images: ${split.held.length} of ${all.length} good images held out (seeded) for the threshold, ${images.length} trained on`
-          : `no validation images and none held out (${holdout === 0 ? 'hold-out 0 %' : 'too few images'}): no calibrated threshold`;
-      }
+      const plan = planImageTraining(
+        await decode(this.trainFiles),
+        this.valFiles.length ? await decode(this.valFiles) : [],
+        cfg.seed,
+        holdout,
+      );
+      const { images, calibration, calibratedOn } = plan;
       this.disposeModel();
       this.s.losses = [];
       this.s.phase = 'training';
@@ -553,11 +534,15 @@ class App {
       const total = batches * cfg.epochs;
       progress.max = total;
       progress.value = 0;
-      status.textContent = `Training: ${plan}; ${total} steps (the first step compiles the GPU kernels)…`;
+      status.textContent = `Training: ${plan.plan}; ${total} steps (the first step compiles the GPU kernels)…`;
       const t0 = performance.now();
-      let trainer: Trainer | null = null;
-      const { model, trainer: tr } = makeTrainer(loaded.teacher, cfg, images, {
-        onStep: (st) => {
+      let line = '';
+      const r = await trainOnImages(loaded.teacher, cfg, plan, {
+        started: (model, trainer) => {
+          this.model = model;
+          this.trainer = trainer;
+        },
+        step: (st) => {
           this.s.losses.push(st.loss);
           progress.value = st.globalStep;
           const per = (performance.now() - t0) / 1000 / st.globalStep;
@@ -566,59 +551,37 @@ class App {
             `Epoch ${st.epoch}/${st.epochs}, step ${st.globalStep}/${total}: loss ${st.loss.toFixed(4)} ` +
             `(KD ${st.kd.toFixed(4)}), ${st.imagesPerSecond.toFixed(2)} images/s, ETA ${eta.toFixed(0)} s`;
           this.drawCurve();
-          // the Trainer asks shouldStop at epoch ends; stop between steps too
-          if (this.stopRequested && st.globalStep < total) throw new StopTraining();
         },
-        onEpoch: async (e) => {
-          // a snapshot for recovery at every epoch end but the last (the end of training takes one)
-          if (e.epoch < cfg.epochs && !this.stopRequested && trainer)
-            this.setSnapshot(
-              await studentCheckpoint(model, cfg, {
-                training: { epoch: e.epoch, globalStep: trainer.state.globalStep },
-              }),
-              `${this.nameFor(cfg, e.epoch)}.safetensors`,
-              `epoch ${e.epoch}, step ${trainer.state.globalStep}`,
-            );
+        snapshot: (bytes, at) =>
+          this.setSnapshot(
+            bytes,
+            `${this.nameFor(cfg, at.epoch)}.safetensors`,
+            `epoch ${at.epoch}, step ${at.globalStep}`,
+          ),
+        trained: ({ steps, stopped }) => {
+          const secs = ((performance.now() - t0) / 1000).toFixed(1);
+          line = `${stopped ? 'Stopped after' : 'Trained'} ${steps} step(s) in ${secs} s; last loss ${this.s.losses.at(-1)?.toFixed(4)}.`;
+          if (calibration.length)
+            status.textContent = `${line} Calibrating the threshold on ${calibration.length} image(s)…`;
         },
         shouldStop: () => this.stopRequested,
       });
-      trainer = tr;
-      this.model = model;
-      this.trainer = trainer;
-      let stopped = false;
-      try {
-        await trainer.run();
-      } catch (e) {
-        if (!(e instanceof StopTraining)) throw e;
-        stopped = true;
-      }
-      // Stop seen at an epoch end ends the run normally: still a stop
-      stopped ||= this.stopRequested && trainer.state.epoch < cfg.epochs;
-      const steps = trainer.state.globalStep;
-      const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      this.modelName = this.nameFor(cfg, trainer.state.epoch);
-      let line = `${stopped ? 'Stopped after' : 'Trained'} ${steps} step(s) in ${secs} s; last loss ${this.s.losses.at(-1)?.toFixed(4)}.`;
-      if (calibration.length) {
-        status.textContent = `${line} Calibrating the threshold on ${calibration.length} image(s)…`;
-        const d = await calibrateModel(model, calibration, cfg.imageSize, cfg.batch, calibratedOn);
-        this.s.decision = d;
+      const { steps, stopped } = r;
+      this.modelName = this.nameFor(cfg, r.epoch);
+      this.s.decision = r.decision;
+      if (r.decision) {
         const few =
           calibration.length < 100
             ? ' (with fewer than 100 images the 1 % rule rejects none of them: the threshold is their highest score)'
             : '';
-        line += ` Calibrated threshold ${d.threshold.toPrecision(6)}: 1 % false-reject rule on ${calibratedOn} (${calibration.length} image(s))${few}.`;
-      } else line += ` ${plan}.`;
+        line += ` Calibrated threshold ${r.decision.threshold.toPrecision(6)}: 1 % false-reject rule on ${calibratedOn} (${calibration.length} image(s))${few}.`;
+      } else line += ` ${plan.plan}.`;
       this.setSnapshot(
-        await studentCheckpoint(model, cfg, {
-          training: { epoch: trainer.state.epoch, globalStep: steps },
-          ...(this.s.decision ? { decision: this.s.decision as unknown as Record<string, unknown> } : {}),
-        }),
+        r.checkpoint,
         `${this.modelName}.safetensors`,
         `${stopped ? 'stopped' : 'end of training'} at step ${steps}`,
       );
-      // the optimizer state is not needed for inspection: free its GPU memory (twice the model's)
-      trainer.dispose();
-      this.trainer = null;
+      this.trainer = null; // disposed by trainOnImages: the model alone serves inspection
       this.s.model = `trained here: ${steps} step(s), ${cfg.imageSize}×${cfg.imageSize}, ${loaded.kind}`;
       this.s.phase = 'trained';
       this.ok(status, line);
@@ -732,13 +695,16 @@ class App {
     const size = this.s.imageSize;
     const images: Rgb8[] = [];
     for (const f of files) images.push(await decodeImageBlob(f, f.name));
-    const scored = await scoreImages(
+    // the pipeline's one evaluation (unlabelled images: scores and maps, no metrics)
+    const { scored } = await evaluate(
       this.model,
-      images.map((im) => modelInput(im, size)),
-      size,
-      4,
-      (d, n) => {
-        status.textContent = `Scoring ${d}/${n}…`;
+      images.map((im) => ({ rgb: modelInput(im, size) })),
+      {
+        size,
+        batch: 4,
+        onProgress: (d, n) => {
+          status.textContent = `Scoring ${d}/${n}…`;
+        },
       },
     );
     this.s.results = scored.map((r, i) => ({

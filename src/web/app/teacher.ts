@@ -12,7 +12,7 @@ import {
   type LoadedTeacher,
   TEACHER_LABEL,
   teacherFromFileBytes,
-} from './pipeline.js';
+} from '../../pipeline/teacher.js';
 
 export const WEIGHTS_URL = 'weights/resnet50/model.json';
 
