@@ -23,7 +23,7 @@ import { nodeFileSystem } from '../platform/files.js';
 import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
-import { writeCurvePng } from '../report/curve.js';
+import { writeCurveSvg } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
 import {
   checkData,
@@ -286,7 +286,7 @@ async function trainInFolder(
             true,
           );
         }
-        writeCurvePng(join(outDir, 'training-curve.png'), trainer.state.history, testEvals);
+        writeCurveSvg(join(outDir, 'training-curve.svg'), logPath, trainer.state.history, testEvals);
       },
       save: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
       select,

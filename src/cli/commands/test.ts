@@ -1,23 +1,23 @@
 /**
  * `rdpp test`: evaluate a checkpoint on a dataset's test split and write a self-contained report folder
- * (metrics.json, report.html, roc.png, pro.png, examples/*.png). With --calibrate, also store a decision
+ * (metrics.json, report.html with inline SVG charts, examples/*.png). With --calibrate, also store a decision
  * threshold in a copy of the checkpoint (`<stem>.calibrated.safetensors`): from the validation/good
  * images at a target false-rejection rate (default), or the F1-optimal one on the labelled test set
  * (`--calibrate f1`: optimistic, it uses the test labels).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { computeMetrics, type EvalMetrics, type EvalSample, scoreImages } from '../../eval/evaluate.js';
-import { auproStandard, rocCurve } from '../../eval/metrics.js';
 import { calibrateThreshold, type Decision, decide, f1Decision, mapRangeFor } from '../../eval/threshold.js';
 import { encodeWeightsCheckpoint } from '../../model/checkpoint.js';
 import { nodeFileSystem } from '../../platform/files.js';
 import { makeDir } from '../../platform/fs-errors.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { encodePng } from '../../platform/png.js';
-import { rasterPng } from '../../report/curve.js';
-import { curveChart, type ReportData, renderReport } from '../../report/html.js';
-import { maskImage, overlayHeatmap, type RgbImage, strip } from '../../report/overlay.js';
+import { trainingChartsFor } from '../../report/curve.js';
+import { byTypeChart, proChart, rocChart, scoreHistogram } from '../../report/eval-charts.js';
+import { buildExamples, predictOverlays } from '../../report/examples.js';
+import { type ReportData, renderReport } from '../../report/html.js';
 import {
   decodeImage8,
   discoverDataset,
@@ -51,8 +51,10 @@ export interface TestOptions extends ModelChoice {
   calibrate?: 'frr' | 'f1';
   targetFrr: number;
   skipBad: boolean;
-  /** strips per example group */
+  /** examples per group in the report */
   examples: number;
+  /** an `rdpp predict` output folder: examples link to the full-resolution overlays it wrote */
+  predictions?: string;
   log?: (line: string) => void;
 }
 
@@ -197,57 +199,19 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
     };
   }
 
-  // curves
+  // charts (inline SVG)
   const curves: ReportData['curves'] = [];
-  if (hasBoth) {
-    const roc = rocCurve(labels, scores);
-    writeFileAtomic(
-      join(outDir, 'roc.png'),
-      rasterPng(
-        curveChart(
-          'image roc',
-          [
-            { name: 'roc', x: roc.fpr, y: roc.tpr, color: [31, 119, 180] },
-            { name: 'chance', x: [0, 1], y: [0, 1], color: [180, 180, 180] },
-          ],
-          1,
-        ),
+  if (hasBoth) curves.push(rocChart(labels, scores, metrics.imageAuroc));
+  if (hasPixels)
+    curves.push(
+      proChart(
+        samples.map((s) => s.mask ?? new Uint8Array(hw)),
+        scored.map((s) => s.map),
+        size,
       ),
     );
-    curves.push({
-      file: 'roc.png',
-      alt: `Image-level ROC curve: true-positive rate against false-positive rate; AUROC ${f4(metrics.imageAuroc)}`,
-      caption: `Image-level ROC (AUROC ${f4(metrics.imageAuroc)}), with the chance diagonal.`,
-    });
-  }
-  if (hasPixels) {
-    const pro = auproStandard(
-      samples.map((s) => s.mask ?? new Uint8Array(hw)),
-      scored.map((s) => s.map),
-      size,
-      size,
-    );
-    writeFileAtomic(
-      join(outDir, 'pro.png'),
-      rasterPng(
-        curveChart(
-          'pro curve',
-          [
-            { name: 'pro', x: pro.curve.fpr, y: pro.curve.pro, color: [214, 39, 40] },
-            { name: 'perfect', x: [0, 0.3], y: [1, 1], color: [180, 180, 180] },
-          ],
-          0.3,
-        ),
-      ),
-    );
-    curves.push({
-      file: 'pro.png',
-      alt: `Per-region overlap (PRO) against pixel false-positive rate up to 0.3; standard AUPRO ${f4(pro.aupro)}`,
-      caption: `PRO curve over FPR 0–0.3 (standard MVTec AUPRO ${f4(pro.aupro)}).`,
-    });
-  }
 
-  // example strips: image | ground truth | overlay at the original resolution
+  // examples: image | ground truth | heatmap | overlay at the original resolution
   let range = decision ? mapRangeFor(decision) : null;
   if (!range) {
     let lo = Infinity;
@@ -255,69 +219,35 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
     for (const s of scored) for (const v of s.map) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
     range = { min: lo, max: hi > lo ? hi : lo + 1e-6 };
   }
-  const idx = samples.map((_, i) => i);
-  const byScore = (l: 0 | 1, dir: 1 | -1) =>
-    idx.filter((i) => labels[i] === l).sort((a, b) => dir * (scores[a]! - scores[b]!));
-  const k = o.examples;
-  const groups = [
+  const predDir = o.predictions ? resolve(o.predictions) : null;
+  const predFile = predDir && join(predDir, 'predictions.jsonl');
+  const overlays =
+    predFile && existsSync(predFile) ? predictOverlays(readFileSync(predFile, 'utf8')) : new Map();
+  const examples = buildExamples(
+    samples.map((s, i) => ({
+      name: basename(items[i]!.path),
+      defectType: s.defectType,
+      label: s.label,
+      score: scores[i]!,
+      map: scored[i]!.map,
+    })),
+    { k: o.examples, size, range, threshold: decision?.threshold ?? null },
     {
-      heading: 'Best: most confidently detected anomalies',
-      note: 'Anomalous test images with the highest scores.',
-      ids: byScore(1, -1).slice(0, k),
+      load: (i) => decodeImage8(new Uint8Array(readFileSync(items[i]!.path)), items[i]!.path),
+      loadMask: (i, w, h) => {
+        const mp = items[i]!.maskPath;
+        if (!mp || !existsSync(mp)) return null;
+        const m = decodeImage8(new Uint8Array(readFileSync(mp)), mp);
+        return m.width === w && m.height === h ? maskGray(m).map((v) => (v > 127 ? 1 : 0)) : null;
+      },
+      save: (file, im) => writeFileAtomic(join(outDir, file), encodePng(im.width, im.height, im.rgb, 3)),
+      links: (i) => {
+        const ov = overlays.get(resolve(items[i]!.path)) ?? overlays.get(items[i]!.path);
+        const href = ov && predDir ? relative(outDir, join(predDir, ov)).split(sep).join('/') : null;
+        return href ? [{ href, label: 'full-resolution overlay (rdpp predict)' }] : [];
+      },
     },
-    {
-      heading: 'Best: clearest normal images',
-      note: 'Good test images with the lowest scores.',
-      ids: byScore(0, 1).slice(0, k),
-    },
-    {
-      heading: 'Worst: least detected anomalies',
-      note: 'Anomalous test images with the lowest scores (missed first as the threshold rises).',
-      ids: byScore(1, 1).slice(0, k),
-    },
-    {
-      heading: 'Worst: most suspicious normal images',
-      note: 'Good test images with the highest scores (first false alarms).',
-      ids: byScore(0, -1).slice(0, k),
-    },
-  ];
-  const written = new Map<number, string>();
-  const examples: ReportData['examples'] = groups.map((g) => ({
-    heading: g.heading,
-    note: g.note,
-    items: g.ids.map((i) => {
-      const s = items[i]!;
-      const name = `${s.defectType}-${basename(s.path, extname(s.path))}`;
-      let file = written.get(i);
-      if (!file) {
-        file = `examples/${String(written.size).padStart(2, '0')}-${name}.png`;
-        const img = decodeImage8(new Uint8Array(readFileSync(s.path)), s.path);
-        const image: RgbImage = { width: img.width, height: img.height, rgb: img.rgb };
-        let gt = maskImage(new Uint8Array(img.width * img.height), img.width, img.height);
-        if (s.maskPath && existsSync(s.maskPath)) {
-          const m = decodeImage8(new Uint8Array(readFileSync(s.maskPath)), s.maskPath);
-          if (m.width === img.width && m.height === img.height)
-            gt = maskImage(
-              maskGray(m).map((v) => (v > 127 ? 1 : 0)),
-              img.width,
-              img.height,
-            );
-        }
-        const ov = overlayHeatmap(image, scored[i]!.map, size, size, range!);
-        const st = strip([image, gt, ov], {
-          captions: ['image', 'ground truth', `score ${scores[i]!.toPrecision(4)}`],
-        });
-        writeFileAtomic(join(outDir, file), encodePng(st.width, st.height, st.rgb, 3));
-        written.set(i, file);
-      }
-      const verdict = decision ? ` (${decide(scores[i]!, decision.threshold)})` : '';
-      return {
-        file,
-        title: `${s.defectType} / ${basename(s.path)}: score ${scores[i]!.toPrecision(4)}${verdict}`,
-        alt: `${s.defectType} test image ${basename(s.path)}, its ground-truth mask, and the anomaly heatmap overlay (score ${scores[i]!.toPrecision(4)})`,
-      };
-    }),
-  }));
+  );
 
   const summary: ReportData['summary'] = [
     ['Test images', `${metrics.images}`, `${metrics.anomalous} anomalous`],
@@ -350,8 +280,11 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
     title: `RD++ test report: ${ds.category ?? basename(ds.root)}`,
     subtitle: `Checkpoint ${resolve(o.checkpoint)}; teacher ${cfg.teacher}; image size ${size}; data ${ds.root} (${ds.layout} layout)${o.maxTest ? `; reduced to at most ${o.maxTest} test images spread over the types` : ''}.`,
     summary,
+    histogram: scoreHistogram(samples, scores, decision ? { value: decision.threshold } : null),
     curves,
     byType: metrics.byType,
+    byTypeChart: metrics.byType?.length ? byTypeChart(metrics.byType) : null,
+    training: trainingChartsFor(resolve(o.checkpoint), loaded.checkpoint.meta.training?.history),
     examples,
     notes: [
       `Overlay colours span anomaly-map values ${range.min.toPrecision(4)} (blue) to ${range.max.toPrecision(4)} (red)${decision ? ', with the decision threshold in the middle (green)' : ' (the range of this test set)'}, identical for every image.`,
@@ -422,6 +355,7 @@ export function testOptions(values: Record<string, unknown>, positionals: string
   if (mt) o.maxTest = mt;
   const mc = intOpt(values['max-calibration'], 'max-calibration');
   if (mc) o.maxCalibration = mc;
+  if (values.predictions) o.predictions = String(values.predictions);
   if (calibrate) o.calibrate = calibrate;
   Object.assign(o, parseModelOptions(values));
   return o;
@@ -452,7 +386,11 @@ export const test: Command = {
       help: 'use at most N test images, spread over the defect types (quick runs)',
     },
     'max-calibration': { type: 'string', help: 'use at most N normal images for --calibrate frr' },
-    examples: { type: 'string', default: '2', help: 'example strips per group in the report' },
+    examples: { type: 'string', default: '2', help: 'examples per group in the report' },
+    predictions: {
+      type: 'string',
+      help: 'an rdpp predict --out folder: the report links examples to its full-resolution overlays',
+    },
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
     ...MODEL_OPTIONS,
   },
@@ -466,7 +404,7 @@ export const test: Command = {
       `test set (${m.images} images, ${m.anomalous} anomalous): image AUROC ${f4(m.imageAuroc)}, pixel AUROC ${f4(m.pixelAuroc)}, ` +
         `AUPRO (standard MVTec) ${f4(m.auproStandard)}, AUPRO (official RD++ per-image) ${f4(m.auproOfficial)}`,
     );
-    console.log(`report: ${r.report} (metrics.json, roc.png, pro.png, examples/ beside it)`);
+    console.log(`report: ${r.report} (metrics.json, examples/ beside it)`);
     return 0;
   },
 };
