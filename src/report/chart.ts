@@ -224,7 +224,7 @@ export function barChart(spec: BarChartSpec): string {
     spec.series.forEach((s, si) => {
       const v = s.values[ci] ?? Number.NaN;
       const bx = x0 + inner * si;
-      const tip = escapeXml(`${cat}, ${s.name}: ${formatValue(v)}`);
+      const tip = escapeXml(`${cat}, ${s.name}: ${formatValue(v, 4)}`);
       if (!Number.isFinite(v)) {
         parts.push(
           `<text x="${num(bx + inner / 2)}" y="${num(p.bottom - 4)}" text-anchor="middle" font-size="9" fill="${MUTED}"><title>${tip}</title>n/a</text>`,
@@ -309,7 +309,7 @@ export function histogram(spec: HistogramSpec): string {
     let stack = 0;
     const x0 = x(edges[b]!);
     const x1 = x(edges[b + 1]!);
-    const range = `${formatValue(edges[b]!)} to ${formatValue(edges[b + 1]!)}`;
+    const range = `${formatValue(edges[b]!, 4)} to ${formatValue(edges[b + 1]!, 4)}`;
     spec.groups.forEach((g, gi) => {
       const c = counts[gi]![b]!;
       if (c === 0) return;

@@ -94,10 +94,15 @@ export function formatTick(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-/** A short value for tooltips and captions: 4 significant digits. */
-export function formatValue(v: number): string {
+/**
+ * A value for tooltips and captions with `digits` significant digits, trailing zeros kept (a score of
+ * 0.19997 must not read as a threshold of 0.2).
+ */
+export function formatValue(v: number, digits = 5): string {
   if (!Number.isFinite(v)) return 'n/a';
-  return formatTick(Number(v.toPrecision(4)));
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(digits - 1).replace('e+', 'e');
+  return v.toPrecision(digits);
 }
 
 export interface Scale {

@@ -207,7 +207,11 @@ export function trainingCharts(d: TrainingData, opts: { logY?: boolean; width?: 
             markers: true,
             points: d.testEvals
               .filter((e) => e[k] !== null)
-              .map((e) => ({ x: e.epoch, y: e[k]!, tip: `epoch ${e.epoch}: ${name} ${formatValue(e[k]!)}` })),
+              .map((e) => ({
+                x: e.epoch,
+                y: e[k]!,
+                tip: `epoch ${e.epoch}: ${name} ${formatValue(e[k]!, 4)}`,
+              })),
           }))
           .filter((s) => s.points.length > 0),
         width,

@@ -8,7 +8,7 @@ import { barChart, binCounts, binEdges, histogram, lineChart } from '../../src/r
 import { scoreHistogram, thinCurve } from '../../src/report/eval-charts.js';
 import { displaySize, predictOverlays, selectExamples } from '../../src/report/examples.js';
 import { renderReport } from '../../src/report/html.js';
-import { escapeXml, formatTick, logTicks, makeScale, niceTicks } from '../../src/report/svg.js';
+import { escapeXml, formatTick, formatValue, logTicks, makeScale, niceTicks } from '../../src/report/svg.js';
 import {
   decimateSteps,
   parseTrainLog,
@@ -53,6 +53,12 @@ describe('ticks and scales', () => {
     expect(formatTick(2.5e-5)).toBe('2.5e-5');
     expect(formatTick(200000)).toBe('2e5');
     expect(formatTick(1234.5678)).toBe('1235');
+    // values keep their digits: a score just below a threshold of 0.2 does not read as 0.2
+    expect(formatValue(0.199967)).toBe('0.19997');
+    expect(formatValue(0.2)).toBe('0.20000');
+    expect(formatValue(0.9, 4)).toBe('0.9000');
+    expect(formatValue(2.5e-5)).toBe('2.5000e-5');
+    expect(formatValue(Number.NaN)).toBe('n/a');
   });
 });
 
@@ -153,7 +159,7 @@ describe('charts', () => {
       ],
     });
     expect(svg.match(/<rect x=[^>]*><title>/g)).toHaveLength(3);
-    expect(svg).toContain('<title>crack, image AUROC: 0.9</title>');
+    expect(svg).toContain('<title>crack, image AUROC: 0.9000</title>');
     expect(svg).toContain('>n/a</text>');
     expect(svg).toContain('rotate(-35');
   });
