@@ -48,14 +48,14 @@ export function scoreHistogramSvg(
   if (threshold !== null)
     markers.push({
       x: threshold,
-      label: `threshold ${formatValue(threshold)}`,
+      label: `threshold ${formatValue(threshold, 4)}`,
       color: THRESHOLD_COLOR,
       className: 'threshold',
     });
   if (calibrated !== null && calibrated !== threshold)
     markers.push({
       x: calibrated,
-      label: `calibrated ${formatValue(calibrated)}`,
+      label: `calibrated ${formatValue(calibrated, 4)}`,
       color: '#57606a',
       dash: true,
       className: 'calibrated',
