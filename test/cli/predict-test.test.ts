@@ -3,7 +3,15 @@
  * model (ResNet-18 formula teacher written to a weights file, official student init, 64×64) with real
  * tire images (300×400).
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -167,7 +175,6 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     const input = join(dir, 'input');
     const good = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'good');
     const cut = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'cut');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(input);
     copyFileSync(join(good, '000.png'), join(input, 'good0.png'));
     copyFileSync(join(good, '001.png'), join(input, 'good1.png'));
@@ -206,8 +213,19 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     }
     expect(existsSync(join(out, 'cut0_overlay.png'))).toBe(true);
 
-    // rdpp test on a reduced tire test set, calibrating on 4 validation images
+    // rdpp test on a reduced tire test set, calibrating on 4 validation images; the examples link to the
+    // overlays of a predict folder that lists every test image (a stand-in predictions.jsonl)
     const reportDir = join(dir, 'report');
+    const predDir = join(dir, 'pred-all');
+    mkdirSync(predDir);
+    const testRoot = join(TIRE, 'tire', 'test');
+    writeFileSync(
+      join(predDir, 'predictions.jsonl'),
+      readdirSync(testRoot)
+        .flatMap((t) => readdirSync(join(testRoot, t)).map((f) => ({ t, f })))
+        .map(({ t, f }) => JSON.stringify({ path: join(testRoot, t, f), overlay: `${t}-${f}_overlay.png` }))
+        .join('\n'),
+    );
     const targs = parse(testCommand, [
       '--data',
       TIRE,
@@ -223,6 +241,8 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
       '4',
       '--frr',
       '0.25',
+      '--predictions',
+      predDir,
       '--calibrate',
     ]);
     if (targs === 'help') throw new Error('unexpected help');
@@ -252,6 +272,7 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     // panels at the original resolution (400×300 tire images)
     const ex = srcs.find((s) => s[1]!.endsWith('-overlay.png'))![1]!;
     expect(pngSize(join(reportDir, ex))).toEqual([300, 400]);
+    expect(html).toMatch(/<a href="\.\.\/pred-all\/[a-z_]+-\d+\.png_overlay\.png">full-resolution overlay/);
 
     // the calibrated copy carries the decision, and predict uses it
     const cal = calibratedPath(ckPath);

@@ -221,8 +221,12 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
   }
   const predDir = o.predictions ? resolve(o.predictions) : null;
   const predFile = predDir && join(predDir, 'predictions.jsonl');
-  const overlays =
-    predFile && existsSync(predFile) ? predictOverlays(readFileSync(predFile, 'utf8')) : new Map();
+  // predict records the paths as it was given them: compare them resolved
+  const overlays = new Map(
+    predFile && existsSync(predFile)
+      ? [...predictOverlays(readFileSync(predFile, 'utf8'))].map(([p, ov]) => [resolve(p), ov])
+      : [],
+  );
   const examples = buildExamples(
     samples.map((s, i) => ({
       name: basename(items[i]!.path),
@@ -242,7 +246,7 @@ export async function runTest(o: TestOptions): Promise<TestResult> {
       },
       save: (file, im) => writeFileAtomic(join(outDir, file), encodePng(im.width, im.height, im.rgb, 3)),
       links: (i) => {
-        const ov = overlays.get(resolve(items[i]!.path)) ?? overlays.get(items[i]!.path);
+        const ov = overlays.get(resolve(items[i]!.path));
         const href = ov && predDir ? relative(outDir, join(predDir, ov)).split(sep).join('/') : null;
         return href ? [{ href, label: 'full-resolution overlay (rdpp predict)' }] : [];
       },
