@@ -15,7 +15,7 @@ import { nodeFileSystem } from '../platform/files.js';
 import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
-import { writeCurvePng } from '../report/curve.js';
+import { writeCurveSvg } from '../report/curve.js';
 import type { TrainConfig } from '../train/config.js';
 import { type Dataset, discoverDataset } from '../train/data/index.js';
 import type { EpochInfo } from '../train/trainer.js';
@@ -171,7 +171,8 @@ async function trainInFolder(
           true,
         );
       },
-      curve: (history, testEvals) => writeCurvePng(join(outDir, 'training-curve.png'), history, testEvals),
+      curve: (history, testEvals) =>
+        writeCurveSvg(join(outDir, 'training-curve.svg'), logPath, history, testEvals),
       checkpoint: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
     },
   );

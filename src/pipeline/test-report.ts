@@ -1,15 +1,16 @@
 /**
  * The report folder of a test run (`rdpp test`, the end of `rdpp train`): report.html with the summary,
- * the ROC and PRO curves (roc.png, pro.png), the per-type table and example strips (image | ground truth
- * | heatmap overlay at the original resolution, examples/*.png), and metrics.json. Written through a
- * `ReportFolder` (Node: src/platform/test-run.ts), the source images read through a FileSystem.
+ * inline SVG charts (score histogram with the threshold, image ROC, PRO curve with its 0.3 bound,
+ * per-type bars, the training curves when the caller has them), the per-type table and the examples
+ * (image | ground truth | heatmap | overlay at the original resolution, examples/*.png), and metrics.json.
+ * Written through a `ReportFolder` (Node: src/platform/report-folder.ts), the source images read through
+ * a FileSystem.
  */
 import type { EvalMetrics, EvalSample, ScoredSample } from '../eval/evaluate.js';
-import { auproStandard, rocCurve } from '../eval/metrics.js';
 import { type Decision, decide, mapRangeFor } from '../eval/threshold.js';
-import { curveChart, type ReportData, renderReport } from '../report/html.js';
-import { maskImage, overlayHeatmap, type RgbImage, strip } from '../report/overlay.js';
-import type { Raster } from '../report/raster.js';
+import { byTypeChart, proChart, type ReportChart, rocChart, scoreHistogram } from '../report/eval-charts.js';
+import { buildExamples } from '../report/examples.js';
+import { type ReportData, renderReport } from '../report/html.js';
 import {
   baseName,
   type Dataset,
@@ -17,7 +18,6 @@ import {
   type FileSystem,
   maskGray,
   type Sample,
-  stemOf,
 } from '../train/data/index.js';
 
 /** Where the report goes: files by name relative to the folder ('examples/…' included). */
@@ -42,8 +42,12 @@ export interface TestReportInput {
   checkpoint: string;
   dataset: Dataset;
   maxTest?: number | undefined;
-  /** strips per example group */
+  /** examples per group */
   examples: number;
+  /** the training charts (loss parts, selection score, test metrics), when the caller has the run's log */
+  training?: ReportChart[];
+  /** extra links for the example of items[i] (e.g. the full-resolution overlay `rdpp predict` wrote) */
+  exampleLinks?: (item: Sample) => { href: string; label: string }[];
 }
 
 const f4 = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(4));
@@ -63,7 +67,6 @@ export function writeTestReport(out: ReportFolder, fs: FileSystem, d: TestReport
   const ds = d.dataset;
   const cfg = { teacher: d.teacher };
   const calibrated = d.calibrated;
-  const rasterPng = (r: Raster) => out.encodePng(r.width, r.height, r.data, 4);
   const labels = samples.map((s) => s.label);
   const scores = scored.map((s) => s.score);
   const anomalous = metrics.anomalous;
@@ -90,57 +93,19 @@ export function writeTestReport(out: ReportFolder, fs: FileSystem, d: TestReport
     };
   }
 
-  // curves
+  // charts (inline SVG)
   const curves: ReportData['curves'] = [];
-  if (hasBoth) {
-    const roc = rocCurve(labels, scores);
-    out.write(
-      'roc.png',
-      rasterPng(
-        curveChart(
-          'image roc',
-          [
-            { name: 'roc', x: roc.fpr, y: roc.tpr, color: [31, 119, 180] },
-            { name: 'chance', x: [0, 1], y: [0, 1], color: [180, 180, 180] },
-          ],
-          1,
-        ),
+  if (hasBoth) curves.push(rocChart(labels, scores, metrics.imageAuroc));
+  if (hasPixels)
+    curves.push(
+      proChart(
+        samples.map((s) => s.mask ?? new Uint8Array(hw)),
+        scored.map((s) => s.map),
+        size,
       ),
     );
-    curves.push({
-      file: 'roc.png',
-      alt: `Image-level ROC curve: true-positive rate against false-positive rate; AUROC ${f4(metrics.imageAuroc)}`,
-      caption: `Image-level ROC (AUROC ${f4(metrics.imageAuroc)}), with the chance diagonal.`,
-    });
-  }
-  if (hasPixels) {
-    const pro = auproStandard(
-      samples.map((s) => s.mask ?? new Uint8Array(hw)),
-      scored.map((s) => s.map),
-      size,
-      size,
-    );
-    out.write(
-      'pro.png',
-      rasterPng(
-        curveChart(
-          'pro curve',
-          [
-            { name: 'pro', x: pro.curve.fpr, y: pro.curve.pro, color: [214, 39, 40] },
-            { name: 'perfect', x: [0, 0.3], y: [1, 1], color: [180, 180, 180] },
-          ],
-          0.3,
-        ),
-      ),
-    );
-    curves.push({
-      file: 'pro.png',
-      alt: `Per-region overlap (PRO) against pixel false-positive rate up to 0.3; standard AUPRO ${f4(pro.aupro)}`,
-      caption: `PRO curve over FPR 0–0.3 (standard MVTec AUPRO ${f4(pro.aupro)}).`,
-    });
-  }
 
-  // example strips: image | ground truth | overlay at the original resolution
+  // examples: image | ground truth | heatmap | overlay at the original resolution
   let range = decision ? mapRangeFor(decision) : null;
   if (!range) {
     let lo = Infinity;
@@ -148,70 +113,31 @@ export function writeTestReport(out: ReportFolder, fs: FileSystem, d: TestReport
     for (const s of scored) for (const v of s.map) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
     range = { min: lo, max: hi > lo ? hi : lo + 1e-6 };
   }
-  const idx = samples.map((_, i) => i);
-  const byScore = (l: 0 | 1, dir: 1 | -1) =>
-    idx.filter((i) => labels[i] === l).sort((a, b) => dir * (scores[a]! - scores[b]!));
-  const k = d.examples;
-  const groups = [
+  const examples = buildExamples(
+    samples.map((s, i) => ({
+      name: baseName(items[i]!.path),
+      defectType: s.defectType,
+      label: s.label,
+      score: scores[i]!,
+      map: scored[i]!.map,
+    })),
+    { k: d.examples, size, range, threshold: decision?.threshold ?? null },
     {
-      heading: 'Best: most confidently detected anomalies',
-      note: 'Anomalous test images with the highest scores.',
-      ids: byScore(1, -1).slice(0, k),
+      load: (i) => {
+        const img = decodeImage8(fs.readBytes(items[i]!.path), items[i]!.path);
+        return { width: img.width, height: img.height, rgb: img.rgb };
+      },
+      loadMask: (i, w, h) => {
+        const mp = items[i]!.maskPath;
+        const bytes = mp ? readIfThere(fs, mp) : null;
+        if (!mp || !bytes) return null;
+        const m = decodeImage8(bytes, mp);
+        return m.width === w && m.height === h ? maskGray(m).map((v) => (v > 127 ? 1 : 0)) : null;
+      },
+      save: (file, im) => out.write(file, out.encodePng(im.width, im.height, im.rgb, 3)),
+      links: (i) => d.exampleLinks?.(items[i]!) ?? [],
     },
-    {
-      heading: 'Best: clearest normal images',
-      note: 'Good test images with the lowest scores.',
-      ids: byScore(0, 1).slice(0, k),
-    },
-    {
-      heading: 'Worst: least detected anomalies',
-      note: 'Anomalous test images with the lowest scores (missed first as the threshold rises).',
-      ids: byScore(1, 1).slice(0, k),
-    },
-    {
-      heading: 'Worst: most suspicious normal images',
-      note: 'Good test images with the highest scores (first false alarms).',
-      ids: byScore(0, -1).slice(0, k),
-    },
-  ];
-  const written = new Map<number, string>();
-  const examples: ReportData['examples'] = groups.map((g) => ({
-    heading: g.heading,
-    note: g.note,
-    items: g.ids.map((i) => {
-      const s = items[i]!;
-      const name = `${s.defectType}-${stemOf(baseName(s.path))}`;
-      let file = written.get(i);
-      if (!file) {
-        file = `examples/${String(written.size).padStart(2, '0')}-${name}.png`;
-        const img = decodeImage8(fs.readBytes(s.path), s.path);
-        const image: RgbImage = { width: img.width, height: img.height, rgb: img.rgb };
-        let gt = maskImage(new Uint8Array(img.width * img.height), img.width, img.height);
-        const maskBytes = s.maskPath ? readIfThere(fs, s.maskPath) : null;
-        if (s.maskPath && maskBytes) {
-          const m = decodeImage8(maskBytes, s.maskPath);
-          if (m.width === img.width && m.height === img.height)
-            gt = maskImage(
-              maskGray(m).map((v) => (v > 127 ? 1 : 0)),
-              img.width,
-              img.height,
-            );
-        }
-        const ov = overlayHeatmap(image, scored[i]!.map, size, size, range!);
-        const st = strip([image, gt, ov], {
-          captions: ['image', 'ground truth', `score ${scores[i]!.toPrecision(4)}`],
-        });
-        out.write(file, out.encodePng(st.width, st.height, st.rgb, 3));
-        written.set(i, file);
-      }
-      const verdict = decision ? ` (${decide(scores[i]!, decision.threshold)})` : '';
-      return {
-        file,
-        title: `${s.defectType} / ${baseName(s.path)}: score ${scores[i]!.toPrecision(4)}${verdict}`,
-        alt: `${s.defectType} test image ${baseName(s.path)}, its ground-truth mask, and the anomaly heatmap overlay (score ${scores[i]!.toPrecision(4)})`,
-      };
-    }),
-  }));
+  );
 
   const summary: ReportData['summary'] = [
     ['Test images', `${metrics.images}`, `${metrics.anomalous} anomalous`],
@@ -244,8 +170,11 @@ export function writeTestReport(out: ReportFolder, fs: FileSystem, d: TestReport
     title: `RD++ test report: ${ds.category ?? baseName(ds.root)}`,
     subtitle: `Checkpoint ${d.checkpoint}; teacher ${cfg.teacher}; image size ${size}; data ${ds.root} (${ds.layout} layout)${d.maxTest ? `; reduced to at most ${d.maxTest} test images spread over the types` : ''}.`,
     summary,
+    histogram: scoreHistogram(samples, scores, decision ? { value: decision.threshold } : null),
     curves,
     byType: metrics.byType,
+    byTypeChart: metrics.byType?.length ? byTypeChart(metrics.byType) : null,
+    training: d.training ?? [],
     examples,
     notes: [
       `Overlay colours span anomaly-map values ${range.min.toPrecision(4)} (blue) to ${range.max.toPrecision(4)} (red)${decision ? ', with the decision threshold in the middle (green)' : ' (the range of this test set)'}, identical for every image.`,

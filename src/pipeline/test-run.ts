@@ -8,6 +8,7 @@
 import type { EvalMetrics, EvalSample } from '../eval/evaluate.js';
 import { type Decision, f1Decision } from '../eval/threshold.js';
 import { encodeWeightsCheckpoint } from '../model/checkpoint.js';
+import type { ReportChart } from '../report/eval-charts.js';
 import { discoverDataset, type FileSystem, LoadError, loadBatch, type Sample } from '../train/data/index.js';
 import { calibrateModel } from './calibrate.js';
 import { evaluate } from './evaluate.js';
@@ -29,7 +30,7 @@ export interface TestRunOptions {
   calibrate?: 'frr' | 'f1';
   targetFrr: number;
   skipBad: boolean;
-  /** strips per example group */
+  /** examples per group in the report */
   examples: number;
 }
 
@@ -43,6 +44,10 @@ export interface TestIo {
   openReport(): ReportFolder;
   /** writes the calibrated copy of the checkpoint; returns where it went */
   saveCalibrated(bytes: Uint8Array): string;
+  /** the training charts for the report (Node: from the train.jsonl beside the checkpoint) */
+  trainingCharts?(storedHistory: unknown): ReportChart[];
+  /** extra links under an example (Node: predict's full-resolution overlay, with --predictions) */
+  exampleLinks?(item: Sample): { href: string; label: string }[];
   progress: ProgressSink;
   log: Log;
 }
@@ -158,6 +163,8 @@ export async function runTestOn(o: TestRunOptions, io: TestIo): Promise<TestRunR
     dataset: ds,
     maxTest: o.maxTest,
     examples: o.examples,
+    training: io.trainingCharts?.(loaded.checkpoint.meta.training?.history) ?? [],
+    ...(io.exampleLinks ? { exampleLinks: io.exampleLinks } : {}),
   });
   return { metrics, decision, calibrated };
 }

@@ -4,7 +4,7 @@
  * step (training, selection, and the evaluation's test and calibration images: one list of bad files),
  * get the teacher, and run the Trainer. What happens is reported as events — step, epoch, checkpoint
  * (with its bytes), test-eval, curve — and the caller decides what to do with them (Node: progress
- * lines, train.jsonl, atomic files, training-curve.png: src/cli/train-run.ts).
+ * lines, train.jsonl, atomic files, training-curve.svg: src/cli/train-run.ts).
  *
  * With `evalEvery` N, the test split (decoded once, before training) is also scored every N epochs and at
  * the last one with the weights of that moment — THE evaluation (./evaluate.ts), as the final one — and

@@ -37,7 +37,7 @@ export const RUN_FILES = [
   'best.safetensors',
   'best.calibrated.safetensors',
   'train.jsonl',
-  'training-curve.png',
+  'training-curve.svg',
   'report',
 ] as const;
 

@@ -1,43 +1,52 @@
 /**
- * The training-curve image (Node: PNG through pngjs), rewritten atomically after every epoch: loss and
- * L_KD per epoch, and with `train --eval-every` a second panel with the test-set metrics at the epochs
- * where they were measured (never used for model selection unless --select-on test).
+ * The training curve on disk (Node): training-curve.svg, rewritten atomically after every epoch from the
+ * run's train.jsonl (the per-step losses of every part of a resumed run) and the trainer's history and
+ * test evaluations; and the same charts for a report, found from a checkpoint's folder. The drawing is
+ * platform-neutral (training-chart.ts).
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { TestEvalRecord } from '../eval/evaluate.js';
 import { writeFileAtomic } from '../platform/node.js';
-import { encodePng } from '../platform/png.js';
 import type { EpochInfo } from '../train/trainer.js';
-import { lineChart, type Raster, stackRasters } from './raster.js';
+import type { ReportChart } from './eval-charts.js';
+import { parseTrainLog, type TrainingData, trainingCharts, trainingCurveSvg } from './training-chart.js';
 
-export function rasterPng(r: Raster): Uint8Array {
-  return encodePng(r.width, r.height, r.data, 4);
+export { testMetricSeries } from './training-chart.js';
+
+/** train.jsonl's steps, epochs and test evaluations, or null when there is no such file. */
+export function readTrainLog(logPath: string): TrainingData | null {
+  if (!existsSync(logPath)) return null;
+  return parseTrainLog(readFileSync(logPath, 'utf8'));
 }
 
-/** A per-epoch series of one test metric: NaN at epochs without an evaluation (or without a value). */
-export function testMetricSeries(
-  epochs: number,
-  evals: TestEvalRecord[],
-  metric: 'imageAuroc' | 'pixelAuroc' | 'auproStandard' | 'auproOfficial',
-): number[] {
-  const values = new Array<number>(epochs).fill(Number.NaN);
-  for (const e of evals) if (e.epoch >= 1 && e.epoch <= epochs) values[e.epoch - 1] = e[metric] ?? Number.NaN;
-  return values;
+/**
+ * Write the training curve (SVG) from the log's steps; `history` and `testEvals` are the trainer's own
+ * (authoritative for the current run; the log may hold epochs of an abandoned later part).
+ */
+export function writeCurveSvg(
+  path: string,
+  logPath: string,
+  history: EpochInfo[],
+  testEvals: TestEvalRecord[] = [],
+): void {
+  const last = history.at(-1)?.epoch ?? 0;
+  const steps = (readTrainLog(logPath)?.steps ?? []).filter((s) => s.epoch <= last);
+  writeFileAtomic(path, trainingCurveSvg({ steps, history, testEvals }));
 }
 
-export function writeCurvePng(path: string, history: EpochInfo[], testEvals: TestEvalRecord[] = []): void {
-  const chart = lineChart('rd++ training', [
-    { name: 'loss', values: history.map((h) => h.loss), color: [31, 119, 180] },
-    { name: 'kd', values: history.map((h) => h.kd), color: [255, 127, 14] },
-  ]);
-  if (testEvals.length === 0) {
-    writeFileAtomic(path, rasterPng(chart));
-    return;
-  }
-  const n = history.length;
-  const test = lineChart('test set', [
-    { name: 'image auroc', values: testMetricSeries(n, testEvals, 'imageAuroc'), color: [44, 160, 44] },
-    { name: 'pixel auroc', values: testMetricSeries(n, testEvals, 'pixelAuroc'), color: [214, 39, 40] },
-    { name: 'aupro off.', values: testMetricSeries(n, testEvals, 'auproOfficial'), color: [148, 103, 189] },
-  ]);
-  writeFileAtomic(path, rasterPng(stackRasters([chart, test])));
+/**
+ * The training charts for the report of `checkpoint`: from the train.jsonl beside it (a run folder), else
+ * from the epoch history stored in the checkpoint; [] when neither is there.
+ */
+export function trainingChartsFor(checkpoint: string, storedHistory: unknown): ReportChart[] {
+  const log = readTrainLog(join(dirname(checkpoint), 'train.jsonl'));
+  const history = log?.history.length
+    ? log.history
+    : Array.isArray(storedHistory)
+      ? (storedHistory as EpochInfo[])
+      : [];
+  const data: TrainingData = { steps: log?.steps ?? [], history, testEvals: log?.testEvals ?? [] };
+  const source = log ? 'train.jsonl beside the checkpoint' : 'the history stored in the checkpoint';
+  return trainingCharts(data).map((c) => ({ svg: c.svg, caption: `${c.title} (from ${source}).` }));
 }

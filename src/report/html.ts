@@ -1,82 +1,29 @@
 /**
- * The evaluation report: a self-contained HTML page (inline CSS, no scripts, images as PNG files next to
- * it) with the summary metrics (both AUPROs labelled), ROC and PRO curves, the per-defect-type table and
- * example strips. Accessible: one h1, h2 per section, captions and th scope on tables, alt text on every
- * image. Also the curve charts (drawn with lineChart on a uniform FPR grid). Platform-neutral.
+ * The evaluation report: one self-contained HTML page (inline CSS and inline SVG charts, no scripts; the
+ * example images are PNG files next to it) with the summary metrics (both AUPROs labelled), the score
+ * histogram with the decision threshold, ROC and PRO curves, the per-defect-type chart and table, the
+ * training curves when the run's log is found, and example images. Accessible: one h1, h2 per section,
+ * captions and th scope on tables, alt text on every image, every chart an <svg role="img"> with its own
+ * <title> and <desc>. Platform-neutral.
  */
-import { lineChart, type Raster } from './raster.js';
+import type { ReportChart } from './eval-charts.js';
+import { displaySize, type ExampleGroup } from './examples.js';
+import { escapeXml } from './svg.js';
 
-export function escapeHtml(s: string): string {
-  return s
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export type { ReportChart } from './eval-charts.js';
+export type { ExampleGroup, ExamplePanel, ReportExample } from './examples.js';
 
-/**
- * y(x) of a piecewise-linear curve (points sorted by x, ties allowed: the last y at an x wins) at `n`
- * evenly spaced x in [0, xMax].
- */
-export function resampleCurve(
-  xs: ArrayLike<number>,
-  ys: ArrayLike<number>,
-  xMax: number,
-  n: number,
-): number[] {
-  const out: number[] = [];
-  let j = 0;
-  for (let i = 0; i < n; i++) {
-    const x = (xMax * i) / (n - 1);
-    while (j + 1 < xs.length && xs[j + 1]! <= x) j++;
-    if (j + 1 >= xs.length || xs[j]! >= x) out.push(ys[j]!);
-    else {
-      const x0 = xs[j]!;
-      const x1 = xs[j + 1]!;
-      const t = x1 > x0 ? (x - x0) / (x1 - x0) : 1;
-      out.push(ys[j]! + t * (ys[j + 1]! - ys[j]!));
-    }
-  }
-  return out;
-}
-
-/**
- * A curve chart over FPR ∈ [0, xMax] with lineChart (resampled to 201 evenly spaced points); the x-axis
- * labels are rewritten to show FPR instead of lineChart's epoch labels.
- */
-export function curveChart(
-  title: string,
-  series: { name: string; x: ArrayLike<number>; y: ArrayLike<number>; color: [number, number, number] }[],
-  xMax: number,
-  xLabel = 'fpr',
-): Raster {
-  const n = 201;
-  const r = lineChart(
-    title,
-    series.map((s) => ({ name: s.name, values: resampleCurve(s.x, s.y, xMax, n), color: s.color })),
-  );
-  // replace lineChart's "epoch 1 … epoch n" axis labels (same geometry as lineChart: 640×360, bottom margin 40)
-  r.rect(0, r.height - 30, r.width, 30, [255, 255, 255]);
-  r.text(70, r.height - 24, `${xLabel} 0`, [40, 40, 40]);
-  const right = `${xLabel} ${xMax}`;
-  r.text(r.width - 20 - right.length * 8, r.height - 24, right, [40, 40, 40]);
-  return r;
-}
-
-export interface ReportExample {
-  /** PNG file name relative to the report */
-  file: string;
-  title: string;
-  alt: string;
-}
+export const escapeHtml = escapeXml;
 
 export interface ReportData {
   title: string;
   subtitle: string;
   /** label, value (formatted by the caller), optional note */
   summary: [string, string, string?][];
-  curves: { file: string; alt: string; caption: string }[];
+  /** image scores of good vs each defect type with the threshold (see scoreHistogram) */
+  histogram?: ReportChart | null;
+  /** ROC and PRO curves, inline SVG */
+  curves: ReportChart[];
   byType:
     | {
         type: string;
@@ -87,23 +34,19 @@ export interface ReportData {
         auproOfficial: number;
       }[]
     | null;
-  examples: { heading: string; note: string; items: ReportExample[] }[];
+  byTypeChart?: ReportChart | null;
+  /** the training curves (losses, selection score, --eval-every test metrics), when known */
+  training?: ReportChart[];
+  examples: ExampleGroup[];
   notes: string[];
 }
 
 const f4 = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : 'n/a');
+const e = escapeHtml;
 
-export function renderReport(d: ReportData): string {
-  const e = escapeHtml;
-  const parts: string[] = [];
-  parts.push(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${e(d.title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #1a1a1a; line-height: 1.45; }
+const STYLE = `
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif; margin: 2rem auto; max-width: 1160px; padding: 0 1rem; color: #1b1f24; line-height: 1.45; }
+nav ul { display: flex; flex-wrap: wrap; gap: 0.4rem 1.2rem; padding: 0; list-style: none; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
 th, td { border: 1px solid #bbb; padding: 0.3rem 0.7rem; text-align: left; }
 th { background: #eef; }
@@ -111,15 +54,75 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.3rem; }
 figure { margin: 0.5rem 0 1.5rem; }
 figcaption { font-size: 0.9rem; color: #333; }
-img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-.curves { display: flex; flex-wrap: wrap; gap: 1rem; }
+.charts { display: flex; flex-wrap: wrap; gap: 1rem; }
+svg.chart { max-width: 100%; height: auto; border: 1px solid #ddd; }
+.example { border-top: 1px solid #ddd; padding-top: 0.6rem; }
+.example > figcaption { font-size: 1rem; font-weight: 600; color: #1b1f24; margin-bottom: 0.4rem; }
+.panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(256px, 1fr)); gap: 0.6rem; }
+.panel { margin: 0; }
+.panel img { width: 100%; height: auto; border: 1px solid #ddd; background: #000; }
+img.pixelated { image-rendering: pixelated; }
+.verdict { font-weight: 600; padding: 0 0.4rem; border-radius: 3px; }
+.verdict.fail { background: #fde2e1; color: #8a1c17; }
+.verdict.pass { background: #dff5e3; color: #1a5e2a; }
 .note { color: #444; font-size: 0.95rem; }
-</style>
+`;
+
+function chartFigure(c: ReportChart): string {
+  return `<figure class="chart-figure">${c.svg}<figcaption>${e(c.caption)}</figcaption></figure>`;
+}
+
+function examplesHtml(groups: ExampleGroup[]): string[] {
+  const parts: string[] = [];
+  for (const g of groups) {
+    parts.push(`<h3 id="${e(g.id)}">${e(g.heading)}</h3>\n<p class="note">${e(g.note)}</p>`);
+    if (g.items.length === 0) parts.push('<p class="note">None in this test set.</p>');
+    for (const it of g.items) {
+      const verdict = it.verdict
+        ? ` <span class="verdict ${it.verdict}">${it.verdict === 'fail' ? 'FAIL' : 'pass'}</span>`
+        : '';
+      parts.push(
+        `<figure class="example"><figcaption>${e(it.title)}${verdict}</figcaption><div class="panels">`,
+      );
+      for (const p of it.panels) {
+        const d = displaySize(p.width, p.height);
+        parts.push(
+          `<figure class="panel"><a href="${e(p.file)}"><img src="${e(p.file)}" alt="${e(p.alt)}" width="${d.width}" height="${d.height}"${d.scaled ? ' class="pixelated"' : ''}></a><figcaption>${e(p.label)} (${p.width}×${p.height})</figcaption></figure>`,
+        );
+      }
+      parts.push('</div>');
+      if (it.links?.length)
+        parts.push(
+          `<p class="note">${it.links.map((l) => `<a href="${e(l.href)}">${e(l.label)}</a>`).join(' · ')}</p>`,
+        );
+      parts.push('</figure>');
+    }
+  }
+  return parts;
+}
+
+export function renderReport(d: ReportData): string {
+  const sections: [string, string][] = [['summary', 'Summary']];
+  if (d.histogram) sections.push(['scores', 'Score distribution']);
+  sections.push(['curves', 'Curves'], ['by-type', 'Per defect type']);
+  if (d.training?.length) sections.push(['training', 'Training']);
+  sections.push(['examples', 'Examples']);
+  if (d.notes.length) sections.push(['notes', 'Notes']);
+  const parts: string[] = [];
+  parts.push(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>${e(d.title)}</title>
+<style>${STYLE}</style>
 </head>
 <body>
 <main>
 <h1>${e(d.title)}</h1>
 <p>${e(d.subtitle)}</p>
+<nav aria-label="Sections"><ul>${sections.map(([id, name]) => `<li><a href="#${id}">${e(name)}</a></li>`).join('')}</ul></nav>
 <h2 id="summary">Summary</h2>
 <table>
 <caption>Test-set metrics</caption>
@@ -127,14 +130,16 @@ img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 <tbody>`);
   for (const [k, v, note] of d.summary)
     parts.push(`<tr><th scope="row">${e(k)}</th><td class="num">${e(v)}</td><td>${e(note ?? '')}</td></tr>`);
-  parts.push('</tbody>\n</table>\n<h2 id="curves">Curves</h2>\n<div class="curves">');
-  for (const c of d.curves)
-    parts.push(
-      `<figure><img src="${e(c.file)}" alt="${e(c.alt)}" width="640" height="360"><figcaption>${e(c.caption)}</figcaption></figure>`,
-    );
+  parts.push('</tbody>\n</table>');
+  if (d.histogram) parts.push('<h2 id="scores">Score distribution</h2>', chartFigure(d.histogram));
+  parts.push('<h2 id="curves">Curves</h2>\n<div class="charts">');
+  if (d.curves.length === 0)
+    parts.push('<p class="note">Not available (needs good and anomalous test images).</p>');
+  for (const c of d.curves) parts.push(chartFigure(c));
   parts.push('</div>');
   parts.push('<h2 id="by-type">Per defect type</h2>');
   if (d.byType?.length) {
+    if (d.byTypeChart) parts.push(chartFigure(d.byTypeChart));
     parts.push(`<table>
 <caption>Metrics per defect type (each type with the good test images)</caption>
 <thead><tr><th scope="col">Type</th><th scope="col">Images</th><th scope="col">Image AUROC</th><th scope="col">Pixel AUROC</th><th scope="col">AUPRO (standard MVTec)</th><th scope="col">AUPRO (official RD++ per-image)</th></tr></thead>
@@ -145,15 +150,15 @@ img { max-width: 100%; height: auto; border: 1px solid #ddd; }
       );
     parts.push('</tbody>\n</table>');
   } else parts.push('<p class="note">Not available (needs good and anomalous test images with masks).</p>');
-  parts.push('<h2 id="examples">Examples</h2>');
-  for (const g of d.examples) {
-    parts.push(`<h3>${e(g.heading)}</h3>\n<p class="note">${e(g.note)}</p>`);
-    if (g.items.length === 0) parts.push('<p class="note">None in this test set.</p>');
-    for (const it of g.items)
-      parts.push(
-        `<figure><img src="${e(it.file)}" alt="${e(it.alt)}"><figcaption>${e(it.title)}</figcaption></figure>`,
-      );
+  if (d.training?.length) {
+    parts.push('<h2 id="training">Training</h2>');
+    for (const c of d.training) parts.push(chartFigure(c));
   }
+  parts.push('<h2 id="examples">Examples</h2>');
+  parts.push(
+    '<p class="note">Each example: the test image, its ground-truth mask, the anomaly heatmap and the heatmap over the image, at the image\'s resolution (small images enlarged without smoothing); select a panel to open it full size.</p>',
+  );
+  parts.push(...examplesHtml(d.examples));
   if (d.notes.length) {
     parts.push('<h2 id="notes">Notes</h2>\n<ul>');
     for (const n of d.notes) parts.push(`<li>${e(n)}</li>`);

@@ -1,5 +1,5 @@
 /**
- * Heatmap overlays of anomaly maps on the original images, and side-by-side strips for reports.
+ * Heatmap overlays of anomaly maps on the original images (predict's overlays, the report's panels).
  * Platform-neutral: 8-bit RGB (HWC) bytes in, 8-bit RGB bytes out; PNG encoding is the caller's.
  *
  * The map (computed at the model's square input size) is upsampled to the ORIGINAL image size with
@@ -9,7 +9,8 @@
  * decision's normal statistics, or given), so colours mean the same in every image, then coloured with a
  * jet-like map (blue → cyan → green → yellow → red) and alpha-blended onto the image.
  */
-import { Raster, type Rgb } from './raster.js';
+
+export type Rgb = [number, number, number];
 
 export interface RgbImage {
   width: number;
@@ -116,37 +117,4 @@ export function maskImage(mask: ArrayLike<number>, width: number, height: number
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) if (mask[i]! > 0) rgb.fill(255, i * 3, i * 3 + 3);
   return { width, height, rgb };
-}
-
-/**
- * Panels side by side (e.g. image | ground truth | overlay) with `gap` white pixels between them and an
- * optional caption line under each panel (3×5 font; digits, lower-case letters and . - + : / ( ) % =).
- * Returns RGB bytes.
- */
-export function strip(panels: RgbImage[], opts: { gap?: number; captions?: string[] } = {}): RgbImage {
-  if (panels.length === 0) throw new Error('strip: no panels');
-  const gap = opts.gap ?? 8;
-  const capH = opts.captions ? 18 : 0;
-  const width = panels.reduce((a, p) => a + p.width, 0) + gap * (panels.length - 1);
-  const height = Math.max(...panels.map((p) => p.height)) + capH;
-  const r = new Raster(width, height);
-  let x = 0;
-  panels.forEach((p, i) => {
-    r.paste(x, 0, p.width, p.height, p.rgb);
-    const cap = opts.captions?.[i];
-    if (cap) r.text(x + 2, height - capH + 4, cap, [30, 30, 30], 2);
-    x += p.width + gap;
-  });
-  return { width, height, rgb: rgbaToRgb(r.data) };
-}
-
-export function rgbaToRgb(rgba: Uint8Array): Uint8Array {
-  const n = rgba.length / 4;
-  const out = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    out[i * 3] = rgba[i * 4]!;
-    out[i * 3 + 1] = rgba[i * 4 + 1]!;
-    out[i * 3 + 2] = rgba[i * 4 + 2]!;
-  }
-  return out;
 }

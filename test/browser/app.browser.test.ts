@@ -427,6 +427,12 @@ describe('the browser app', () => {
       return { want: r.left + 9 + (r.width - 18) * frac, got: m.left + 1.5 };
     });
     expect(Math.abs(pos.got - pos.want)).toBeLessThanOrEqual(2);
+    // the loss chart and the score histogram are the report's SVG charts; the histogram follows the slider
+    const charts = await page.evaluate(() => ({
+      loss: document.querySelectorAll('#loss-curve svg[role="img"] text.axis-label').length,
+      threshold: document.querySelector('#score-chart g.marker.threshold title')?.textContent,
+    }));
+    expect(charts).toEqual({ loss: 2, threshold: expect.stringMatching(/^threshold /) });
     await page.screenshot({ path: '/tmp/app.png', fullPage: true });
     expect(h.errors).toEqual([]);
   }, 600_000);
@@ -659,7 +665,7 @@ describe('the browser app', () => {
     );
     // every control has an accessible name
     const unnamed = await page.evaluate(() =>
-      Array.from(document.querySelectorAll('input, button, progress, canvas#loss-curve'))
+      Array.from(document.querySelectorAll('input, button, progress'))
         .filter((el) => {
           const e = el as HTMLInputElement;
           const named =

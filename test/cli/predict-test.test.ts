@@ -3,7 +3,15 @@
  * model (ResNet-18 formula teacher written to a weights file, official student init, 64×64) with real
  * tire images (300×400).
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -32,8 +40,8 @@ import { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { calibratedPath } from '../../src/pipeline/model.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
-import { escapeHtml, resampleCurve } from '../../src/report/html.js';
-import { jet, overlayHeatmap, strip, upsampleMap } from '../../src/report/overlay.js';
+import { escapeHtml } from '../../src/report/html.js';
+import { jet, overlayHeatmap, upsampleMap } from '../../src/report/overlay.js';
 import { defaultConfig } from '../../src/train/config.js';
 import { sharedPath } from '../helpers/fixtures.js';
 import { gpu, runtime } from '../helpers/gpu.js';
@@ -127,14 +135,10 @@ describe('overlay', () => {
     expect(Array.from(cold.rgb.subarray(w * h * 3 - 3))).toEqual([0, 0, 128]);
     expect(() => overlayHeatmap(image, new Float32Array(16), 4, 4, { min: 1, max: 1 })).toThrow(/max > min/);
     expect(() => overlayHeatmap(image, new Float32Array(15), 4, 4, { min: 0, max: 1 })).toThrow(/15 values/);
-    const st = strip([image, cold, hot], { gap: 2, captions: ['a', 'b', 'c'] });
-    expect(st.width).toBe(3 * w + 4);
-    expect(st.rgb.length).toBe(st.width * st.height * 3);
   });
 
-  it('html helpers escape and resample', () => {
+  it('html helpers escape', () => {
     expect(escapeHtml('<a href="x">&\'')).toBe('&lt;a href=&quot;x&quot;&gt;&amp;&#39;');
-    expect(resampleCurve([0, 0, 1], [0, 0.5, 1], 1, 3)).toEqual([0.5, 0.75, 1]);
   });
 });
 
@@ -174,7 +178,6 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     const input = join(dir, 'input');
     const good = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'good');
     const cut = sharedPath('datasets', 'mvtec3d-tire-half', 'tire', 'test', 'cut');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(input);
     copyFileSync(join(good, '000.png'), join(input, 'good0.png'));
     copyFileSync(join(good, '001.png'), join(input, 'good1.png'));
@@ -213,8 +216,19 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     }
     expect(existsSync(join(out, 'cut0_overlay.png'))).toBe(true);
 
-    // rdpp test on a reduced tire test set, calibrating on 4 validation images
+    // rdpp test on a reduced tire test set, calibrating on 4 validation images; the examples link to the
+    // overlays of a predict folder that lists every test image (a stand-in predictions.jsonl)
     const reportDir = join(dir, 'report');
+    const predDir = join(dir, 'pred-all');
+    mkdirSync(predDir);
+    const testRoot = join(TIRE, 'tire', 'test');
+    writeFileSync(
+      join(predDir, 'predictions.jsonl'),
+      readdirSync(testRoot)
+        .flatMap((t) => readdirSync(join(testRoot, t)).map((f) => ({ t, f })))
+        .map(({ t, f }) => JSON.stringify({ path: join(testRoot, t, f), overlay: `${t}-${f}_overlay.png` }))
+        .join('\n'),
+    );
     const targs = parse(testCommand, [
       '--data',
       TIRE,
@@ -230,6 +244,8 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
       '4',
       '--frr',
       '0.25',
+      '--predictions',
+      predDir,
       '--calibrate',
     ]);
     if (targs === 'help') throw new Error('unexpected help');
@@ -248,12 +264,18 @@ describe('rdpp predict and rdpp test (tiny model, tire images)', () => {
     expect(html).toMatch(/AUPRO \(standard MVTec\)/);
     expect(html).toMatch(/AUPRO \(official RD\+\+ per-image\)/);
     const srcs = [...html.matchAll(/<img src="([^"]+)" alt="([^"]+)"/g)];
-    expect(srcs.length).toBeGreaterThanOrEqual(4);
+    // three groups × two examples × four panels (an image may be in two groups of this small set)
+    expect(srcs.length).toBeGreaterThanOrEqual(12);
     for (const [, src] of srcs) expect(existsSync(join(reportDir, src!)), src).toBe(true);
-    expect(srcs.map((s) => s[1])).toContain('roc.png');
-    expect(srcs.map((s) => s[1])).toContain('pro.png');
-    const ex = srcs.find((s) => s[1]!.startsWith('examples/'))![1]!;
-    expect(pngSize(join(reportDir, ex))[1]).toBeGreaterThanOrEqual(400);
+    // the charts are inline SVG: ROC, PRO, the score histogram with the calibrated threshold
+    for (const id of ['image-roc', 'pro-curve', 'score-histogram'])
+      expect(html, id).toMatch(new RegExp(`<svg [^>]*id="${id}"`));
+    expect(html).toMatch(/class="marker threshold"/);
+    expect(existsSync(join(reportDir, 'roc.png'))).toBe(false);
+    // panels at the original resolution (400×300 tire images)
+    const ex = srcs.find((s) => s[1]!.endsWith('-overlay.png'))![1]!;
+    expect(pngSize(join(reportDir, ex))).toEqual([300, 400]);
+    expect(html).toMatch(/<a href="\.\.\/pred-all\/[a-z_]+-\d+\.png_overlay\.png">full-resolution overlay/);
 
     // the calibrated copy carries the decision, and predict uses it
     const cal = calibratedPath(ckPath);

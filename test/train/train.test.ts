@@ -87,7 +87,10 @@ describe('rdpp train (tiny configuration on tire images)', () => {
     expect(a.metrics?.imageAuroc).toBeGreaterThanOrEqual(0);
     const lastA = decodeCheckpoint(new Uint8Array(readFileSync(join(outA, 'last.safetensors'))), 'A');
     expect(lastA.meta.training?.epoch).toBe(2);
-    expect(readFileSync(join(outA, 'training-curve.png')).subarray(1, 4).toString()).toBe('PNG');
+    const curve = readFileSync(join(outA, 'training-curve.svg'), 'utf8');
+    expect(curve.startsWith('<?xml')).toBe(true);
+    expect(curve).toContain('<svg xmlns="http://www.w3.org/2000/svg"');
+    expect(curve).toContain('Training loss per step');
     const log = readFileSync(join(outA, 'train.jsonl'), 'utf8')
       .split('\n')
       .filter(Boolean)

@@ -1,6 +1,6 @@
 /**
  * `rdpp test`: evaluate a checkpoint on a dataset's test split and write a self-contained report folder
- * (metrics.json, report.html, roc.png, pro.png, examples/*.png). With --calibrate, also store a decision
+ * (metrics.json, report.html with inline SVG charts, examples/*.png). With --calibrate, also store a decision
  * threshold in a copy of the checkpoint (`<stem>.calibrated.safetensors`): from the validation/good
  * images at a target false-rejection rate (default), or the F1-optimal one on the labelled test set
  * (`--calibrate f1`: optimistic, it uses the test labels). Argument parsing and output only: the run is
@@ -54,6 +54,7 @@ export function testOptions(values: Record<string, unknown>, positionals: string
   if (mt) o.maxTest = mt;
   const mc = intOpt(values['max-calibration'], 'max-calibration');
   if (mc) o.maxCalibration = mc;
+  if (values.predictions) o.predictions = String(values.predictions);
   if (calibrate) o.calibrate = calibrate;
   Object.assign(o, parseModelOptions(values));
   return o;
@@ -84,7 +85,11 @@ export const test: Command = {
       help: 'use at most N test images, spread over the defect types (quick runs)',
     },
     'max-calibration': { type: 'string', help: 'use at most N normal images for --calibrate frr' },
-    examples: { type: 'string', default: '2', help: 'example strips per group in the report' },
+    examples: { type: 'string', default: '2', help: 'examples per group in the report' },
+    predictions: {
+      type: 'string',
+      help: 'an rdpp predict --out folder: the report links examples to its full-resolution overlays',
+    },
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
     ...MODEL_OPTIONS,
   },
@@ -98,7 +103,7 @@ export const test: Command = {
       `test set (${m.images} images, ${m.anomalous} anomalous): image AUROC ${f4(m.imageAuroc)}, pixel AUROC ${f4(m.pixelAuroc)}, ` +
         `AUPRO (standard MVTec) ${f4(m.auproStandard)}, AUPRO (official RD++ per-image) ${f4(m.auproOfficial)}`,
     );
-    console.log(`report: ${r.report} (metrics.json, roc.png, pro.png, examples/ beside it)`);
+    console.log(`report: ${r.report} (metrics.json, examples/ beside it)`);
     return 0;
   },
 };

@@ -107,7 +107,7 @@ export function printSummary(
   selectOn: string,
   report: string | null = null,
 ): void {
-  console.log(`run folder: ${outDir} (best.safetensors, last.safetensors, train.jsonl, training-curve.png)`);
+  console.log(`run folder: ${outDir} (best.safetensors, last.safetensors, train.jsonl, training-curve.svg)`);
   if (report)
     console.log(
       `report: ${report} (metrics.json beside it; calibrated checkpoint best.calibrated.safetensors)`,

@@ -20,6 +20,7 @@ import { openBrowserGpu } from '../../platform/browser.js';
 import { overlayHeatmap } from '../../report/overlay.js';
 import type { TeacherChoice, TrainConfig } from '../../train/config.js';
 import type { Trainer } from '../../train/trainer.js';
+import { renderLossChart, renderScoreHistogram } from './charts.js';
 import { decodeImageBlob, droppedFiles, imageFiles } from './decode.js';
 import { loadTeacherFrom, type TeacherSource } from './teacher.js';
 
@@ -598,41 +599,7 @@ class App {
   }
 
   private drawCurve(): void {
-    const c = $<HTMLCanvasElement>('loss-curve');
-    const ctx = c.getContext('2d');
-    const l = this.s.losses;
-    if (!ctx || l.length === 0) return;
-    ctx.clearRect(0, 0, c.width, c.height);
-    const lo = Math.min(...l);
-    const hi = Math.max(...l);
-    const span = hi - lo || 1;
-    const pad = 20;
-    const xy = (v: number, i: number): [number, number] => [
-      pad + ((c.width - 2 * pad) * i) / Math.max(1, l.length - 1),
-      c.height - pad - ((c.height - 2 * pad) * (v - lo)) / span,
-    ];
-    ctx.strokeStyle = '#1a73e8';
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    l.forEach((v, i) => {
-      const [x, y] = xy(v, i);
-      if (i === 0) ctx.moveTo(x, y);
-      else ctx.lineTo(x, y);
-    });
-    ctx.stroke();
-    ctx.fillStyle = '#1a73e8';
-    l.forEach((v, i) => {
-      const [x, y] = xy(v, i);
-      ctx.fillRect(x - 2, y - 2, 4, 4);
-    });
-    ctx.fillStyle = '#1b1f24';
-    ctx.font = '12px system-ui';
-    ctx.fillText(`loss ${hi.toFixed(3)}`, 4, 12);
-    ctx.fillText(`${lo.toFixed(3)} · ${l.length} steps`, 4, c.height - 4);
-    c.setAttribute(
-      'aria-label',
-      `Training loss per step: ${l.length} steps, first ${l[0]!.toFixed(4)}, last ${l.at(-1)!.toFixed(4)}, lowest ${lo.toFixed(4)}`,
-    );
+    renderLossChart($('loss-curve'), this.s.losses);
   }
 
   private download(parts: BlobPart | BlobPart[], name: string, type: string): void {
@@ -810,6 +777,12 @@ class App {
     const d = this.s.decision;
     const cal = d ? ` (calibrated ${d.threshold.toFixed(4)})` : '';
     $('threshold-value').textContent = `${t.toFixed(4)}${cal}`;
+    renderScoreHistogram(
+      $('score-chart'),
+      this.s.results.map((r) => r.score),
+      t,
+      d?.threshold ?? null,
+    );
     const items = $('results').children;
     let fails = 0;
     this.s.results.forEach((r, i) => {
