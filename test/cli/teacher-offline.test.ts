@@ -22,8 +22,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTeacherExport } from '../../src/cli/commands/teacher.js';
 import { loadTeacher } from '../../src/cli/teacher.js';
+import { runTeacherExport } from '../../src/cli/teacher-export.js';
 import { scope, tensor } from '../../src/engine/index.js';
 import { normalise } from '../../src/model/preprocess.js';
 import { Rdpp } from '../../src/model/rdpp.js';
