@@ -64,7 +64,7 @@ export const test: Command = {
   name: 'test',
   summary: 'evaluate a checkpoint on a test set: metrics.json + report.html; --calibrate stores a threshold',
   usage:
-    '--data <root> [--category <name>] --checkpoint <file> [--out dir] [--calibrate [frr|f1]] [--frr 0.01] [--max-test N]',
+    '--data <root> [--category <name>] --checkpoint <file> [--out dir] [--calibrate [frr|f1]] [--frr 0.01] [--max-test N] [--predictions <predict --out dir>]',
   positionals: true,
   options: {
     data: { type: 'string', help: 'dataset root (MVTec / BTAD layout with a labelled test split)' },
