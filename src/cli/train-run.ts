@@ -10,13 +10,12 @@ import { join, resolve } from 'node:path';
 import type { EvalMetrics, TestEvalRecord } from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { runSpaceNeed } from '../model/checkpoint-size.js';
-import { train } from '../pipeline/train.js';
+import { type TrainOptions, train } from '../pipeline/train.js';
 import { nodeFileSystem } from '../platform/files.js';
 import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
 import { writeCurveSvg } from '../report/curve.js';
-import type { TrainConfig } from '../train/config.js';
 import { type Dataset, discoverDataset } from '../train/data/index.js';
 import type { EpochInfo } from '../train/trainer.js';
 import { isInside } from './output-path.js';
@@ -24,23 +23,13 @@ import { formatDuration, Progress } from './progress.js';
 import { loadTeacher } from './teacher.js';
 import { runTest, type TestResult } from './test-run.js';
 
-export interface TrainRunOptions {
+/** The pipeline's training options (cfg, resume, skipBad, the max* limits, evaluate, evalEvery), plus files. */
+export interface TrainRunOptions extends Omit<TrainOptions, 'dataset'> {
   data: string;
   category?: string;
   out: string;
-  cfg: TrainConfig;
-  resume: boolean;
   /** start anew in a folder that holds a run, moving the earlier run into previous-<time>/ */
   overwrite?: boolean;
-  skipBad: boolean;
-  /** use at most this many training / selection / test images (quick runs; the first ones in name order) */
-  maxTrain?: number;
-  maxSelection?: number;
-  maxTest?: number;
-  /** evaluate on the test set at the end (default true) */
-  evaluate: boolean;
-  /** also evaluate on the test set every this many epochs and at the last epoch (never for selection) */
-  evalEvery?: number;
   /** opens the GPU once the run folder and the data are checked (when the caller has not yet) */
   startEngine?: () => Promise<unknown>;
   log?: (line: string) => void;

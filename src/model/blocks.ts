@@ -40,9 +40,13 @@ export function bnForward(s: NetState, name: string, x: Tensor, training: boolea
   );
 }
 
+/** A conv's bias, or null for the bias-free convs of the torchvision nets. */
+function convBias(s: NetState, name: string): Tensor | null {
+  return s.has(`${name}.bias`) ? s.get(`${name}.bias`) : null;
+}
+
 function conv(s: NetState, name: string, x: Tensor, stride: number, padding: number): Tensor {
-  const b = s.has(`${name}.bias`) ? s.get(`${name}.bias`) : null;
-  return conv2d(x, s.get(`${name}.weight`), b, { stride, padding });
+  return conv2d(x, s.get(`${name}.weight`), convBias(s, name), { stride, padding });
 }
 
 function bnParams(s: NetState, name: string): FusedBatchNorm {
@@ -58,8 +62,7 @@ function bnParams(s: NetState, name: string): FusedBatchNorm {
 function fusable(s: NetState, x: Tensor, convName: string, bnName: string, training: boolean): boolean {
   if (training) return false;
   const bn = bnParams(s, bnName);
-  const b = s.has(`${convName}.bias`) ? s.get(`${convName}.bias`) : null;
-  return canFuseInference(x, s.get(`${convName}.weight`), b, bn.weight, bn.bias);
+  return canFuseInference(x, s.get(`${convName}.weight`), convBias(s, convName), bn.weight, bn.bias);
 }
 
 /** conv → BN (→ + residual) (→ ReLU) as one kernel (see fusable). */
@@ -70,11 +73,10 @@ function convBnFused(
   bnName: string,
   o: { stride: number; padding: number; relu: boolean; residual?: Tensor },
 ): Tensor {
-  const b = s.has(`${convName}.bias`) ? s.get(`${convName}.bias`) : null;
   return conv2dFused(
     x,
     s.get(`${convName}.weight`),
-    b,
+    convBias(s, convName),
     { stride: o.stride, padding: o.padding },
     { bn: bnParams(s, bnName), relu: o.relu, ...(o.residual ? { residual: o.residual } : {}) },
   );

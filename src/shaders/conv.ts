@@ -30,7 +30,7 @@
  * in the pipeline keys.
  */
 import { indexer } from './common.js';
-import type { GemmOperand, LoadMode } from './matmul.js';
+import { type GemmOperand, type LoadMode, splitSumShader } from './matmul.js';
 
 /** Shape of one convolution in its forward orientation. */
 export interface ConvGeom {
@@ -179,16 +179,7 @@ fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
 
 /** y[i] = epi(Σ_z part[z·n + i]) for an NCHW output (channel (i / hw) % co): split-K plus the epilogue. */
 export function splitSumEpilogueShader(e: FwdEpilogue, wgSize = 256): (header: string) => string {
-  return (h) => `${h}
-${epilogueWgsl(e)}
-@compute @workgroup_size(${wgSize})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * ${wgSize}u;
-  if (i >= u.n) { return; }
-  var s = 0.0;
-  for (var z = 0u; z < u.splits; z = z + 1u) { s = s + part[z * u.n + i]; }
-  y[i] = epi(s, (i / u.hw) % u.co, i);
-}`;
+  return splitSumShader(wgSize, { prelude: epilogueWgsl(e), line: 'y[i] = epi(s, (i / u.hw) % u.co, i);' });
 }
 
 // ---- dgrad (input gradient), one phase per workgroup_id.z ----

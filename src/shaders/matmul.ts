@@ -353,15 +353,22 @@ export function stridedUniforms(
   };
 }
 
-/** out[i] = Σ_z part[z·n + i] over u.splits slices (the split-K reduction; slices are few, ≤ 64). */
-export function splitSumShader(wgSize = 256): (header: string) => string {
+/**
+ * out[i] = Σ_z part[z·n + i] over u.splits slices (the split-K reduction; slices are few, ≤ 64). `store`
+ * replaces the plain `out[i] = s;` (e.g. a fused epilogue), with any WGSL it needs in `prelude`.
+ */
+export function splitSumShader(
+  wgSize = 256,
+  store: { prelude: string; line: string } = { prelude: '', line: 'out[i] = s;' },
+): (header: string) => string {
   return (h) => `${h}
+${store.prelude}
 @compute @workgroup_size(${wgSize})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * ${wgSize}u;
   if (i >= u.n) { return; }
   var s = 0.0;
   for (var z = 0u; z < u.splits; z = z + 1u) { s = s + part[z * u.n + i]; }
-  out[i] = s;
+  ${store.line}
 }`;
 }

@@ -130,31 +130,28 @@ function splitSum(part: Tensor, out: Tensor, splits: number): void {
   });
 }
 
-/** How a GEMM of `tiles` M×N tiles and `kTiles` K tiles is split: `used` slices of `tps` K tiles. */
-function splitPlan(tiles: number, kTiles: number, sliceBytes: number): { used: number; tps: number } {
-  const splits = splitCount(tiles, kTiles, sliceBytes);
-  const tps = Math.ceil(kTiles / splits);
-  return { used: Math.ceil(kTiles / tps), tps };
-}
-
 /**
  * Run a split-K capable GEMM into `out` (m×n values): `launch(dst, splits, tps)` records the GEMM writing
- * slice z of `dst` at z·m·n; with more than one slice a temporary holds them and a sum follows.
+ * slice z of `dst` at z·m·n; with more than one slice a temporary holds them and `sum` (the plain slice sum
+ * unless given) writes `out`. `split: false` runs K in one pass.
  */
 function withSplitK(
   out: Tensor,
   tiles: number,
   kTiles: number,
   launch: (dst: Tensor, splits: number, tps: number) => void,
+  o: { split?: boolean; sum?: (part: Tensor, out: Tensor, splits: number) => void } = {},
 ): void {
-  const { used, tps } = splitPlan(tiles, kTiles, out.byteLength);
+  const splits = o.split === false ? 1 : splitCount(tiles, kTiles, out.byteLength);
+  const tps = Math.ceil(kTiles / splits);
+  const used = Math.ceil(kTiles / tps);
   if (used <= 1) {
     launch(out, 1, Math.max(kTiles, 1));
     return;
   }
   const part = empty([used, out.size]);
   launch(part, used, tps);
-  splitSum(part, out, used);
+  (o.sum ?? splitSum)(part, out, used);
   part.dispose();
 }
 
@@ -304,15 +301,17 @@ function convForward(
       }),
     });
   };
-  const plan = flag('CONV_FWD_SPLIT_K') ? splitPlan(tiles, kTiles, y.byteLength) : { used: 1, tps: kTiles };
-  if (plan.used <= 1) launch(y, 1, Math.max(kTiles, 1), epilogue);
-  else {
-    const part = empty([plan.used, y.size]);
-    launch(part, plan.used, plan.tps, null);
-    if (epilogue) splitSumEpilogue(part, y, plan.used, g, epilogue);
-    else splitSum(part, y, plan.used);
-    part.dispose();
-  }
+  // the epilogue runs in the GEMM's store when K is one pass, else in the slice sum
+  withSplitK(
+    y,
+    tiles,
+    kTiles,
+    (dst, splits, tps) => launch(dst, splits, tps, splits === 1 ? epilogue : null),
+    {
+      split: flag('CONV_FWD_SPLIT_K'),
+      ...(epilogue ? { sum: (part, out, splits) => splitSumEpilogue(part, out, splits, g, epilogue) } : {}),
+    },
+  );
   if (wt !== w) wt.dispose();
   return y;
 }
