@@ -5,6 +5,11 @@
  * `setFlags()` and, in Node, from the environment as `RDPP_<NAME>` (see platform/node.ts, which calls
  * `flagsFromEnv`). The engine never reads `process.env` itself: it must run unchanged in the browser.
  */
+/** Operand precision of the GEMMs (see the flag PRECISION). */
+export type Precision = 'f32' | 'f16';
+
+export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
+
 export interface Flags {
   /** Print every generated WGSL program once, when it is first compiled. */
   PRINT_SHADERS: boolean;
@@ -12,8 +17,14 @@ export interface Flags {
   LOG_DISPATCHES: boolean;
   /** Request Dawn's `allow_unsafe_apis` (needed for `chromium-experimental-subgroup-matrix`). Node only. */
   ALLOW_UNSAFE_APIS: boolean;
-  /** Use `shader-f16` kernels where an op has them and the adapter supports it. */
-  USE_F16: boolean;
+  /**
+   * Operand precision of the GEMM family (matmul, conv forward/dgrad/wgrad, transposed conv, split-K,
+   * conv2dFused), like PyTorch AMP's autocast: `f16` rounds both operands to f16 where they are staged in
+   * workgroup memory and accumulates in f32 (tensor-core numerics); storage, epilogues, norms, losses,
+   * Sinkhorn, softmax, cosine and the optimizer stay f32. Needs the device feature `shader-f16`; without
+   * it the engine warns once and runs f32. See src/engine/precision.ts and the README's Precision section.
+   */
+  PRECISION: Precision;
   /**
    * Submit the open command encoder after this many dispatches even if nobody asked: the GPU starts on
    * the first part of a step while the CPU records the rest, and buffers released meanwhile become
@@ -47,7 +58,7 @@ const defaults: Flags = {
   PRINT_SHADERS: false,
   LOG_DISPATCHES: false,
   ALLOW_UNSAFE_APIS: false,
-  USE_F16: false,
+  PRECISION: 'f32',
   DISPATCHES_PER_SUBMIT: 128,
   POOL_MAX_RESERVED_BYTES: Number.POSITIVE_INFINITY,
   VALIDATE_SHADERS: true,
@@ -57,6 +68,9 @@ const defaults: Flags = {
 };
 
 const current: Flags = { ...defaults };
+
+/** String flags with a closed set of values, checked when they are parsed from the environment. */
+const CHOICES: Partial<Record<keyof Flags, readonly string[]>> = { PRECISION: PRECISIONS };
 
 export function flag<K extends keyof Flags>(name: K): Flags[K] {
   return current[name];
@@ -71,7 +85,7 @@ export function setFlags(values: Partial<Flags>): () => void {
 
 /**
  * Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers;
- * strings as given, checked where they are used).
+ * strings as given, checked here when they have a closed set of values, else where they are used).
  */
 export function flagsFromEnv(env: Record<string, string | undefined>): Partial<Flags> {
   const out: Record<string, boolean | number | string> = {};
@@ -83,6 +97,9 @@ export function flagsFromEnv(env: Record<string, string | undefined>): Partial<F
         throw new Error(`RDPP_${key}=${raw}: expected 1, 0, true or false`);
       out[key] = /^(1|true)$/i.test(raw);
     } else if (typeof defaults[key] === 'string') {
+      const choices = CHOICES[key];
+      if (choices && !choices.includes(raw))
+        throw new Error(`RDPP_${key}=${raw}: expected one of ${choices.join(', ')}`);
       out[key] = raw;
     } else {
       const n = Number(raw);

@@ -22,6 +22,7 @@ export * from './ops/sinkhorn.js';
 export * from './ops/sinkhorn-clouds.js';
 export * from './ops/softmax.js';
 export * from './optim.js';
+export * from './precision.js';
 export * from './profiler.js';
 export * from './program.js';
 export * from './runtime.js';

@@ -32,7 +32,16 @@
  * The context is `struct Ctx` with at least m, n, k_inner, t0, t1 and `fn make_ctx(z: u32) -> Ctx`;
  * the store is `fn store_c(c: Ctx, m: u32, n: u32, v: f32)`, called for m < c.m and n < c.n only.
  * Every program also has the uniforms `tiles_m`, `tiles_n` (the 2-D grid is linearised, see gemmGrid).
+ *
+ * Precision (GemmSpec.precision, the engine flag PRECISION): 'f32' stages f32 operands; 'f16' stages the
+ * tiles as vec4<f16> — each loaded f32 value is rounded to f16 once, when it is staged — and converts
+ * them back to f32 before the FMA, so every product of two f16 values is exact in f32 and the sum is an
+ * f32 accumulation: "f16 operands, f32 accumulate", the numerics of tensor cores and of PyTorch AMP. The
+ * loaders, the store and any epilogue are the same f32 code in both. The staging tiles take half the
+ * workgroup memory; the arithmetic is still f32 FMAs (no packed f16 math, no tensor cores here).
  */
+
+import type { Precision } from '../engine/flags.js';
 
 /**
  * Block tile: BM×BN outputs per workgroup, BK deep; each invocation computes TM×TN outputs (4 or 8 each,
@@ -108,8 +117,16 @@ function checkTile(t: GemmTile): void {
 }
 
 /** Workgroup memory a tile stages (both operands, padded), in bytes. */
-export function tileSharedBytes(t: GemmTile): number {
-  return 4 * t.bk * (t.bm + 4 + t.bn + 4);
+export function tileSharedBytes(t: GemmTile, precision: Precision = 'f32'): number {
+  return (precision === 'f16' ? 2 : 4) * t.bk * (t.bm + 4 + t.bn + 4);
+}
+
+/**
+ * The part of a pipeline key that the precision determines: empty for f32, so f32 keys (and kernels)
+ * are exactly those from before precisions existed.
+ */
+export function precisionKey(p: Precision): string {
+  return p === 'f16' ? '|f16' : '';
 }
 
 export type LoadMode = 'row' | 'k';
@@ -130,6 +147,11 @@ export interface GemmSpec {
   store: string;
   /** Which output dimension adjacent invocations own (the one contiguous in the output's memory). */
   fast: 'm' | 'n';
+  /**
+   * Operand precision in the staging tiles (default f32; see the header comment). 'f16' emits
+   * `enable f16`: only for a device with `shader-f16` (engine/precision.ts decides).
+   */
+  precision?: Precision;
 }
 
 /** Workgroups and the grid uniforms for a GEMM over at most `maxM` × `n` outputs and `z` slices. */
@@ -156,7 +178,7 @@ export function gemmGrid(
  * vector-component writes: some backends lower those to a read-modify-write of the vector, a race in
  * shared memory). Group q of invocation lid is the linear index lid + q·threads of the tile's groups.
  */
-function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile) {
+function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f16: boolean) {
   const P = p.toUpperCase();
   const origin = p === 'a' ? 'm0' : 'n0';
   const perK = rows / 4;
@@ -181,9 +203,10 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile) {
     decl.push(`  var ${q4.map((i) => `v${p}${q}${i}`).join(': f32; var ')}: f32;`);
     load.push(`let ${p}K${q} = ${p}_k_of(c, ko, ki, ${p}KK${q});`);
     for (const i of q4) load.push(`v${p}${q}${i} = ${p}_load(c, ${p}R${q}${i}, ${p}O${q}${i}, ${p}K${q});`);
-    put.push(
-      `${P}s[${p}KK${q} * ${P}S4 + ${p}G${q}] = vec4<f32>(${q4.map((i) => `v${p}${q}${i}`).join(', ')});`,
-    );
+    const v4 = `vec4<f32>(${q4.map((i) => `v${p}${q}${i}`).join(', ')})`;
+    // f16: the one rounding of the operand (round-to-nearest on the GPUs we know; WGSL allows either
+    // neighbour, and f32 values beyond ±65504 become ±inf)
+    put.push(`${P}s[${p}KK${q} * ${P}S4 + ${p}G${q}] = ${f16 ? `vec4<f16>(${v4})` : v4};`);
   }
   return { decl, outer, load, put };
 }
@@ -193,8 +216,12 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
   const t = spec.tile;
   checkTile(t);
   const { tm, tn } = micro(t);
-  const A = operandCode('a', spec.a, t.bm, t);
-  const B = operandCode('b', spec.b, t.bn, t);
+  const f16 = spec.precision === 'f16';
+  const A = operandCode('a', spec.a, t.bm, t, f16);
+  const B = operandCode('b', spec.b, t.bn, t, f16);
+  // f16 staging: widened to f32 when read, so the FMAs (and the accumulators) stay f32
+  const stage = f16 ? 'f16' : 'f32';
+  const widen = (e: string) => (f16 ? `vec4<f32>(${e})` : e);
   // invocations along M and N; strip j of an invocation's rows starts j·(BM/TM) groups of 4 further on
   const im = t.bm / tm;
   const inN = t.bn / tn;
@@ -210,8 +237,8 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
     q4.flatMap((i) => jb.map((b) => `  var ${acc(a, i, b)} = vec4<f32>(0.0);`)),
   );
   const inner = [
-    ...ja.map((a) => `let av${a} = As[kk * AS4 + ${a * im}u + tm];`),
-    ...jb.map((b) => `let bv${b} = Bs[kk * BS4 + ${b * inN}u + tn];`),
+    ...ja.map((a) => `let av${a} = ${widen(`As[kk * AS4 + ${a * im}u + tm]`)};`),
+    ...jb.map((b) => `let bv${b} = ${widen(`Bs[kk * BS4 + ${b * inN}u + tn]`)};`),
     ...ja.flatMap((a) =>
       q4.flatMap((i) =>
         jb.map((b) => `${acc(a, i, b)} = fma(vec4<f32>(av${a}.${comp[i]}), bv${b}, ${acc(a, i, b)});`),
@@ -237,15 +264,16 @@ ${jb
       ),
     )
     .join('\n');
-  return (header) => `${header}
+  // `enable` must precede every declaration of the module, the runtime's bindings included
+  return (header) => `${f16 ? 'enable f16;\n' : ''}${header}
 const BM = ${t.bm}u;
 const BN = ${t.bn}u;
 const BK = ${t.bk}u;
 const AS4 = ${(t.bm + 4) / 4}u;
 const BS4 = ${(t.bn + 4) / 4}u;
 // k-major staging tiles, padded by one vec4 per k row against bank conflicts on the transposing stores
-var<workgroup> As: array<vec4<f32>, ${(t.bk * (t.bm + 4)) / 4}>;
-var<workgroup> Bs: array<vec4<f32>, ${(t.bk * (t.bn + 4)) / 4}>;
+var<workgroup> As: array<vec4<${stage}>, ${(t.bk * (t.bm + 4)) / 4}>;
+var<workgroup> Bs: array<vec4<${stage}>, ${(t.bk * (t.bn + 4)) / 4}>;
 
 ${spec.ctx}
 ${spec.a.wgsl('a')}

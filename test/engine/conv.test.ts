@@ -22,6 +22,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
+import { type Conv, convRef, deconvRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
 
@@ -33,107 +34,6 @@ const tuningDefaults = { ...convTuning };
 afterEach(() => {
   Object.assign(convTuning, tuningDefaults);
 });
-
-// ---- float64 references ----
-
-interface Conv {
-  n: number;
-  ci: number;
-  h: number;
-  w: number;
-  co: number;
-  kh: number;
-  kw: number;
-  s: number;
-  p: number;
-}
-
-const outSize = (c: Conv) => [
-  Math.floor((c.h + 2 * c.p - c.kh) / c.s) + 1,
-  Math.floor((c.w + 2 * c.p - c.kw) / c.s) + 1,
-];
-
-/** y, and for upstream gradient g: dx, dw, db — straight from the definition, in float64. */
-function convRef(c: Conv, x: Float32Array, w: Float32Array, b: Float32Array | null, g: Float32Array) {
-  const [ho, wo] = outSize(c) as [number, number];
-  const y = new Float64Array(c.n * c.co * ho * wo);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  const db = new Float64Array(c.co);
-  for (let n = 0; n < c.n; n++)
-    for (let o = 0; o < c.co; o++)
-      for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++) {
-          const yi = ((n * c.co + o) * ho + oy) * wo + ox;
-          const gv = g[yi]!;
-          let acc = b ? b[o]! : 0;
-          db[o]! += gv;
-          for (let ci = 0; ci < c.ci; ci++)
-            for (let ky = 0; ky < c.kh; ky++) {
-              const iy = oy * c.s - c.p + ky;
-              if (iy < 0 || iy >= c.h) continue;
-              for (let kx = 0; kx < c.kw; kx++) {
-                const ix = ox * c.s - c.p + kx;
-                if (ix < 0 || ix >= c.w) continue;
-                const xi = ((n * c.ci + ci) * c.h + iy) * c.w + ix;
-                const wi = ((o * c.ci + ci) * c.kh + ky) * c.kw + kx;
-                acc += x[xi]! * w[wi]!;
-                dx[xi]! += gv * w[wi]!;
-                dw[wi]! += gv * x[xi]!;
-              }
-            }
-          y[yi] = acc;
-        }
-  return { y, dx, dw, db };
-}
-
-/** ConvTranspose2d k2 s2, weight [ci, co, 2, 2]. */
-function deconvRef(
-  n: number,
-  ci: number,
-  h: number,
-  wd: number,
-  co: number,
-  x: Float32Array,
-  w: Float32Array,
-  g: Float32Array,
-) {
-  const H = 2 * h;
-  const W = 2 * wd;
-  const y = new Float64Array(n * co * H * W);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  for (let b = 0; b < n; b++)
-    for (let c = 0; c < ci; c++)
-      for (let yy = 0; yy < h; yy++)
-        for (let xx = 0; xx < wd; xx++) {
-          const xi = ((b * ci + c) * h + yy) * wd + xx;
-          for (let o = 0; o < co; o++)
-            for (let i = 0; i < 2; i++)
-              for (let j = 0; j < 2; j++) {
-                const yi = ((b * co + o) * H + 2 * yy + i) * W + 2 * xx + j;
-                const wi = ((c * co + o) * 2 + i) * 2 + j;
-                y[yi]! += x[xi]! * w[wi]!;
-                dx[xi]! += g[yi]! * w[wi]!;
-                dw[wi]! += g[yi]! * x[xi]!;
-              }
-        }
-  return { y, dx, dw };
-}
-
-/** max |got − want| / max |want| */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!;
-    if (!Number.isFinite(g)) return Number.POSITIVE_INFINITY;
-    d = Math.max(d, Math.abs(g - want[i]!));
-    s = Math.max(s, Math.abs(want[i]!));
-  }
-  return s > 0 ? d / s : d;
-}
 
 function leaf(data: Float32Array, shape: number[]): Tensor {
   const t = tensor(data, shape);

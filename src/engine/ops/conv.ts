@@ -7,6 +7,10 @@
  * reduction. convTranspose2d k2 s2 is the same machinery with roles swapped: its forward is the dgrad of a
  * 2×2 s2 conv with the same weight tensor, its dx a forward conv of g, its dw a wgrad.
  *
+ * Every GEMM here runs in the operand precision of gemmPrecision() (the flag PRECISION: f16 operands with
+ * f32 accumulation, or f32), weight gradients included; split-K partials, slice sums, bias and fused
+ * epilogues stay f32.
+ *
  * Temporaries (transposed weights, split-K partials) are disposed right after their dispatches are
  * recorded; the pool keeps them pending until the submit, so that is safe.
  */
@@ -41,6 +45,7 @@ import {
   type LoadMode,
   PLAIN_CTX,
   PLAIN_STORE,
+  precisionKey,
   splitSumShader,
   stridedOperand,
   stridedUniforms,
@@ -48,6 +53,7 @@ import {
 } from '../../shaders/matmul.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { flag } from '../flags.js';
+import { gemmPrecision } from '../precision.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
 
@@ -268,6 +274,7 @@ function convForward(
   const tile = gemmTileFor(M, g.co);
   const kTiles = taps * Math.ceil(g.ci / tile.bk);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
+  const precision = gemmPrecision();
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g.co, splits, tile);
     const inputs = [
@@ -278,7 +285,7 @@ function convForward(
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
     runtime().run({
       name: epi ? 'conv2d_fwd_fused' : 'conv2d_fwd',
-      key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}`,
+      key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
       inputs: [...inputs, ...fused.inputs],
       outputs: [{ name: 'y', buffer: dst.buffer }],
       uniforms: {
@@ -298,6 +305,7 @@ function convForward(
         b: weightOperand(mode),
         store: fwdStore(!!bias, epi?.spec ?? null),
         fast: 'm',
+        precision,
       }),
     });
   };
@@ -348,9 +356,10 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci);
   const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
+  const precision = gemmPrecision();
   runtime().run({
     name: 'conv2d_dgrad',
-    key: tileKey(tile),
+    key: `${tileKey(tile)}${precisionKey(precision)}`,
     inputs: [
       { name: 'g', buffer: gy.buffer },
       { name: 'wt', buffer: wt.buffer },
@@ -371,6 +380,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
       b: weightOperand('row'),
       store: DGRAD_STORE,
       fast: 'm',
+      precision,
     }),
   });
   if (wt !== w) wt.dispose();
@@ -384,11 +394,12 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
   const tile = gemmTileFor(g.co, cols);
   const kTiles = g.n * Math.ceil((g.ho * g.wo) / tile.bk);
   const tiles = Math.ceil(g.co / tile.bm) * Math.ceil(cols / tile.bn);
+  const precision = gemmPrecision();
   withSplitK(dw, tiles, kTiles, (dst, splits, tps) => {
     const grid = gemmGrid(g.co, cols, splits, tile);
     runtime().run({
       name: 'conv2d_wgrad',
-      key: tileKey(tile),
+      key: `${tileKey(tile)}${precisionKey(precision)}`,
       inputs: [
         { name: 'g', buffer: gy.buffer },
         { name: 'x', buffer: x.buffer },
@@ -402,7 +413,15 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
       },
       workgroups: grid.workgroups,
       cost: { flops: convFlops(g) },
-      wgsl: gemmShader({ tile, ctx: WGRAD_CTX, a: WGRAD_G, b: WGRAD_X, store: WGRAD_STORE, fast: 'n' }),
+      wgsl: gemmShader({
+        tile,
+        ctx: WGRAD_CTX,
+        a: WGRAD_G,
+        b: WGRAD_X,
+        store: WGRAD_STORE,
+        fast: 'n',
+        precision,
+      }),
     });
   });
   return dw;
@@ -670,11 +689,12 @@ function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
   const am: LoadMode = a.sk === 1 ? 'k' : 'row';
   const bm: LoadMode = b.sk === 1 ? 'k' : 'row';
+  const precision = gemmPrecision();
   withSplitK(out, tiles, kTiles, (dst, splits, tps) => {
     const grid = gemmGrid(M, N, splits, tile);
     runtime().run({
       name: 'matmul',
-      key: `${tileKey(tile)}|a:${am}|b:${bm}`,
+      key: `${tileKey(tile)}|a:${am}|b:${bm}${precisionKey(precision)}`,
       inputs: [
         { name: 'ma', buffer: a.t.buffer },
         { name: 'mb', buffer: b.t.buffer },
@@ -699,6 +719,7 @@ function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
         b: stridedOperand('mb', bm),
         store: PLAIN_STORE,
         fast: 'n',
+        precision,
       }),
     });
   });

@@ -1,0 +1,59 @@
+/**
+ * Which operand precision the GEMM family runs in: the flag PRECISION, where the device can do it.
+ *
+ * `f16` is PyTorch AMP's autocast for matmul and convolutions, done inside the one GEMM core: the loaders
+ * still read f32 tensors, each operand value is rounded to f16 where it is staged in workgroup memory, and
+ * the products are summed in f32 (what tensor cores do with f16 inputs). Everything AMP keeps in f32 stays
+ * f32 here too: tensor storage, bias and fused epilogues, norms, losses, Sinkhorn, softmax, cosine, Adam.
+ * Weight gradients are GEMMs like the rest and run in f16 operands with f32 accumulation, as under AMP.
+ *
+ * The kernels need the WGSL extension `f16` (device feature `shader-f16`). A device without it is not an
+ * error: the engine says so once and runs f32, so a command line or a saved setting that asks for f16
+ * still works on every GPU.
+ */
+import { flag, PRECISIONS, type Precision } from './flags.js';
+import { runtime } from './runtime.js';
+
+/** Check a precision given by a user (CLI option, setting) with a message naming the choices. */
+export function parsePrecision(value: string, where = 'precision'): Precision {
+  if (!(PRECISIONS as readonly string[]).includes(value))
+    throw new Error(`${where}: '${value}' is not a precision (use ${PRECISIONS.join(' or ')})`);
+  return value as Precision;
+}
+
+/**
+ * The precision the GEMMs run in for a requested one on a device with or without `shader-f16`, and the
+ * warning to print when the request cannot be honoured (null when it can).
+ */
+export function selectPrecision(
+  requested: string,
+  hasShaderF16: boolean,
+): { precision: Precision; warning: string | null } {
+  const p = parsePrecision(requested, 'PRECISION');
+  if (p === 'f16' && !hasShaderF16)
+    return {
+      precision: 'f32',
+      warning:
+        'PRECISION=f16: this GPU (or its WebGPU implementation) does not offer shader-f16, so the GEMMs run in f32.',
+    };
+  return { precision: p, warning: null };
+}
+
+let warned = false;
+
+/** The precision of the next GEMM: the flag PRECISION on the current device (warns once if it falls back). */
+export function gemmPrecision(): Precision {
+  const requested = flag('PRECISION');
+  if (requested === 'f32') return 'f32';
+  const { precision, warning } = selectPrecision(requested, runtime().gpu.has('shader-f16'));
+  if (warning && !warned) {
+    warned = true;
+    console.warn(`warning: ${warning}`);
+  }
+  return precision;
+}
+
+/** Forget that the fallback warning was printed (tests). */
+export function resetPrecisionWarning(): void {
+  warned = false;
+}
