@@ -13,6 +13,8 @@ import {
   adapterLine,
   backward,
   DispatchProfiler,
+  gemmPrecision,
+  type Precision,
   type ProgramTiming,
   runtime,
   scope,
@@ -37,6 +39,8 @@ export interface E2eResult {
   kind: 'train' | 'infer';
   adapter: string;
   date: string;
+  /** the GEMMs' operand precision the run used (the flag PRECISION after the shader-f16 check) */
+  precision: Precision;
   teacher: BenchTeacher;
   ssot: SsotMode;
   batch: number;
@@ -144,7 +148,7 @@ async function measure(
   o: E2eOptions,
   run: () => void,
 ): Promise<
-  Omit<E2eResult, 'kind' | 'adapter' | 'date' | 'teacher' | 'ssot' | 'batch' | 'imageSize'> & {
+  Omit<E2eResult, 'kind' | 'adapter' | 'date' | 'precision' | 'teacher' | 'ssot' | 'batch' | 'imageSize'> & {
     peakBytes: number;
   }
 > {
@@ -197,6 +201,7 @@ export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<
       kind,
       adapter: adapterLine(rt.gpu.report),
       date: new Date().toISOString(),
+      precision: gemmPrecision(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,
@@ -221,6 +226,7 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
       kind,
       adapter: adapterLine(rt.gpu.report),
       date: new Date().toISOString(),
+      precision: gemmPrecision(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,

@@ -4,7 +4,7 @@
  * and reports median/min/max with GFLOP/s or GB/s and the adapter line. `--small` shapes fit a CPU
  * adapter (lavapipe); full shapes are RD++'s real ones (batch 16, 256×256 WRN50-2).
  */
-import { adapterLine, runtime } from '../src/engine/index.js';
+import { adapterLine, gemmPrecision, type Precision, runtime } from '../src/engine/index.js';
 
 export type BenchSize = 'small' | 'full';
 
@@ -55,6 +55,8 @@ export interface BenchResult {
 export interface BenchReport {
   adapter: string;
   date: string;
+  /** the GEMMs' operand precision the run used (the flag PRECISION after the shader-f16 check) */
+  precision: Precision;
   size: BenchSize | 'shapes';
   /** the adapter's float32 (non-tensor-core) peak, where known (knownPeakGflops) */
   peak_gflops: number | null;
@@ -135,7 +137,14 @@ export async function runBench(
   const peak = knownPeakGflops(adapter);
   if (peak !== null)
     for (const r of results) if (r.gflops !== undefined) r.peak_share = +(r.gflops / peak).toFixed(4);
-  const report: BenchReport = { adapter, date: new Date().toISOString(), size, peak_gflops: peak, results };
+  const report: BenchReport = {
+    adapter,
+    date: new Date().toISOString(),
+    precision: gemmPrecision(),
+    size,
+    peak_gflops: peak,
+    results,
+  };
   const groups = groupTotals(cases, results);
   if (groups.length > 0) report.groups = groups;
   const best = bestTiles(results);

@@ -1,12 +1,43 @@
 /** Open the GPU and initialise the engine for a command; prints the adapter line unless quiet. */
-import { adapterLine, type GpuContext, initEngine } from '../engine/index.js';
+import {
+  adapterLine,
+  flag,
+  type GpuContext,
+  gemmPrecision,
+  initEngine,
+  type Precision,
+  parsePrecision,
+  setFlags,
+} from '../engine/index.js';
 import { openNodeGpu } from '../platform/node.js';
+import { type OptionSpec, UsageError } from './command.js';
+
+/** `--precision`, shared by the commands that run the network (train, test, predict, bench, profile, parity). */
+export const PRECISION_OPTION: OptionSpec = {
+  type: 'string',
+  help: 'GEMM operand precision: f32, or f16 (f16 operands with f32 accumulation in matmul and convolutions, like PyTorch AMP; storage stays f32; needs shader-f16, else f32 with a warning). Default: RDPP_PRECISION or f32',
+};
+
+/** The value of --precision, checked (undefined when not given: the flag, from RDPP_PRECISION, stays). */
+export function precisionOption(values: Record<string, unknown>): Precision | undefined {
+  const v = values.precision;
+  if (v === undefined) return undefined;
+  try {
+    return parsePrecision(String(v), '--precision');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
 
 export async function startEngine(
-  opts: { quiet?: boolean; allowUnsafeApis?: boolean } = {},
+  opts: { quiet?: boolean; allowUnsafeApis?: boolean; precision?: Precision | undefined } = {},
 ): Promise<GpuContext> {
   const gpu = await openNodeGpu({ allowUnsafeApis: opts.allowUnsafeApis ?? false });
+  // after openNodeGpu, which applies RDPP_* from the environment: the command line wins
+  if (opts.precision) setFlags({ PRECISION: opts.precision });
   initEngine(gpu);
   if (!opts.quiet) console.error(`GPU ${adapterLine(gpu.report)}`);
+  // the fallback warning (f16 asked for, no shader-f16) once, up front, instead of at the first GEMM
+  if (flag('PRECISION') === 'f16') gemmPrecision();
   return gpu;
 }

@@ -6,7 +6,8 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { benchE2e } from '../../bench/e2e.js';
 import { main } from '../../src/cli/main.js';
-import { runtime } from '../../src/engine/index.js';
+import { runtime, setFlags } from '../../src/engine/index.js';
+import { cli } from '../helpers/cli.js';
 import { gpu } from '../helpers/gpu.js';
 
 beforeAll(async () => {
@@ -26,6 +27,7 @@ describe('bench train / infer', () => {
       expect(r.dispatches_per_step).toBeGreaterThan(100);
       expect(r.buffers_created_per_step).toBe(0);
       expect(r.adapter).toMatch(/^node: /);
+      expect(r.precision).toBe('f32');
       // everything the benchmark allocated is released
       expect(runtime().pool.snapshot().liveBytes).toBe(live);
     });
@@ -83,5 +85,35 @@ describe('rdpp profile --json', () => {
         j.programs.find((p: { name: string }) => p.name === 'conv2d_fwd')?.calls_per_step,
       ).toBeGreaterThan(10);
     } else expect(j.gpu_ms_per_step).toBeNull();
+  });
+});
+
+describe('--precision', () => {
+  it('profile --precision f16 runs the GEMMs in f16 and says so; a bad value is a usage error', async (ctx) => {
+    const bad = await cli(['profile', 'train', '--precision', 'bf16']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--precision: 'bf16' is not a precision \(use f32 or f16\)/);
+    if (!runtime().gpu.has('shader-f16')) ctx.skip();
+    const restore = setFlags({});
+    try {
+      const r = await cli([
+        'profile',
+        'infer',
+        '--teacher',
+        'resnet18',
+        '--image-size',
+        '32',
+        '--batch',
+        '1',
+        '--iters',
+        '1',
+        '--precision',
+        'f16',
+      ]);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/f16 GEMMs\) on node: /);
+    } finally {
+      restore(); // the command set PRECISION for the process
+    }
   });
 });

@@ -5,7 +5,7 @@ import { parseTiles, shapeCases } from '../../../bench/shapes.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { checkOutputFile } from '../output-path.js';
 
 /** The options of a whole-step workload, shared by `bench train|infer` and `profile train|infer`. */
@@ -19,6 +19,7 @@ export const E2E_OPTIONS: Record<string, OptionSpec> = {
   batch: { type: 'string', help: 'batch size (default 16 for train, 1 for infer)' },
   'image-size': { type: 'string', default: '256', help: 'image side (a multiple of 32)' },
   ssot: { type: 'string', default: 'official', help: 'train: the SSOT mode (official, pairwise, off)' },
+  precision: PRECISION_OPTION,
 };
 
 export function parseE2eOptions(values: Record<string, unknown>, what: 'train' | 'infer'): E2eOptions {
@@ -53,7 +54,7 @@ export const bench: Command = {
   summary:
     'benchmarks: kernels (GFLOP/s, GB/s), every conv shape of a network, a whole training step, inference; JSON with the adapter',
   usage:
-    '[kernels|shapes|train|infer] [--small] [--filter <regex>] [--tiles all|<names>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json]',
+    '[kernels|shapes|train|infer] [--small] [--filter <regex>] [--tiles all|<names>] [--iters N] [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot official|pairwise|off] [--out file.json] [--precision f32|f16]',
   positionals: true,
   options: {
     small: { type: 'boolean', help: 'kernels: small shapes (for CPU adapters such as lavapipe)' },
@@ -70,13 +71,14 @@ export const bench: Command = {
   },
   async run({ values, positionals }) {
     const what = positionals[0] ?? 'kernels';
+    const precision = precisionOption(values);
     if (!['kernels', 'shapes', 'train', 'infer'].includes(what))
       throw new UsageError(`unknown benchmark '${what}' (available: kernels, shapes, train, infer)`);
     if (values.out)
       checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
     if (what === 'train' || what === 'infer') {
       const o = parseE2eOptions(values, what);
-      await startEngine();
+      await startEngine({ precision });
       const r = await benchE2e(what, o);
       console.error(
         `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, ` +
@@ -95,7 +97,7 @@ export const bench: Command = {
     const e2e = what === 'shapes' ? parseE2eOptions(values, 'train') : null;
     if (values.tiles !== undefined && what !== 'shapes')
       throw new UsageError('--tiles applies to bench shapes only');
-    await startEngine();
+    await startEngine({ precision });
     const size = what === 'shapes' ? 'shapes' : values.small ? 'small' : 'full';
     const filter = values.filter ? new RegExp(String(values.filter)) : null;
     const all = e2e

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { MODEL_OPTIONS, parseModelOptions } from '../model-load.js';
 import { type PredictOptions, runPredict } from '../predict-run.js';
 
@@ -53,7 +53,8 @@ export function predictOptions(values: Record<string, unknown>): PredictOptions 
 export const predict: Command = {
   name: 'predict',
   summary: 'score images with a trained checkpoint: overlay PNGs + predictions.csv/.jsonl',
-  usage: '--checkpoint <file> --input <image or folder> [--out predictions] [--threshold t] [--batch 8]',
+  usage:
+    '--checkpoint <file> --input <image or folder> [--out predictions] [--threshold t] [--batch 8] [--precision f32|f16]',
   options: {
     checkpoint: {
       type: 'string',
@@ -72,11 +73,13 @@ export const predict: Command = {
     },
     alpha: { type: 'string', default: '0.5', help: 'heatmap opacity in [0, 1]' },
     ...MODEL_OPTIONS,
+    precision: PRECISION_OPTION,
   },
   async run({ values }) {
     const o = predictOptions(values);
+    const precision = precisionOption(values);
     if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
-    await startEngine();
+    await startEngine({ precision });
     const r = await runPredict(o);
     const errors = r.predictions.filter((p) => p.decision === 'error');
     const fails = r.predictions.filter((p) => p.decision === 'fail').length;

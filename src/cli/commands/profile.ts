@@ -1,14 +1,14 @@
 import { type ProfileResult, profileE2e } from '../../../bench/e2e.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { precisionOption, startEngine } from '../gpu.js';
 import { E2E_OPTIONS, parseE2eOptions } from './bench.js';
 
 /** A table for people: the step's totals, then the programs by GPU time (what key_averages() prints). */
 export function profileTable(r: ProfileResult, top = 25): string {
   const unit = r.kind === 'train' ? 'step' : 'batch';
   const lines = [
-    `${r.kind} (${r.teacher}, batch ${r.batch}, ${r.imageSize}², ssot ${r.ssot}) on ${r.adapter}`,
+    `${r.kind} (${r.teacher}, batch ${r.batch}, ${r.imageSize}², ssot ${r.ssot}, ${r.precision} GEMMs) on ${r.adapter}`,
     `  wall ${r.wall_ms_per_step} ms per ${unit} (median of ${r.iters}); GPU ${r.gpu_ms_per_step === null ? 'n/a (no timestamp-query on this adapter)' : `${r.gpu_ms_per_step} ms (sum of per-dispatch times)`}`,
     `  CPU recording ${r.record_ms_per_step} ms; ${r.dispatches_per_step} dispatches, ${r.submits_per_step} submits, ` +
       `${r.buffers_created_per_step} buffers and ${r.bind_groups_created_per_step} bind groups created per ${unit}`,
@@ -41,7 +41,7 @@ export const profile: Command = {
   name: 'profile',
   summary: 'where a training step or inference batch spends its time: GPU time per program, counters, memory',
   usage:
-    'train|infer [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot …] [--iters N] [--json] [--out file.json]',
+    'train|infer [--teacher wrn50|resnet18|resnet50-keras] [--batch N] [--image-size N] [--ssot …] [--iters N] [--json] [--out file.json] [--precision f32|f16]',
   positionals: true,
   options: {
     ...E2E_OPTIONS,
@@ -60,7 +60,7 @@ export const profile: Command = {
     const top = Number(values.top);
     if (!Number.isInteger(top) || top < 1)
       throw new UsageError(`--top must be a positive integer, got '${values.top}'`);
-    await startEngine();
+    await startEngine({ precision: precisionOption(values) });
     const r = await profileE2e(what, o);
     const json = `${JSON.stringify(r, null, 2)}\n`;
     if (values.out) writeFileAtomic(String(values.out), json);

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type Command, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { MODEL_OPTIONS, parseModelOptions } from '../model-load.js';
 import { runTest, type TestOptions } from '../test-run.js';
 
@@ -64,7 +64,7 @@ export const test: Command = {
   name: 'test',
   summary: 'evaluate a checkpoint on a test set: metrics.json + report.html; --calibrate stores a threshold',
   usage:
-    '--data <root> [--category <name>] --checkpoint <file> [--out dir] [--calibrate [frr|f1]] [--frr 0.01] [--max-test N] [--predictions <predict --out dir>]',
+    '--data <root> [--category <name>] --checkpoint <file> [--out dir] [--calibrate [frr|f1]] [--frr 0.01] [--max-test N] [--predictions <predict --out dir>] [--precision f32|f16]',
   positionals: true,
   options: {
     data: { type: 'string', help: 'dataset root (MVTec / BTAD layout with a labelled test split)' },
@@ -92,11 +92,13 @@ export const test: Command = {
     },
     'skip-bad': { type: 'boolean', help: 'skip unreadable images with a warning instead of stopping' },
     ...MODEL_OPTIONS,
+    precision: PRECISION_OPTION,
   },
   async run({ values, positionals }) {
     const o = testOptions(values, positionals);
+    const precision = precisionOption(values);
     if (!existsSync(o.checkpoint)) throw new UsageError(`--checkpoint ${o.checkpoint}: no such file`);
-    await startEngine();
+    await startEngine({ precision });
     const r = await runTest(o);
     const m = r.metrics;
     console.log(

@@ -1,7 +1,7 @@
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import { type Command, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { parseTeacher, TEACHER_USAGE } from '../teacher.js';
 import { runTraining } from '../train-run.js';
 
@@ -17,7 +17,7 @@ export const train: Command = {
   name: 'train',
   summary: 'train RD++ on a folder of normal images (MVTec AD, BTAD or plain layout), then evaluate',
   usage:
-    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume | --overwrite] [--eval-every N]',
+    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume | --overwrite] [--eval-every N] [--precision f32|f16]',
   options: {
     data: {
       type: 'string',
@@ -56,6 +56,7 @@ export const train: Command = {
       type: 'string',
       help: 'also score the test set every N epochs and at the last one (train.jsonl "test-eval" events, the curve); never used for model selection',
     },
+    precision: PRECISION_OPTION,
   },
   async run({ values }) {
     if (!values.data) throw new UsageError('--data is required (the dataset root folder)');
@@ -83,8 +84,9 @@ export const train: Command = {
       throw new UsageError(`--select-on must be 'validation' or 'test', got '${sel}'`);
     cfg.selectOn = sel;
     const evalEvery = int(values['eval-every'], 'eval-every');
+    const precision = precisionOption(values);
     const res = await runTraining({
-      startEngine, // after the run folder and every data file are checked
+      startEngine: () => startEngine({ precision }), // after the run folder and every data file are checked
       data: String(values.data),
       ...(category ? { category } : {}),
       out: (values.out as string | undefined) ?? `runs/${category ?? 'model'}`,
