@@ -4,7 +4,9 @@
  * command, the tests and the browser test all run cases through `runOpCase`, so they check the same thing.
  */
 
+import { gemmPrecision } from '../engine/precision.js';
 import { relError } from './compare.js';
+import { opTolerance } from './f16.js';
 import type { HostTensor, OpCase } from './fixture.js';
 
 export interface Comparison {
@@ -45,7 +47,8 @@ export interface CaseResult {
 export const DEFAULT_TOLERANCE = 1e-5;
 
 export async function runOpCase(c: OpCase): Promise<CaseResult> {
-  const tolerance = c.tolerance ?? DEFAULT_TOLERANCE;
+  // under PRECISION=f16 the GEMM cases get the f16 tolerance (parity/f16.ts); every other op stays f32
+  const tolerance = opTolerance(c.name, c.tolerance ?? DEFAULT_TOLERANCE, gemmPrecision());
   const runner = findRunner(c.name);
   if (!runner)
     return {

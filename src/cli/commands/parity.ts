@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
+import { gemmPrecision } from '../../engine/precision.js';
 import { loadOpFixture } from '../../parity/fixture.js';
 import { KERAS_TOLERANCE, type KerasFixture, runKerasParity } from '../../parity/keras.js';
 import { type ModelCheck, runModelParity } from '../../parity/model.js';
@@ -8,7 +9,7 @@ import { type CaseResult, runOpCase } from '../../parity/ops.js';
 import { loadKerasTeacher } from '../../platform/keras-teacher.js';
 import '../../parity/cases/index.js';
 import { type Command, UsageError } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 
 function fmt(e: number): string {
   return Number.isFinite(e) ? e.toExponential(2) : String(e);
@@ -17,11 +18,15 @@ function fmt(e: number): string {
 export const parity: Command = {
   name: 'parity',
   summary: 'compare the engine with golden values from the official PyTorch code (exit 0 only if all pass)',
-  usage: '<fixture.json> [--json] [--case <regex>]',
+  usage: '<fixture.json> [--json] [--case <regex>] [--precision f32|f16]',
   positionals: true,
   options: {
     json: { type: 'boolean', help: 'print machine-readable results' },
     case: { type: 'string', help: 'run only the cases whose name matches this regular expression' },
+    precision: {
+      ...PRECISION_OPTION,
+      help: `${PRECISION_OPTION.help}. Under f16, GEMM results are held to the f16 tolerances of src/parity/f16.ts`,
+    },
   },
   async run({ values, positionals }) {
     const path = positionals[0];
@@ -43,7 +48,10 @@ export const parity: Command = {
         `cannot read ${stPath} (the fixture's tensors, expected beside the .json): ${(e as Error).message}`,
       );
     }
-    await startEngine({ quiet: Boolean(values.json) });
+    const precision = precisionOption(values);
+    await startEngine({ quiet: Boolean(values.json), precision });
+    if (!values.json && gemmPrecision() === 'f16')
+      console.log('precision f16: GEMM results against the f16 tolerances (src/parity/f16.ts), all else f32');
     if ('formula' in json) return runModel(path, json, st, Boolean(values.json));
     if (isKerasFixture(json)) return runKeras(path, json, Boolean(values.json));
     const fixture = loadOpFixture(json, st, stPath);
@@ -63,7 +71,11 @@ export const parity: Command = {
     const failed = results.filter((r) => !r.pass).length;
     if (values.json)
       console.log(
-        JSON.stringify({ fixture: path, passed: results.length - failed, failed, results }, null, 1),
+        JSON.stringify(
+          { fixture: path, precision: gemmPrecision(), passed: results.length - failed, failed, results },
+          null,
+          1,
+        ),
       );
     else console.log(`${results.length - failed} passed, ${failed} failed`);
     return failed === 0 && results.length > 0 ? 0 : 1;
@@ -82,7 +94,14 @@ async function runModel(
   if (asJson) {
     console.log(
       JSON.stringify(
-        { fixture: path, pass: res.pass, seconds, skipped: res.skipped, checks: res.checks },
+        {
+          fixture: path,
+          precision: gemmPrecision(),
+          pass: res.pass,
+          seconds,
+          skipped: res.skipped,
+          checks: res.checks,
+        },
         null,
         1,
       ),
