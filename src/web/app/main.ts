@@ -7,7 +7,7 @@
  * (new device, teacher loaded again, model restored from the latest snapshot). No framework: DOM by id.
  * `globalThis.rdppApp` exposes the state for tests, `globalThis.rdppAppDebug` a device-loss trigger.
  */
-import { type GpuContext, initEngine, runtime } from '../../engine/index.js';
+import { type GpuContext, initEngine, parsePrecision, runtime, setFlags } from '../../engine/index.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
 import type { Rdpp } from '../../model/rdpp.js';
 import { modelFromCheckpoint } from '../../pipeline/checkpoint.js';
@@ -156,7 +156,7 @@ class App {
     } catch (e) {
       this.s.phase = 'no-webgpu';
       this.fail(gpuStatus, e);
-      for (const b of Array.from(document.querySelectorAll('button, input')))
+      for (const b of Array.from(document.querySelectorAll('button, input, select')))
         (b as HTMLInputElement).disabled = true;
       return;
     }
@@ -309,6 +309,14 @@ class App {
   }
 
   private wire(): void {
+    // the engine flag PRECISION (README: Precision); f16 needs shader-f16, so it is not offered without it
+    const precision = $<HTMLSelectElement>('precision');
+    const f16 = precision.querySelector<HTMLOptionElement>('option[value="f16"]');
+    if (f16 && !this.gpu?.has('shader-f16')) {
+      f16.disabled = true;
+      f16.textContent += ' — this GPU has no shader-f16';
+    }
+    precision.addEventListener('change', () => setFlags({ PRECISION: parsePrecision(precision.value) }));
     const teacherStatus = $('teacher-status');
     $('teacher-load').addEventListener('click', () =>
       this.task('loading the teacher', teacherStatus, () => this.switchTeacher({ kind: 'keras-served' })),
