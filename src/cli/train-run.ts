@@ -7,6 +7,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gemmPrecision } from '../engine/precision.js';
 import type { EvalMetrics, TestEvalRecord } from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { runSpaceNeed } from '../model/checkpoint-size.js';
@@ -130,6 +131,9 @@ async function trainInFolder(
         jsonl({
           event: 'start',
           config: { ...info.config },
+          // the GEMMs' operand precision (--precision, after the shader-f16 check): not part of the
+          // checkpoint's config, since a model trained in either precision is the same f32 model
+          precision: gemmPrecision(),
           train: info.train,
           selection: info.selection,
           resume: info.resume,

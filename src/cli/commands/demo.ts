@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { writeDemoDataset } from '../../platform/demo-writer.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import type { Command } from '../command.js';
-import { startEngine } from '../gpu.js';
+import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { parseTeacher, TEACHER_USAGE } from '../teacher.js';
 import { runTraining } from '../train-run.js';
 import { printSummary } from './train.js';
@@ -16,7 +16,8 @@ import { printSummary } from './train.js';
 export const demo: Command = {
   name: 'demo',
   summary: 'train and evaluate on a built-in procedural defect dataset (what npm start runs)',
-  usage: '[--out runs/demo] [--full | --small] [--teacher resnet50-keras=<exported file>]',
+  usage:
+    '[--out runs/demo] [--full | --small] [--teacher resnet50-keras=<exported file>] [--precision f32|f16]',
   options: {
     out: { type: 'string', default: 'runs/demo', help: 'output folder (the dataset goes into <out>/data)' },
     full: { type: 'boolean', help: 'full size (256×256, more images and epochs) even on a CPU adapter' },
@@ -26,10 +27,11 @@ export const demo: Command = {
       default: 'resnet50-keras',
       help: `the teacher: ${TEACHER_USAGE}; offline, a file from \`rdpp teacher export\``,
     },
+    precision: PRECISION_OPTION,
   },
   async run({ values }) {
     const teacher = parseTeacher(values.teacher as string | undefined);
-    const gpu = await startEngine();
+    const gpu = await startEngine({ precision: precisionOption(values) });
     const r = gpu.report;
     const cpuAdapter =
       r.isFallbackAdapter ||
