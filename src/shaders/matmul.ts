@@ -204,8 +204,9 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f
     load.push(`let ${p}K${q} = ${p}_k_of(c, ko, ki, ${p}KK${q});`);
     for (const i of q4) load.push(`v${p}${q}${i} = ${p}_load(c, ${p}R${q}${i}, ${p}O${q}${i}, ${p}K${q});`);
     const v4 = `vec4<f32>(${q4.map((i) => `v${p}${q}${i}`).join(', ')})`;
-    // f16: the one rounding of the operand (round-to-nearest on the GPUs we know; WGSL allows either
-    // neighbour, and f32 values beyond ±65504 become ±inf)
+    // f16: the one rounding of the operand. WGSL allows either neighbour and leaves values beyond
+    // ±65504 indeterminate; lavapipe rounds to nearest, keeps subnormals (below 6.1e-5 the precision
+    // drops, below 3e-8 it is 0) and gives ±inf beyond the range
     put.push(`${P}s[${p}KK${q} * ${P}S4 + ${p}G${q}] = ${f16 ? `vec4<f16>(${v4})` : v4};`);
   }
   return { decl, outer, load, put };
