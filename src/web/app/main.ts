@@ -314,7 +314,7 @@ class App {
     const f16 = precision.querySelector<HTMLOptionElement>('option[value="f16"]');
     if (f16 && !this.gpu?.has('shader-f16')) {
       f16.disabled = true;
-      f16.textContent += ' — this GPU has no shader-f16';
+      f16.textContent += ' (no shader-f16)';
     }
     precision.addEventListener('change', () => setFlags({ PRECISION: parsePrecision(precision.value) }));
     const teacherStatus = $('teacher-status');
