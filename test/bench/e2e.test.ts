@@ -90,9 +90,18 @@ describe('rdpp profile --json', () => {
 
 describe('--precision', () => {
   it('profile --precision f16 runs the GEMMs in f16 and says so; a bad value is a usage error', async (ctx) => {
-    const bad = await cli(['profile', 'train', '--precision', 'bf16']);
-    expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/--precision: 'bf16' is not a precision \(use f32 or f16\)/);
+    for (const argv of [
+      ['profile', 'train'],
+      ['bench', 'infer'],
+      ['train', '--data', '/nonexistent'],
+      ['predict', '--checkpoint', '/nonexistent.safetensors', '--input', '/nonexistent'],
+      ['test', '--data', '/nonexistent', '--checkpoint', '/nonexistent.safetensors'],
+    ]) {
+      // refused before anything is read or the GPU is opened
+      const bad = await cli([...argv, '--precision', 'bf16']);
+      expect(bad.code, argv.join(' ')).toBe(2);
+      expect(bad.err).toMatch(/--precision: 'bf16' is not a precision \(use f32 or f16\)/);
+    }
     if (!runtime().gpu.has('shader-f16')) ctx.skip();
     const restore = setFlags({});
     try {
