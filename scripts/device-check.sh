@@ -8,7 +8,8 @@
 #                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
 #                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
 #   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile, whole steps
-#                      with GEMM_TILE=auto and without the forward split-K, every kernel benchmark
+#                      with GEMM_TILE=auto and without the forward split-K, the same steps with
+#                      --precision f16 (and rd18 parity in f16 when fixtures are carried), every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
@@ -68,6 +69,11 @@ kernels)
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
   RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
   RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
+  # f16 GEMM operands (shader-f16 staging; no tensor cores yet) on the same steps, and its parity
+  run train-f16 bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
+  run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16
+  run infer-b1-f16 bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  [ -f .device-fixtures/golden/rd18.json ] && run parity-rd18-f16 parity .device-fixtures/golden/rd18.json --precision f16 --json
   run kernels bench --iters 5
   ;;
 esac
