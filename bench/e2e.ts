@@ -14,6 +14,7 @@ import {
   backward,
   DispatchProfiler,
   gemmPrecision,
+  mmaStatus,
   type Precision,
   type ProgramTiming,
   runtime,
@@ -41,6 +42,8 @@ export interface E2eResult {
   date: string;
   /** the GEMMs' operand precision the run used (the flag PRECISION after the shader-f16 check) */
   precision: Precision;
+  /** whether the f16 GEMMs ran on subgroup matrices (tensor cores), and which (engine/mma.ts) */
+  mma: string;
   teacher: BenchTeacher;
   ssot: SsotMode;
   batch: number;
@@ -148,7 +151,10 @@ async function measure(
   o: E2eOptions,
   run: () => void,
 ): Promise<
-  Omit<E2eResult, 'kind' | 'adapter' | 'date' | 'precision' | 'teacher' | 'ssot' | 'batch' | 'imageSize'> & {
+  Omit<
+    E2eResult,
+    'kind' | 'adapter' | 'date' | 'precision' | 'mma' | 'teacher' | 'ssot' | 'batch' | 'imageSize'
+  > & {
     peakBytes: number;
   }
 > {
@@ -202,6 +208,7 @@ export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<
       adapter: adapterLine(rt.gpu.report),
       date: new Date().toISOString(),
       precision: gemmPrecision(),
+      mma: mmaStatus(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,
@@ -227,6 +234,7 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
       adapter: adapterLine(rt.gpu.report),
       date: new Date().toISOString(),
       precision: gemmPrecision(),
+      mma: mmaStatus(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,

@@ -9,7 +9,8 @@
 #                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
 #   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile, whole steps
 #                      with GEMM_TILE=auto and without the forward split-K, the same steps with
-#                      --precision f16 (and rd18 parity in f16 when fixtures are carried), every kernel benchmark
+#                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
+#                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
@@ -59,6 +60,13 @@ tire)
   tar czf "$out/tire-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' runs/tire256 2>/dev/null
   ;;
 kernels)
+  # tensor cores first (the newest, never yet run on a GPU): --precision f16 with Dawn's unsafe APIs on, so
+  # the device offers chromium-experimental-subgroup-matrix; each JSON's "mma" says whether prepareMma
+  # enabled it (its check against the SIMT f16 kernel passed) or why not; rd18 parity in f16 on it
+  RDPP_ALLOW_UNSAFE_APIS=1 run train-f16-mma bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
+  RDPP_ALLOW_UNSAFE_APIS=1 run infer-b32-f16-mma bench infer "${net[@]}" "${infer32[@]}" --precision f16
+  RDPP_ALLOW_UNSAFE_APIS=1 run infer-b1-f16-mma bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
   # every conv shape with every GEMM tile (best_tiles says which wins each shape), then whole steps with
   # the per-shape choice (GEMM_TILE=auto) against the default tile, and batch-1 inference without the
   # forward split-K
@@ -69,7 +77,7 @@ kernels)
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
   RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
   RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
-  # f16 GEMM operands (shader-f16 staging; no tensor cores yet) on the same steps, and its parity
+  # f16 GEMM operands on the SIMT kernel (no unsafe APIs: no subgroup matrices) on the same steps, and its parity
   run train-f16 bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16
   run infer-b1-f16 bench infer "${net[@]}" "${infer1[@]}" --precision f16

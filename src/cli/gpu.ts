@@ -7,6 +7,7 @@ import {
   initEngine,
   type Precision,
   parsePrecision,
+  prepareMma,
   setFlags,
 } from '../engine/index.js';
 import { openNodeGpu } from '../platform/node.js';
@@ -37,7 +38,12 @@ export async function startEngine(
   if (opts.precision) setFlags({ PRECISION: opts.precision });
   initEngine(gpu);
   if (!opts.quiet) console.error(`GPU ${adapterLine(gpu.report)}`);
-  // the fallback warning (f16 asked for, no shader-f16) once, up front, instead of at the first GEMM
-  if (flag('PRECISION') === 'f16') gemmPrecision();
+  // the fallback warning (f16 asked for, no shader-f16) once, up front, instead of at the first GEMM;
+  // then tensor cores where the device has them and they pass their check on it (engine/mma.ts)
+  if (flag('PRECISION') === 'f16') {
+    gemmPrecision();
+    const mma = await prepareMma();
+    if (!opts.quiet) console.error(mma);
+  }
   return gpu;
 }

@@ -32,6 +32,20 @@ export interface AdapterReport {
     subgroupMinSize?: number;
     subgroupMaxSize?: number;
   };
+  /**
+   * The subgroup-matrix (tensor-core) shapes the adapter offers (Dawn's adapter.info.subgroupMatrixConfigs;
+   * usable only when `chromium-experimental-subgroup-matrix` is among the features). See engine/mma.ts.
+   */
+  subgroupMatrixConfigs?: SubgroupMatrixConfig[];
+}
+
+/** One subgroup-matrix configuration: M×N results of `result` type from M×K by K×N `component` operands. */
+export interface SubgroupMatrixConfig {
+  component: string;
+  result: string;
+  m: number;
+  n: number;
+  k: number;
 }
 
 export class NoAdapterError extends Error {
@@ -168,7 +182,28 @@ export async function openGpu(gpu: GPU | undefined, opts: OpenOptions): Promise<
   const sub = info as unknown as { subgroupMinSize?: number; subgroupMaxSize?: number };
   if (sub.subgroupMinSize) report.limits.subgroupMinSize = sub.subgroupMinSize;
   if (sub.subgroupMaxSize) report.limits.subgroupMaxSize = sub.subgroupMaxSize;
+  const sgm = (info as unknown as { subgroupMatrixConfigs?: Iterable<DawnSubgroupMatrixConfig> })
+    .subgroupMatrixConfigs;
+  if (sgm) report.subgroupMatrixConfigs = [...sgm].map(fromDawnConfig);
   return new GpuContext(device, report, gpu);
+}
+
+interface DawnSubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+function fromDawnConfig(c: DawnSubgroupMatrixConfig): SubgroupMatrixConfig {
+  return {
+    component: String(c.componentType),
+    result: String(c.resultComponentType),
+    m: c.M,
+    n: c.N,
+    k: c.K,
+  };
 }
 
 /** One line naming the adapter, for logs and benchmark results. */

@@ -10,6 +10,11 @@ export type Precision = 'f32' | 'f16';
 
 export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
+/** Whether the GEMMs use subgroup matrices (see the flag GEMM_MMA). */
+export type MmaMode = 'auto' | 'off' | 'emulate';
+
+export const MMA_MODES: readonly MmaMode[] = ['auto', 'off', 'emulate'];
+
 export interface Flags {
   /** Print every generated WGSL program once, when it is first compiled. */
   PRINT_SHADERS: boolean;
@@ -48,6 +53,14 @@ export interface Flags {
    */
   GEMM_TILE: string;
   /**
+   * Tensor cores under PRECISION=f16: `auto` runs every GEMM on subgroup matrices (shaders/mma.ts) when the
+   * device offers `chromium-experimental-subgroup-matrix` with an f16×f16→f32 configuration and a fixed
+   * subgroup size, after checking them on the device against the SIMT f16 kernel (engine/mma.ts); else
+   * the SIMT f16 kernel. `off` never uses them. `emulate` uses the same kernel with the subgroup-matrix
+   * builtins written in plain WGSL on any device with shader-f16 (slow: for testing the path on lavapipe).
+   */
+  GEMM_MMA: MmaMode;
+  /**
    * Split the K dimension of forward convolutions over more workgroups when their M×N tiles are too few to
    * fill the GPU (batch-1 inference, deep layers), as the weight gradients already do.
    */
@@ -64,13 +77,17 @@ const defaults: Flags = {
   VALIDATE_SHADERS: true,
   SINKHORN_CHUNK_BYTES: 512 * 2 ** 20,
   GEMM_TILE: 't64x64',
+  GEMM_MMA: 'auto',
   CONV_FWD_SPLIT_K: true,
 };
 
 const current: Flags = { ...defaults };
 
 /** String flags with a closed set of values, checked when they are parsed from the environment. */
-const CHOICES: Partial<Record<keyof Flags, readonly string[]>> = { PRECISION: PRECISIONS };
+const CHOICES: Partial<Record<keyof Flags, readonly string[]>> = {
+  PRECISION: PRECISIONS,
+  GEMM_MMA: MMA_MODES,
+};
 
 export function flag<K extends keyof Flags>(name: K): Flags[K] {
   return current[name];

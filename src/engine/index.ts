@@ -6,6 +6,8 @@ export * from './autograd.js';
 export * from './device.js';
 export * from './flags.js';
 export * from './memory.js';
+export * from './mma.js';
+export * from './mma-check.js';
 export * from './ops/blur.js';
 export * from './ops/conv.js';
 export * from './ops/cosine.js';

@@ -3,6 +3,7 @@
  * backend: ops find it here instead of threading it through every call.
  */
 import type { GpuContext } from './device.js';
+import { setActiveMma } from './mma.js';
 import { Runtime } from './program.js';
 
 let current: Runtime | null = null;
@@ -14,6 +15,8 @@ export function runtime(): Runtime {
 
 export function initEngine(gpu: GpuContext): Runtime {
   current = new Runtime(gpu);
+  // a subgroup-matrix tile was checked on the previous device only (engine/mma-check.ts)
+  setActiveMma(null, 'subgroup matrices: not prepared (the SIMT kernels run)');
   return current;
 }
 

@@ -42,6 +42,7 @@
  */
 
 import type { Precision } from '../engine/flags.js';
+import { type MmaTile, mmaBlock, mmaKey, mmaProblem, mmaShader, mmaSharedBytes, mmaThreads } from './mma.js';
 
 /**
  * Block tile: BM×BN outputs per workgroup, BK deep; each invocation computes TM×TN outputs (4 or 8 each,
@@ -55,6 +56,16 @@ export interface GemmTile {
   bk: number;
   tm?: 4 | 8;
   tn?: 4 | 8;
+  /**
+   * Subgroup matrices (tensor cores) instead of the SIMT inner loop: see mma.ts. bm, bn and bk are then
+   * the block the MMA tile covers (mmaGemmTile builds such a tile); f16 precision only.
+   */
+  mma?: MmaTile;
+}
+
+/** The GemmTile of a subgroup-matrix configuration. */
+export function mmaGemmTile(x: MmaTile): GemmTile {
+  return { ...mmaBlock(x), mma: x };
 }
 
 export const DEFAULT_TILE: GemmTile = { bm: 64, bn: 64, bk: 16 };
@@ -82,12 +93,14 @@ function micro(t: GemmTile): { tm: number; tn: number } {
 
 /** Invocations per workgroup for a tile. */
 export function tileThreads(t: GemmTile): number {
+  if (t.mma) return mmaThreads(t.mma);
   const { tm, tn } = micro(t);
   return (t.bm / tm) * (t.bn / tn);
 }
 
 /** The part of a pipeline key that the tile configuration determines. */
 export function tileKey(t: GemmTile): string {
+  if (t.mma) return mmaKey(t.mma);
   const { tm, tn } = micro(t);
   return `t${t.bm}x${t.bn}x${t.bk}${tm === 4 && tn === 4 ? '' : `r${tm}x${tn}`}`;
 }
@@ -99,6 +112,11 @@ function stageGroups(rows: number, t: GemmTile): number {
 
 /** Why a tile is not a valid configuration, or null when it is. */
 export function tileProblem(t: GemmTile): string | null {
+  if (t.mma) {
+    const b = mmaBlock(t.mma);
+    if (b.bm !== t.bm || b.bn !== t.bn || b.bk !== t.bk) return 'bm, bn, bk differ from the MMA block';
+    return mmaProblem(t.mma);
+  }
   const { tm, tn } = micro(t);
   if (![4, 8].includes(tm) || ![4, 8].includes(tn)) return 'TM and TN must be 4 or 8';
   if (t.bm % tm !== 0 || t.bn % tn !== 0) return 'BM must be a multiple of TM and BN of TN';
@@ -118,6 +136,7 @@ function checkTile(t: GemmTile): void {
 
 /** Workgroup memory a tile stages (both operands, padded), in bytes. */
 export function tileSharedBytes(t: GemmTile, precision: Precision = 'f32'): number {
+  if (t.mma) return mmaSharedBytes(t.mma);
   return (precision === 'f16' ? 2 : 4) * t.bk * (t.bm + 4 + t.bn + 4);
 }
 
@@ -216,6 +235,7 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f
 export function gemmShader(spec: GemmSpec): (header: string) => string {
   const t = spec.tile;
   checkTile(t);
+  if (t.mma) return mmaShader(spec, t.mma);
   const { tm, tn } = micro(t);
   const f16 = spec.precision === 'f16';
   const A = operandCode('a', spec.a, t.bm, t, f16);

@@ -43,6 +43,7 @@ import {
   gemmGrid,
   gemmShader,
   type LoadMode,
+  mmaGemmTile,
   PLAIN_CTX,
   PLAIN_STORE,
   precisionKey,
@@ -53,6 +54,7 @@ import {
 } from '../../shaders/matmul.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { flag } from '../flags.js';
+import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -82,12 +84,16 @@ export const convTuning = {
 const AUTO_TILES = ['t128x128', 't128x64', 't64x128'] as const;
 
 /**
- * The block tile for a GEMM of M×N outputs: convTuning.tile when set, else the flag GEMM_TILE — a tile by
+ * The block tile for a GEMM of M×N outputs: convTuning.tile when set, else the subgroup-matrix tile when the
+ * GEMM runs in f16 and prepareMma has enabled one, else the flag GEMM_TILE — a tile by
  * name, or `auto`: the largest tile (fewer staging loads per FMA) that still gives `targetWorkgroups`
  * workgroups, else 64×64 (and split-K where the GEMM allows it).
  */
 export function gemmTileFor(M: number, N: number): GemmTile {
   if (convTuning.tile) return convTuning.tile;
+  // tensor cores, once prepareMma has checked them on this device (engine/mma.ts); f16 operands only
+  const mma = activeMmaTile();
+  if (mma && gemmPrecision() === 'f16') return mmaGemmTile(mma);
   const name = flag('GEMM_TILE');
   if (name !== 'auto') {
     const t = GEMM_TILES[name];
