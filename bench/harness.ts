@@ -4,7 +4,14 @@
  * and reports median/min/max with GFLOP/s or GB/s and the adapter line. `--small` shapes fit a CPU
  * adapter (lavapipe); full shapes are RD++'s real ones (batch 16, 256×256 WRN50-2).
  */
-import { adapterLine, gemmPrecision, type Precision, runtime } from '../src/engine/index.js';
+import {
+  activeMmaTile,
+  adapterLine,
+  gemmPrecision,
+  mmaStatus,
+  type Precision,
+  runtime,
+} from '../src/engine/index.js';
 
 export type BenchSize = 'small' | 'full';
 
@@ -58,7 +65,12 @@ export interface BenchReport {
   /** the GEMMs' operand precision the run used (the flag PRECISION after the shader-f16 check) */
   precision: Precision;
   size: BenchSize | 'shapes';
-  /** the adapter's float32 (non-tensor-core) peak, where known (knownPeakGflops) */
+  /** whether the f16 GEMMs ran on subgroup matrices (tensor cores), and which (engine/mma.ts) */
+  mma: string;
+  /**
+   * the adapter's peak for the arithmetic that ran, where known (knownPeakGflops): float32 FMAs, or the
+   * dense f16 tensor-core rate with f32 accumulation when the GEMMs ran on subgroup matrices
+   */
   peak_gflops: number | null;
   results: BenchResult[];
   /** per group (bench shapes): Σ calls_per_step × median_ms — the step's conv time if run alone */
@@ -76,8 +88,15 @@ const PEAK_GFLOPS: [RegExp, number][] = [
   [/H100/i, 67_000], // H100 SXM: 67 TFLOPS FP32 (PCIe: 51)
 ];
 
-export function knownPeakGflops(adapter: string): number | null {
-  return PEAK_GFLOPS.find(([re]) => re.test(adapter))?.[1] ?? null;
+/** Dense f16 tensor-core peaks with f32 accumulation (data sheets; the sparse figures are twice these). */
+const PEAK_F16_TENSOR_GFLOPS: [RegExp, number][] = [
+  [/H200/i, 989_000], // H200 SXM: 989 TFLOPS FP16 Tensor Core, dense
+  [/H100/i, 989_000], // H100 SXM: 989 TFLOPS (PCIe: 756)
+];
+
+export function knownPeakGflops(adapter: string, tensorCores = false): number | null {
+  const table = tensorCores ? PEAK_F16_TENSOR_GFLOPS : PEAK_GFLOPS;
+  return table.find(([re]) => re.test(adapter))?.[1] ?? null;
 }
 
 export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<BenchResult> {
@@ -134,13 +153,20 @@ export async function runBench(
     );
   }
   const adapter = adapterLine(runtime().gpu.report);
-  const peak = knownPeakGflops(adapter);
-  if (peak !== null)
-    for (const r of results) if (r.gflops !== undefined) r.peak_share = +(r.gflops / peak).toFixed(4);
+  // GEMMs (the conv family, on the engine's own tile) ran on tensor cores when a subgroup-matrix tile is
+  // active; everything else, and a tile named by --tiles, on float32 FMAs
+  const tensorCores = activeMmaTile() !== null && gemmPrecision() === 'f16';
+  const peak = knownPeakGflops(adapter, tensorCores);
+  for (const r of results) {
+    const gemm = r.family === 'conv' || r.family.startsWith('shapes-');
+    const p = tensorCores && gemm && r.tile === undefined ? peak : knownPeakGflops(adapter);
+    if (p !== null && r.gflops !== undefined) r.peak_share = +(r.gflops / p).toFixed(4);
+  }
   const report: BenchReport = {
     adapter,
     date: new Date().toISOString(),
     precision: gemmPrecision(),
+    mma: mmaStatus(),
     size,
     peak_gflops: peak,
     results,

@@ -66,6 +66,7 @@ kernels)
   RDPP_ALLOW_UNSAFE_APIS=1 run train-f16-mma bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   RDPP_ALLOW_UNSAFE_APIS=1 run infer-b32-f16-mma bench infer "${net[@]}" "${infer32[@]}" --precision f16
   RDPP_ALLOW_UNSAFE_APIS=1 run infer-b1-f16-mma bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  RDPP_ALLOW_UNSAFE_APIS=1 run shapes-wrn50-f16-mma bench shapes "${net[@]}" --precision f16 --iters 3
   [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
   # every conv shape with every GEMM tile (best_tiles says which wins each shape), then whole steps with
   # the per-shape choice (GEMM_TILE=auto) against the default tile, and batch-1 inference without the

@@ -20,6 +20,7 @@ import {
   mmaSharedBytes,
 } from '../shaders/mma.js';
 import type { AdapterReport } from './device.js';
+import { flag } from './flags.js';
 
 export const MMA_FEATURE = 'chromium-experimental-subgroup-matrix';
 
@@ -63,11 +64,13 @@ export const EMULATED_MMA_TILE: MmaTile = {
 /** The subgroup-matrix tile for a device, or the reason it has none. */
 export function mmaTileForDevice(r: AdapterReport): { tile: MmaTile | null; reason: string } {
   const none = (reason: string) => ({ tile: null, reason });
-  if (!r.features.includes(MMA_FEATURE))
-    return none(
-      `the device has no ${MMA_FEATURE}` +
-        (r.platform === 'node' ? ' (Dawn offers it only with RDPP_ALLOW_UNSAFE_APIS=1)' : ''),
-    );
+  if (!r.features.includes(MMA_FEATURE)) {
+    const hint =
+      r.platform === 'node' && !flag('ALLOW_UNSAFE_APIS')
+        ? ' (Dawn offers it only with RDPP_ALLOW_UNSAFE_APIS=1)'
+        : ' (this adapter and driver do not offer it)';
+    return none(`the device has no ${MMA_FEATURE}${hint}`);
+  }
   if (!r.features.includes('shader-f16')) return none('the device has no shader-f16');
   const offered = (r.subgroupMatrixConfigs ?? []).filter((c) => c.component === 'f16' && c.result === 'f32');
   const config =

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { knownPeakGflops } from '../../bench/harness.js';
 import { scaleGeom, traceWorkload } from '../../bench/shapes.js';
 import {
   backward,
@@ -25,6 +26,15 @@ import { gpu } from '../helpers/gpu.js';
 
 beforeAll(async () => {
   await gpu();
+});
+
+describe('peaks for the share-of-peak column', () => {
+  it('float32 FMAs, or dense f16 tensor cores when the GEMMs ran on subgroup matrices; unknown: null', () => {
+    const h200 = 'node: nvidia / hopper / NVIDIA H200';
+    expect(knownPeakGflops(h200)).toBe(67_000);
+    expect(knownPeakGflops(h200, true)).toBe(989_000);
+    expect(knownPeakGflops('node: mesa / software / llvmpipe', true)).toBeNull();
+  });
 });
 
 describe('traceConvs', () => {
@@ -111,6 +121,7 @@ describe('network shapes', () => {
     const report = JSON.parse(readFileSync(out, 'utf8'));
     expect(report.size).toBe('shapes');
     expect(report.peak_gflops).toBeNull(); // lavapipe: no data-sheet peak
+    expect(report.mma).toMatch(/^subgroup matrices: /); // f32 here: which kernel ran, and why
     expect(report.results.length).toBeGreaterThan(10);
     for (const res of report.results) {
       expect(res.group).toBe('infer b1');

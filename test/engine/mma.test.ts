@@ -232,9 +232,15 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
   });
 
   it('says why a device gets none', () => {
+    const restore = setFlags({ ALLOW_UNSAFE_APIS: false });
     expect(mmaTileForDevice(report({ features: ['shader-f16'] })).reason).toMatch(
       /no chromium-experimental-subgroup-matrix \(Dawn offers it only with RDPP_ALLOW_UNSAFE_APIS=1\)/,
     );
+    setFlags({ ALLOW_UNSAFE_APIS: true });
+    expect(mmaTileForDevice(report({ features: ['shader-f16'] })).reason).toMatch(
+      /no chromium-experimental-subgroup-matrix \(this adapter and driver do not offer it\)/,
+    );
+    restore();
     expect(mmaTileForDevice(report({ features: [MMA_FEATURE] })).reason).toMatch(/no shader-f16/);
     const f16only = report({ configs: [{ component: 'f16', result: 'f16', m: 16, n: 16, k: 16 }] });
     expect(mmaTileForDevice(f16only).reason).toMatch(/no f16×f16→f32/);
