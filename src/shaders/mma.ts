@@ -68,7 +68,11 @@ export function mmaKey(x: MmaTile): string {
   return `mma${c.m}x${c.n}x${c.k}l${x.lanes}s${x.sgm}x${x.sgn}f${x.fm}x${x.fn}k${x.steps}${x.emulate ? 'e' : ''}`;
 }
 
-/** Row strides of the staging tiles (elements): padded to a multiple of 8 (16 bytes of f16). */
+/**
+ * Row strides of the staging tiles (elements): BK and BN plus 8, so every row, fragment offset and stride
+ * is a multiple of 16 bytes (what cooperative-matrix loads on Vulkan require) and consecutive rows start in
+ * different banks.
+ */
 function strides(x: MmaTile): { sa: number; sb: number } {
   const { bn, bk } = mmaBlock(x);
   return { sa: bk + 8, sb: bn + 8 };
