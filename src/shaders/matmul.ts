@@ -42,6 +42,7 @@
  */
 
 import type { Precision } from '../engine/flags.js';
+import { kLoop, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import { type MmaTile, mmaBlock, mmaKey, mmaProblem, mmaShader, mmaSharedBytes, mmaThreads } from './mma.js';
 
 /**
@@ -197,7 +198,7 @@ export function gemmGrid(
  * vector-component writes: some backends lower those to a read-modify-write of the vector, a race in
  * shared memory). Group q of invocation lid is the linear index lid + q·threads of the tile's groups.
  */
-function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f16: boolean) {
+function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f16: boolean): Staging {
   const P = p.toUpperCase();
   const origin = p === 'a' ? 'm0' : 'n0';
   const perK = rows / 4;
@@ -253,7 +254,6 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
   const tmExpr = spec.fast === 'm' ? `lid % ${im}u` : `lid / ${inN}u`;
   const tnExpr = spec.fast === 'm' ? `lid / ${im}u` : `lid % ${inN}u`;
   const acc = (a: number, i: number, b: number) => `acc${a}_${i}_${b}`;
-  const ind = (lines: string[], n: number) => lines.map((l) => `${' '.repeat(n)}${l}`).join('\n');
   const accDecl = ja.flatMap((a) =>
     q4.flatMap((i) => jb.map((b) => `  var ${acc(a, i, b)} = vec4<f32>(0.0);`)),
   );
@@ -304,45 +304,11 @@ ${spec.store}
 @compute @workgroup_size(${tileThreads(t)})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let c = make_ctx(wid.z);
-  let tile = wid.x + wid.y * nwg.x;
-  let mt = tile % u.tiles_m;
-  let nt = tile / u.tiles_m;
-  let m0 = mt * BM;
-  let n0 = nt * BN;
-  if (nt >= u.tiles_n || m0 >= c.m || n0 >= c.n) { return; }
+${TILE_ORIGIN}
   let tm = ${tmExpr};
   let tn = ${tnExpr};
 ${accDecl.join('\n')}
-  let kin = max(c.k_inner, 1u);
-  var ko = c.t0 / kin;
-  var ki = c.t0 % kin;
-${A.decl.join('\n')}
-${B.decl.join('\n')}
-  if (c.t0 < c.t1) {
-${ind(A.load, 4)}
-${ind(B.load, 4)}
-  }
-  for (var t = c.t0; t < c.t1; t = t + 1u) {
-    workgroupBarrier();
-${ind(A.put, 4)}
-${ind(B.put, 4)}
-    workgroupBarrier();
-    if (t + 1u < c.t1) {
-      ki = ki + 1u;
-      if (ki == kin) {
-        ki = 0u;
-        ko = ko + 1u;
-${ind(A.outer, 8)}
-${ind(B.outer, 8)}
-      }
-${ind(A.load, 6)}
-${ind(B.load, 6)}
-    }
-    for (var kk = 0u; kk < BK; kk = kk + 1u) {
-${ind(inner, 6)}
-    }
-  }
+${kLoop(A, B, ['for (var kk = 0u; kk < BK; kk = kk + 1u) {', ...inner.map((l) => `  ${l}`), '}'])}
 ${stores}
 }`;
 }

@@ -30,6 +30,7 @@
  * tiling, staging, K stepping, fragment addressing and the epilogue — everything but the three builtins —
  * are tested on lavapipe, which has no subgroup matrices.
  */
+import { kLoop, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import type { GemmOperand, GemmSpec } from './matmul.js';
 
 /** A subgroup-matrix configuration of the device: M×N results from M×K by K×N operands. */
@@ -105,7 +106,7 @@ export function mmaProblem(x: MmaTile): string | null {
  * (e / BK, e % BK) in 'k' mode. When T divides the fast extent, the row (or kk) is the same for every q
  * and is computed once: the loader's per-row and per-tap work is not repeated.
  */
-function stage(p: 'a' | 'b', op: GemmOperand, rows: number, bk: number, T: number, f16: string) {
+function stage(p: 'a' | 'b', op: GemmOperand, rows: number, bk: number, T: number, f16: string): Staging {
   const origin = p === 'a' ? 'm0' : 'n0';
   const E = (rows * bk) / T;
   const fastExt = op.mode === 'row' ? rows : bk;
@@ -225,7 +226,6 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
   const A = stage('a', spec.a, bm, bk, T, 'f16');
   const B = stage('b', spec.b, bn, bk, T, 'f16');
   const nsg = x.sgm * x.sgn;
-  const ind = (lines: string[], n: number) => lines.map((l) => `${' '.repeat(n)}${l}`).join('\n');
   const frags: [number, number][] = [];
   for (let i = 0; i < x.fm; i++) for (let j = 0; j < x.fn; j++) frags.push([i, j]);
   const mul: string[] = [];
@@ -290,13 +290,7 @@ ${spec.store}
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let c = make_ctx(wid.z);
-  let tile = wid.x + wid.y * nwg.x;
-  let mt = tile % u.tiles_m;
-  let nt = tile / u.tiles_m;
-  let m0 = mt * BM;
-  let n0 = nt * BN;
-  if (nt >= u.tiles_n || m0 >= c.m || n0 >= c.n) { return; }
+${TILE_ORIGIN}
 ${sgIndex}
   var acc: array<${v.result}, ${frags.length}>;
 ${frags
@@ -304,33 +298,7 @@ ${frags
   .filter(Boolean)
   .map((l) => `  ${l}`)
   .join('\n')}
-  let kin = max(c.k_inner, 1u);
-  var ko = c.t0 / kin;
-  var ki = c.t0 % kin;
-${A.decl.join('\n')}
-${B.decl.join('\n')}
-  if (c.t0 < c.t1) {
-${ind(A.load, 4)}
-${ind(B.load, 4)}
-  }
-  for (var t = c.t0; t < c.t1; t = t + 1u) {
-    workgroupBarrier();
-${ind(A.put, 4)}
-${ind(B.put, 4)}
-    workgroupBarrier();
-    if (t + 1u < c.t1) {
-      ki = ki + 1u;
-      if (ki == kin) {
-        ki = 0u;
-        ko = ko + 1u;
-${ind(A.outer, 8)}
-${ind(B.outer, 8)}
-      }
-${ind(A.load, 6)}
-${ind(B.load, 6)}
-    }
-${ind(mul, 4)}
-  }
+${kLoop(A, B, mul)}
 ${epilogue}
 }`;
 }
