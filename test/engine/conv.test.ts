@@ -22,7 +22,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
-import { type Conv, convRef, deconvRef, outSize, relErr } from '../helpers/conv-ref.js';
+import { type Conv, convRef, deconvRef, fusedCase, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
 
@@ -288,29 +288,7 @@ describe('matmul against a float64 reference', () => {
 });
 
 describe('conv2dFused: conv → batch norm (running stats) → + residual → ReLU in one kernel', () => {
-  const c: Conv = { n: 2, ci: 21, h: 7, w: 6, co: 9, kh: 3, kw: 3, s: 1, p: 1 };
-  const [ho, wo] = outSize(c) as [number, number];
-  const x = randn(c.n * c.ci * c.h * c.w, 301);
-  const w = randn(c.co * c.ci * 9, 302, 0.5);
-  const b = randn(c.co, 303);
-  const gamma = randn(c.co, 304);
-  const beta = randn(c.co, 305);
-  const mean = randn(c.co, 306);
-  const variance = randn(c.co, 307).map((v) => 0.5 + v * v);
-  const res = randn(c.n * c.co * ho * wo, 308);
-  const eps = 1e-3;
-
-  /** The float64 reference of the whole chain. */
-  function reference(o: { bias: boolean; bn: boolean; residual: boolean; relu: boolean }): Float64Array {
-    const y = convRef(c, x, w, o.bias ? b : null, new Float32Array(c.n * c.co * ho * wo)).y;
-    const hw = ho * wo;
-    return y.map((v, i) => {
-      const ch = Math.floor(i / hw) % c.co;
-      let z = o.bn ? ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * gamma[ch]! + beta[ch]! : v;
-      if (o.residual) z += res[i]!;
-      return o.relu ? Math.max(z, 0) : z;
-    });
-  }
+  const { c, ho, wo, x, w, b, gamma, beta, mean, variance, res, eps, reference } = fusedCase();
 
   async function fused(o: {
     bias: boolean;

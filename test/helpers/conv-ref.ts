@@ -3,6 +3,7 @@
  * relative error the conv tests compare with, shared by conv.test.ts and f16.test.ts.
  */
 import { expect } from 'vitest';
+import { randn } from './gradcheck.js';
 
 export interface Conv {
   n: number;
@@ -101,4 +102,40 @@ export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number 
     s = Math.max(s, Math.abs(want[i]!));
   }
   return s > 0 ? d / s : d;
+}
+
+/** Which stages of conv2dFused's chain a reference includes. */
+export interface FusedStages {
+  bias: boolean;
+  bn: boolean;
+  residual: boolean;
+  relu: boolean;
+}
+
+/**
+ * The conv2dFused case of conv.test.ts and the f16 checks: a 3×3 conv's inputs, batch-norm running
+ * statistics, a residual, and the float64 reference of conv → BN → + residual → ReLU for any stages and
+ * any x, w (the f16 checks pass the f16-rounded operands).
+ */
+export function fusedCase() {
+  const c: Conv = { n: 2, ci: 21, h: 7, w: 6, co: 9, kh: 3, kw: 3, s: 1, p: 1 };
+  const [ho, wo] = outSize(c) as [number, number];
+  const x = randn(c.n * c.ci * c.h * c.w, 301);
+  const w = randn(c.co * c.ci * 9, 302, 0.5);
+  const b = randn(c.co, 303);
+  const gamma = randn(c.co, 304);
+  const beta = randn(c.co, 305);
+  const mean = randn(c.co, 306);
+  const variance = randn(c.co, 307).map((v) => 0.5 + v * v);
+  const res = randn(c.n * c.co * ho * wo, 308);
+  const eps = 1e-3;
+  const hw = ho * wo;
+  const reference = (o: FusedStages, xs = x, ws = w): Float64Array =>
+    convRef(c, xs, ws, o.bias ? b : null, new Float32Array(c.n * c.co * hw)).y.map((v, i) => {
+      const ch = Math.floor(i / hw) % c.co;
+      let z = o.bn ? ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * gamma[ch]! + beta[ch]! : v;
+      if (o.residual) z += res[i]!;
+      return o.relu ? Math.max(z, 0) : z;
+    });
+  return { c, ho, wo, x, w, b, gamma, beta, mean, variance, res, eps, reference };
 }

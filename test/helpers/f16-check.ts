@@ -19,7 +19,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/engine/io/f16.js';
-import { type Conv, convRef, deconvRef, outSize, relErr } from './conv-ref.js';
+import { type Conv, convRef, deconvRef, fusedCase, outSize, relErr } from './conv-ref.js';
 import { randn } from './gradcheck.js';
 
 /** x rounded to the nearest f16 (ties to even), as a float32 array. */
@@ -179,26 +179,11 @@ export async function checkMatmul(name: string): Promise<void> {
  * split thresholds are lowered in convTuning: the caller restores them).
  */
 export async function checkFused(name: string): Promise<void> {
-  const c: Conv = { n: 2, ci: 21, h: 7, w: 6, co: 9, kh: 3, kw: 3, s: 1, p: 1 };
-  const [ho, wo] = outSize(c) as [number, number];
-  const x = randn(c.n * c.ci * c.h * c.w, 301);
-  const w = randn(c.co * c.ci * 9, 302, 0.5);
-  const b = randn(c.co, 303);
-  const gamma = randn(c.co, 304);
-  const beta = randn(c.co, 305);
-  const mean = randn(c.co, 306);
-  const variance = randn(c.co, 307).map((v) => 0.5 + v * v);
-  const res = randn(c.n * c.co * ho * wo, 308);
-  const eps = 1e-3;
-  const hw = ho * wo;
+  const { c, ho, wo, x, w, b, gamma, beta, mean, variance, res, eps, reference } = fusedCase();
   // the epilogue without ReLU, so no output is clipped to an exact zero on both sides
-  const chain = (x: Float32Array, w: Float32Array) =>
-    convRef(c, x, w, b, new Float32Array(c.n * c.co * hw)).y.map((v, i) => {
-      const ch = Math.floor(i / hw) % c.co;
-      return ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * gamma[ch]! + beta[ch]! + res[i]!;
-    });
-  const exact = chain(x, w);
-  const rounded = chain(toF16(x), toF16(w));
+  const stages = { bias: true, bn: true, residual: true, relu: false };
+  const exact = reference(stages);
+  const rounded = reference(stages, toF16(x), toF16(w));
   for (const split of [false, true]) {
     if (split)
       Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 4, targetWorkgroups: 1000 });
