@@ -33,6 +33,13 @@
 import { kLoop, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import type { GemmOperand, GemmSpec } from './matmul.js';
 
+/**
+ * The WGSL diagnostic rule the kernel turns off when a workgroup has several subgroups (Dawn's Tint knows it
+ * in its `chromium` namespace; a rule in a namespace Tint does not know is ignored without a word, so a
+ * misspelt namespace would leave the check on and the kernel would not compile).
+ */
+export const MMA_UNIFORMITY_RULE = 'chromium.subgroup_matrix_uniformity';
+
 /** A subgroup-matrix configuration of the device: M×N results from M×K by K×N operands. */
 export interface MmaConfig {
   m: number;
@@ -269,7 +276,7 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
   const directives = x.emulate
     ? 'enable f16;\n'
     : `enable f16;\nenable chromium_experimental_subgroup_matrix;\n${
-        nsg > 1 ? 'diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);\n' : ''
+        nsg > 1 ? `diagnostic(off, ${MMA_UNIFORMITY_RULE});\n` : ''
       }`;
   return (header) => `${directives}${header}
 const BM = ${bm}u;

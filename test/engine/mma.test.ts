@@ -25,7 +25,13 @@ import {
   setFlags,
 } from '../../src/engine/index.js';
 import { gemmShader, mmaGemmTile, PLAIN_CTX, PLAIN_STORE, stridedOperand } from '../../src/shaders/matmul.js';
-import { type MmaTile, mmaKey, mmaProblem, mmaSharedBytes } from '../../src/shaders/mma.js';
+import {
+  MMA_UNIFORMITY_RULE,
+  type MmaTile,
+  mmaKey,
+  mmaProblem,
+  mmaSharedBytes,
+} from '../../src/shaders/mma.js';
 import { checkConv, checkDeconv, checkFused, checkMatmul } from '../helpers/f16-check.js';
 import { gpu } from '../helpers/gpu.js';
 
@@ -143,7 +149,7 @@ describe('subgroup-matrix GEMM: the native kernel text and the configuration rul
   it('uses the builtins after the extension, with the uniformity diagnostic off only for several subgroups', () => {
     const four = gemmShader({ ...SPEC, tile: mmaGemmTile(native(FOUR_SG)) })('// header');
     expect(four.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;\n')).toBe(true);
-    expect(four).toContain('diagnostic(off, chromium_experimental.subgroup_matrix_uniformity);');
+    expect(four).toContain('diagnostic(off, chromium.subgroup_matrix_uniformity);');
     expect(four).toContain('var acc: array<subgroup_matrix_result<f32, 8, 16>, 2>;');
     expect(four).toContain(
       'subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&As, (am0 + 0u) * SA + 0u, false, SA)',
@@ -158,6 +164,25 @@ describe('subgroup-matrix GEMM: the native kernel text and the configuration rul
     const one = gemmShader({ ...SPEC, tile: mmaGemmTile(native(ONE_SG)) })('');
     expect(one).not.toContain('diagnostic');
     expect(one).toContain('@workgroup_size(64)');
+  });
+
+  it("turns off a uniformity rule Dawn's WGSL compiler knows", async () => {
+    // Tint ignores a rule in a namespace it does not know without a word (the kernel once named
+    // `chromium_experimental.…`, which left the check on: the native kernel would not have compiled). For an
+    // unknown rule in a namespace it knows, it warns and lists the rules it has: ours must be one of them.
+    const kernel = gemmShader({ ...SPEC, tile: mmaGemmTile(native(FOUR_SG)) })('');
+    const rule = /^diagnostic\(off, ([\w.]+)\);$/m.exec(kernel)?.[1];
+    expect(rule).toBe(MMA_UNIFORMITY_RULE);
+    const namespace = rule!.split('.')[0];
+    const { device } = await gpu();
+    const module = device.createShaderModule({
+      code: `diagnostic(off, ${namespace}.no_such_rule);\n@compute @workgroup_size(1) fn main() {}`,
+    });
+    const text = (await module.getCompilationInfo()).messages.map((m) => m.message).join('\n');
+    const known = /Possible values: (.*)/.exec(text)?.[1]?.match(/'[\w.]+'/g) ?? [];
+    expect(known, `Dawn's answer: ${text || '(nothing: it does not know the namespace)'}`).toContain(
+      `'${rule}'`,
+    );
   });
 
   it('rejects impossible configurations and f32 operands with a clear message', () => {
