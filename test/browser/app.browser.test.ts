@@ -19,7 +19,9 @@
  *    checkpoint that the Node tool accepts.
  * 5. Device loss: `device.destroy()` through the debug hook → the app says so, Save still works from the
  *    snapshot, Recover gets a new device and scores exactly as before.
- * 6. Narrow window: no horizontal overflow, every control named.
+ * 6. Precision: the page's choice applies when a task starts (f16 where the adapter has no shader-f16: the
+ *    engine's f32 fallback, the same scores, and the reason tensor cores are not used, shown).
+ * 7. Narrow window: no horizontal overflow, every control named.
  * Screenshots: /tmp/app.png (wide, Keras heatmaps, calibrated mark), /tmp/app-narrow.png.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -253,12 +255,24 @@ async function waitText(page: Page, id: string, re: RegExp, timeout = 60_000): P
 async function inspect(page: Page, paths = testPaths): Promise<Results> {
   await page.setInputFiles('#test-files', paths);
   await waitPhase(page, ['inspected', 'error']);
+  return lastResults(page);
+}
+
+/** The results of the last scoring task, which must have succeeded. */
+async function lastResults(page: Page): Promise<Results> {
   const r = await state(page, (s) => ({
     error: s.error,
     results: s.results.map((x) => ({ name: x.name, score: x.score, map: Array.from(x.map) })),
   }));
   expect(r.error).toBeNull();
   return r.results;
+}
+
+/** Scores the test images again (the phase is already 'inspected': wait for the task to end instead). */
+async function inspectAgain(page: Page, paths = testPaths): Promise<Results> {
+  await page.setInputFiles('#test-files', paths);
+  await page.waitForFunction(() => (globalThis as unknown as { rdppApp: AppState }).rdppApp.busy === null);
+  return lastResults(page);
 }
 
 function expectSameMaps(got: Results, scores: number[], maps: Float32Array[], rtol: number): void {
@@ -648,6 +662,46 @@ describe('the browser app', () => {
     lap('device loss recovered');
     expect(h.errors).toEqual([]);
   }, 120_000);
+
+  it('applies the chosen precision when a task starts and says whether tensor cores run', async () => {
+    const { page } = h;
+    expect(await state(page, (s) => ({ p: s.precision, m: s.mma }))).toEqual({ p: 'f32', m: null });
+    await expect(page.locator('#precision-status').textContent()).resolves.toBe('');
+    const f16Offered = await page.evaluate(
+      () => !document.querySelector<HTMLOptionElement>('#precision option[value="f16"]')!.disabled,
+    );
+    // This Chromium (SwiftShader) has no shader-f16, so the page offers f32 only. f16 chosen anyway (the
+    // option enabled by hand) must still score — in f32, as the engine falls back — and say why the
+    // tensor cores are not used.
+    if (!f16Offered)
+      await page.evaluate(() => {
+        document.querySelector<HTMLOptionElement>('#precision option[value="f16"]')!.disabled = false;
+      });
+    await page.selectOption('#precision', 'f16');
+    expect(await state(page, (s) => s.precision)).toBe('f32'); // not before a task starts
+    const f16 = await inspectAgain(page);
+    const mma = await state(page, (s) => s.mma);
+    expect(await state(page, (s) => s.precision)).toBe('f16');
+    expect(mma).toMatch(
+      f16Offered
+        ? /^subgroup matrices: /
+        : /^subgroup matrices: not used \(they need --precision f16 and shader-f16\)$/,
+    );
+    await expect(page.locator('#precision-status').textContent()).resolves.toBe(mma);
+    const rtol = f16Offered ? 2e-2 : 1e-6;
+    f16.forEach((r, i) => {
+      expect(rel(r.score, r18Scores[i]!)).toBeLessThanOrEqual(rtol);
+    });
+    await page.selectOption('#precision', 'f32');
+    const f32 = await inspectAgain(page);
+    expect(await state(page, (s) => s.precision)).toBe('f32');
+    await expect(page.locator('#precision-status').textContent()).resolves.toBe('');
+    f32.forEach((r, i) => {
+      expect(rel(r.score, r18Scores[i]!)).toBeLessThanOrEqual(1e-6);
+    });
+    lap('precision per task checked');
+    expect(h.errors).toEqual([]);
+  }, 60_000);
 
   it('works in a narrow window and from the keyboard', async () => {
     const { page } = h;

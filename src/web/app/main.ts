@@ -7,7 +7,15 @@
  * (new device, teacher loaded again, model restored from the latest snapshot). No framework: DOM by id.
  * `globalThis.rdppApp` exposes the state for tests, `globalThis.rdppAppDebug` a device-loss trigger.
  */
-import { type GpuContext, initEngine, parsePrecision, runtime, setFlags } from '../../engine/index.js';
+import {
+  type GpuContext,
+  initEngine,
+  type Precision,
+  parsePrecision,
+  prepareMma,
+  runtime,
+  setFlags,
+} from '../../engine/index.js';
 import { type Decision, decide, mapRangeFor } from '../../eval/threshold.js';
 import type { Rdpp } from '../../model/rdpp.js';
 import { modelFromCheckpoint } from '../../pipeline/checkpoint.js';
@@ -64,6 +72,10 @@ export interface AppState {
   recoveries: number;
   /** something is running (a training run, scoring, loading) */
   busy: string | null;
+  /** the GEMM precision of the current or last task (the page's choice, applied when a task starts) */
+  precision: Precision;
+  /** whether f16 GEMMs run on tensor cores (subgroup matrices) on this device, and why (engine/mma.ts) */
+  mma: string | null;
 }
 
 export interface AppDebug {
@@ -96,6 +108,8 @@ export function startApp(): AppState {
     deviceLosses: 0,
     recoveries: 0,
     busy: null,
+    precision: 'f32',
+    mma: null,
   };
   const app = new App(state);
   const g = globalThis as unknown as { rdppApp: AppState; rdppAppDebug: AppDebug };
@@ -130,6 +144,8 @@ class App {
   private stopRequested = false;
   /** the task in progress (see task) */
   private running: Promise<void> | null = null;
+  /** the device on which prepareMma last decided about tensor cores (a new device decides again) */
+  private mmaDecidedOn: GpuContext | null = null;
   private modelName = 'rdpp';
 
   constructor(private readonly s: AppState) {}
@@ -280,7 +296,7 @@ class App {
     this.s.busy = name;
     this.s.error = null;
     status.classList.remove('error');
-    const run = fn();
+    const run = this.applyPrecision().then(fn);
     this.running = run;
     try {
       await run;
@@ -294,6 +310,29 @@ class App {
       this.s.busy = null;
       this.running = null;
     }
+  }
+
+  /**
+   * The precision chosen on the page, applied as a task starts: every GEMM of a task (a training run,
+   * scoring) runs in one precision, whatever is chosen meanwhile. Under f16, the first task on a device
+   * decides whether the GEMMs can run on its tensor cores (subgroup matrices, where the browser offers
+   * them) by checking them against the SIMT f16 kernel, as the Node program does at start.
+   */
+  private async applyPrecision(): Promise<void> {
+    const p = parsePrecision($<HTMLSelectElement>('precision').value);
+    const status = $('precision-status');
+    setFlags({ PRECISION: p });
+    this.s.precision = p;
+    if (p !== 'f16') {
+      status.textContent = '';
+      return;
+    }
+    if (this.mmaDecidedOn !== this.gpu) {
+      status.textContent = 'Checking whether this GPU’s tensor cores (subgroup matrices) compute correctly…';
+      this.s.mma = await prepareMma();
+      this.mmaDecidedOn = this.gpu;
+    }
+    status.textContent = this.s.mma ?? '';
   }
 
   // ---- wiring ------------------------------------------------------------------------------------------
@@ -316,7 +355,12 @@ class App {
       f16.disabled = true;
       f16.textContent += ' (no shader-f16)';
     }
-    precision.addEventListener('change', () => setFlags({ PRECISION: parsePrecision(precision.value) }));
+    // applied when the next task starts (applyPrecision), never in the middle of one
+    precision.addEventListener('change', () => {
+      $('precision-status').textContent = this.s.busy
+        ? `${precision.value}: from the next task (${this.s.busy} runs in ${this.s.precision})`
+        : '';
+    });
     const teacherStatus = $('teacher-status');
     $('teacher-load').addEventListener('click', () =>
       this.task('loading the teacher', teacherStatus, () => this.switchTeacher({ kind: 'keras-served' })),
