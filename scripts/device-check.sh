@@ -7,6 +7,9 @@
 #                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
 #                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
 #                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
+#   RDPP_PHASE=demo    `rdpp demo --full` (256², the built-in procedural dataset, generated on the machine)
+#                      with the exported Keras teacher from .device-data, stopped at RDPP_DEADLINE seconds;
+#                      its report (HTML, SVG, metrics, log) without the checkpoints in demo-run.tgz
 #   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile, whole steps
 #                      with GEMM_TILE=auto and without the forward split-K, the same steps with
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
@@ -58,6 +61,17 @@ tire)
   kit timeout -s KILL "$deadline" node dist/train.js "${args[@]}" >>"$log" 2>&1
   echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
   tar czf "$out/tire-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' runs/tire256 2>/dev/null
+  ;;
+demo)
+  deadline=${RDPP_DEADLINE:-480}
+  size=--full
+  [ -n "${RDPP_CHECK_SMALL:-}" ] && size=--small
+  echo "== demo $size (stopped after $deadline s)" | tee -a "$log"
+  t0=$SECONDS
+  kit timeout -s KILL "$deadline" node dist/rdpp.js demo "$size" --out runs/demo \
+    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors >>"$log" 2>&1
+  echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
+  tar czf "$out/demo-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude=runs/demo/data runs/demo 2>/dev/null
   ;;
 kernels)
   # tensor cores first (the newest, never yet run on a GPU): --precision f16 with Dawn's unsafe APIs on, so

@@ -11,6 +11,7 @@
 # Then, on the server (the device tool):
 #   carry [".device-kit","dist",".device-fixtures"]  bash scripts/device-check.sh              (check)
 #   carry [".device-kit","dist",".device-data"]      RDPP_PHASE=tire bash scripts/device-check.sh
+#   carry [".device-kit","dist",".device-data"]      RDPP_PHASE=demo bash scripts/device-check.sh
 # Usage: bash scripts/device-kit.sh [--fixtures] [--data]
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
