@@ -22,7 +22,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
-import { type Conv, convRef, deconvRef, fusedCase, outSize, relErr } from '../helpers/conv-ref.js';
+import { type Conv, convRef, deconvRef, fusedCase, matmulRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
 
@@ -243,16 +243,7 @@ describe('matmul against a float64 reference', () => {
       const a = randn(M * K, M + K);
       const b = randn(K * N, N + 3);
       const g = randn(M * N, 11);
-      const y = new Float64Array(M * N);
-      const da = new Float64Array(M * K);
-      const db = new Float64Array(K * N);
-      for (let i = 0; i < M; i++)
-        for (let j = 0; j < N; j++)
-          for (let k = 0; k < K; k++) {
-            y[i * N + j]! += a[i * K + k]! * b[k * N + j]!;
-            da[i * K + k]! += g[i * N + j]! * b[k * N + j]!;
-            db[k * N + j]! += a[i * K + k]! * g[i * N + j]!;
-          }
+      const { y, da, db } = matmulRef(M, K, N, a, b, g);
       const at = leaf(a, [M, K]);
       const bt = leaf(b, [K, N]);
       const yt = scope(() => {

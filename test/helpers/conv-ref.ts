@@ -90,6 +90,28 @@ export function deconvRef(
   return { y, dx, dw };
 }
 
+/** y = a·b ([M, K] × [K, N]) and, for the upstream gradient g [M, N], dA = g·bᵀ and dB = aᵀ·g. */
+export function matmulRef(
+  M: number,
+  K: number,
+  N: number,
+  a: Float32Array,
+  b: Float32Array,
+  g: Float32Array,
+) {
+  const y = new Float64Array(M * N);
+  const da = new Float64Array(M * K);
+  const db = new Float64Array(K * N);
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++)
+      for (let k = 0; k < K; k++) {
+        y[i * N + j]! += a[i * K + k]! * b[k * N + j]!;
+        da[i * K + k]! += g[i * N + j]! * b[k * N + j]!;
+        db[k * N + j]! += a[i * K + k]! * g[i * N + j]!;
+      }
+  return { y, da, db };
+}
+
 /** max |got − want| / max |want| */
 export function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
   expect(got.length).toBe(want.length);

@@ -19,7 +19,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import { floatToHalfBits, halfBitsToFloat } from '../../src/engine/io/f16.js';
-import { type Conv, convRef, deconvRef, fusedCase, outSize, relErr } from './conv-ref.js';
+import { type Conv, convRef, deconvRef, fusedCase, matmulRef, outSize, relErr } from './conv-ref.js';
 import { randn } from './gradcheck.js';
 
 /** x rounded to the nearest f16 (ties to even), as a float32 array. */
@@ -137,21 +137,8 @@ export async function checkMatmul(name: string): Promise<void> {
   const a = randn(M * K, 7);
   const b = randn(K * N, 8);
   const g = randn(M * N, 9);
-  const ref = (a: Float32Array, b: Float32Array, g: Float32Array) => {
-    const y = new Float64Array(M * N);
-    const da = new Float64Array(M * K);
-    const db = new Float64Array(K * N);
-    for (let i = 0; i < M; i++)
-      for (let j = 0; j < N; j++)
-        for (let k = 0; k < K; k++) {
-          y[i * N + j]! += a[i * K + k]! * b[k * N + j]!;
-          da[i * K + k]! += g[i * N + j]! * b[k * N + j]!;
-          db[k * N + j]! += a[i * K + k]! * g[i * N + j]!;
-        }
-    return { y, da, db };
-  };
-  const exact = ref(a, b, g);
-  const rounded = ref(toF16(a), toF16(b), toF16(g));
+  const exact = matmulRef(M, K, N, a, b, g);
+  const rounded = matmulRef(M, K, N, toF16(a), toF16(b), toF16(g));
   for (const split of [false, true]) {
     if (split)
       Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 2, targetWorkgroups: 1000 });
