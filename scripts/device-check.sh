@@ -29,6 +29,15 @@ run() { # name, then the rdpp arguments; a failure is logged and the sequence go
   kit node dist/rdpp.js "$@" >"$out/$name.json" 2>>"$log" || echo "!! $name failed" | tee -a "$log"
   echo "   $((SECONDS - t0)) s" | tee -a "$log"
 }
+run_folder() { # name, run folder, then the command: stopped at RDPP_DEADLINE seconds (default 480), its
+  # output in the log, then the folder without checkpoints (nor a generated dataset) as $out/<name>-run.tgz
+  local name=$1 folder=$2; shift 2
+  local deadline=${RDPP_DEADLINE:-480} t0=$SECONDS
+  echo "== $name: $* (stopped after $deadline s)" | tee -a "$log"
+  kit timeout -s KILL "$deadline" "$@" >>"$log" 2>&1
+  echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
+  tar czf "$out/$name-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude="$folder/data" "$folder" 2>/dev/null
+}
 if [ -n "${RDPP_CHECK_SMALL:-}" ]; then
   net=(--teacher resnet18 --image-size 64) train=(--batch 2 --iters 1) infer32=(--batch 2 --iters 1) infer1=(--batch 1 --iters 1)
 else
@@ -52,26 +61,16 @@ check)
   ;;
 tire)
   # the user's command, plus the teacher file an offline server needs and the test curve every 10 epochs
-  deadline=${RDPP_DEADLINE:-480}
   args=(--data .device-data --category tire --image-size 256 --epochs "${RDPP_EPOCHS:-100}"
     --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every 10 --out runs/tire256)
   [ -f runs/tire256/last.safetensors ] && args+=(--resume)
-  echo "== train ${args[*]} (stopped after $deadline s)" | tee -a "$log"
-  t0=$SECONDS
-  kit timeout -s KILL "$deadline" node dist/train.js "${args[@]}" >>"$log" 2>&1
-  echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
-  tar czf "$out/tire-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' runs/tire256 2>/dev/null
+  run_folder tire runs/tire256 node dist/train.js "${args[@]}"
   ;;
 demo)
-  deadline=${RDPP_DEADLINE:-480}
   size=--full
   [ -n "${RDPP_CHECK_SMALL:-}" ] && size=--small
-  echo "== demo $size (stopped after $deadline s)" | tee -a "$log"
-  t0=$SECONDS
-  kit timeout -s KILL "$deadline" node dist/rdpp.js demo "$size" --out runs/demo \
-    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors >>"$log" 2>&1
-  echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
-  tar czf "$out/demo-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude=runs/demo/data runs/demo 2>/dev/null
+  run_folder demo runs/demo node dist/rdpp.js demo "$size" --out runs/demo \
+    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors
   ;;
 kernels)
   # tensor cores first (the newest, never yet run on a GPU): --precision f16 with Dawn's unsafe APIs on, so
