@@ -17,12 +17,35 @@ export default defineConfig({
   test: {
     // through vite (and the plugin above), not Node's loader: the decoders import their .wasm
     server: { deps: { inline: [/@jsquash/] } },
-    include: ['test/**/*.test.ts'],
     // Dawn's native addon is happiest in its own process per test file.
     pool: 'forks',
-    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],
+    // Two groups, one after the other. The browser files drive Chromium, whose software GPU (SwiftShader)
+    // runs a thread pool as wide as the machine; beside a Node file on lavapipe (another such pool) both
+    // starve on 2 cores: the app's first case, 150 s alone, ran past 400 s in CI. So the Node files run
+    // two at a time first, then the browser files one at a time with the machine to themselves.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'node',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/browser/**'],
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
