@@ -74,13 +74,18 @@ demo)
   ;;
 kernels)
   # tensor cores first (the newest, never yet run on a GPU): --precision f16 with Dawn's unsafe APIs on, so
-  # the device offers chromium-experimental-subgroup-matrix; each JSON's "mma" says whether prepareMma
-  # enabled it (its check against the SIMT f16 kernel passed) or why not; rd18 parity in f16 on it
+  # the device offers chromium-experimental-subgroup-matrix. The first run is what a user gets (GEMM_MMA=auto:
+  # its "mma" says whether they passed the check against the SIMT f16 kernel and won the speed race, with
+  # both timings); the others force them (GEMM_MMA=on: used whenever the check passes) to measure them even
+  # where the race keeps the SIMT kernel; rd18 parity in f16 on them
+  RDPP_ALLOW_UNSAFE_APIS=1 run infer-b1-f16-auto bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  export RDPP_GEMM_MMA=on
   RDPP_ALLOW_UNSAFE_APIS=1 run train-f16-mma bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   RDPP_ALLOW_UNSAFE_APIS=1 run infer-b32-f16-mma bench infer "${net[@]}" "${infer32[@]}" --precision f16
   RDPP_ALLOW_UNSAFE_APIS=1 run infer-b1-f16-mma bench infer "${net[@]}" "${infer1[@]}" --precision f16
   RDPP_ALLOW_UNSAFE_APIS=1 run shapes-wrn50-f16-mma bench shapes "${net[@]}" --precision f16 --iters 3
   [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
+  unset RDPP_GEMM_MMA
   # every conv shape with every GEMM tile (best_tiles says which wins each shape), then whole steps with
   # the per-shape choice (GEMM_TILE=auto) against the default tile, and batch-1 inference without the
   # forward split-K

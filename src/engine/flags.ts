@@ -11,9 +11,9 @@ export type Precision = 'f32' | 'f16';
 export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
 /** Whether the GEMMs use subgroup matrices (see the flag GEMM_MMA). */
-export type MmaMode = 'auto' | 'off' | 'emulate';
+export type MmaMode = 'auto' | 'on' | 'off' | 'emulate';
 
-export const MMA_MODES: readonly MmaMode[] = ['auto', 'off', 'emulate'];
+export const MMA_MODES: readonly MmaMode[] = ['auto', 'on', 'off', 'emulate'];
 
 export interface Flags {
   /** Print every generated WGSL program once, when it is first compiled. */
@@ -55,9 +55,11 @@ export interface Flags {
   /**
    * Tensor cores under PRECISION=f16: `auto` runs every GEMM on subgroup matrices (shaders/mma.ts) when the
    * device offers `chromium-experimental-subgroup-matrix` with an f16×f16→f32 configuration and a fixed
-   * subgroup size, after checking them on the device against the SIMT f16 kernel (engine/mma.ts); else
-   * the SIMT f16 kernel. `off` never uses them. `emulate` uses the same kernel with the subgroup-matrix
-   * builtins written in plain WGSL on any device with shader-f16 (slow: for testing the path on lavapipe).
+   * subgroup size, after checking them on the device against the SIMT f16 kernel (engine/mma.ts) and only
+   * if they are also faster than it there (a timed race, engine/mma-check.ts); else the SIMT f16 kernel.
+   * `on` uses them whenever they pass the check, faster or not (to benchmark them). `off` never uses them.
+   * `emulate` uses the same kernel with the subgroup-matrix builtins written in plain WGSL on any device
+   * with shader-f16 (slow: for testing the path on lavapipe).
    */
   GEMM_MMA: MmaMode;
   /**

@@ -6,6 +6,13 @@
  * in summation order (≈ 1e-6 relative; exactly 0 for the emulation, whose lanes sum in the SIMT order). A wrong fragment layout, a subgroup that is not what the kernel
  * assumes, a compile or validation error: all show as a difference of order one, and the engine keeps the
  * SIMT kernel with a warning.
+ *
+ * Correct is not enough: tensor cores are used only where they are also faster. On the H200 a naive Dawn
+ * probe ran subgroup matrices with f32 results (the configuration this engine uses, for AMP's f32
+ * accumulation) at 14.9 TFLOP/s, below the SIMT f16 kernel's 29.4 (../shared/docs/webgpu-runtime.md), so a
+ * device may offer them and still be slower with them. Under GEMM_MMA=auto, prepareMma therefore races
+ * the two kernels on a 3×3 convolution of RD++'s size (mmaRace) and keeps the faster; GEMM_MMA=on skips
+ * the race (to benchmark the tensor-core kernel itself).
  */
 
 import { DEFAULT_TILE, type GemmTile, mmaGemmTile } from '../shaders/matmul.js';
@@ -13,7 +20,7 @@ import type { MmaTile } from '../shaders/mma.js';
 import { backward } from './autograd.js';
 import { flag, setFlags } from './flags.js';
 import { describeMma, EMULATED_MMA_TILE, mmaTileForDevice, setActiveMma } from './mma.js';
-import { conv2d, convTuning, matmul } from './ops/conv.js';
+import { conv2d, convTuning, gemmTileFor, matmul } from './ops/conv.js';
 import { gemmPrecision } from './precision.js';
 import { runtime } from './runtime.js';
 import { scope, type Tensor, tensor } from './tensor.js';
@@ -103,15 +110,103 @@ export async function mmaDifference(tile: MmaTile): Promise<number> {
   return worst;
 }
 
+/** The convolution mmaRace times: x [n, c, size, size] ⊛ w [c, c, 3, 3], padding 1. */
+export interface RaceShape {
+  n: number;
+  c: number;
+  size: number;
+  /** convolutions per timed run (recorded back to back, then one wait for the GPU) */
+  reps: number;
+}
+
+/**
+ * WRN50-2's layer-2 3×3 convolution at batch 16 (M = 16·32·32, N = 128, K = 1152: 4.8 GFLOP): RD++'s
+ * training and batch inference spend most of their GEMM time in such shapes. Ten of them take a few
+ * milliseconds on an H200, long enough for a wall-clock timing; the whole race, under a second there.
+ */
+export const RACE_SHAPE: RaceShape = { n: 16, c: 128, size: 32, reps: 10 };
+
+/** Floating-point operations of one convolution of the race. */
+export function raceFlops(s: RaceShape): number {
+  return 2 * s.n * s.size * s.size * s.c * s.c * 9;
+}
+
+/** The race's outcome: the median wall time of one timed run (s.reps convolutions) on each kernel. */
+export interface RaceResult {
+  mmaMs: number;
+  simtMs: number;
+  shape: RaceShape;
+}
+
+/** Median wall time (ms) of `runs` timed runs of `reps` forward convolutions on `tile`, after one warm-up. */
+async function timeConv(tile: GemmTile, s: RaceShape, runs = 3): Promise<number> {
+  const saved = convTuning.tile;
+  const restore = setFlags({ PRECISION: 'f16' });
+  const x = tensor(values(s.n * s.c * s.size * s.size, 8), [s.n, s.c, s.size, s.size]);
+  const w = tensor(values(s.c * s.c * 9, 9), [s.c, s.c, 3, 3]);
+  const rt = runtime();
+  try {
+    convTuning.tile = tile;
+    const once = async () => {
+      await rt.sync();
+      const t0 = performance.now();
+      for (let r = 0; r < s.reps; r++) scope(() => conv2d(x, w, null, { padding: 1 }).dispose());
+      await rt.sync();
+      return performance.now() - t0;
+    };
+    await once(); // compiles the pipeline
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(await once());
+    return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+  } finally {
+    x.dispose();
+    w.dispose();
+    restore();
+    convTuning.tile = saved;
+  }
+}
+
+/**
+ * Time the MMA tile against the SIMT tile the engine would otherwise choose for the race's shape (the flag
+ * GEMM_TILE's choice), both with f16 operands.
+ */
+export async function mmaRace(tile: MmaTile, shape: RaceShape = RACE_SHAPE): Promise<RaceResult> {
+  const simtTile = gemmTileFor(shape.n * shape.size * shape.size, shape.c);
+  if (simtTile.mma)
+    throw new Error('mmaRace: subgroup matrices are active already (call it from prepareMma)');
+  const mmaMs = await timeConv(mmaGemmTile(tile), shape);
+  const simtMs = await timeConv(simtTile, shape);
+  return { mmaMs, simtMs, shape };
+}
+
+/** "0.41 vs 0.74 ms for 10 3×3 convolutions of 4.8 GFLOP (23.4 vs 13.0 TFLOP/s)". */
+function describeRace(r: RaceResult): string {
+  const flops = raceFlops(r.shape) * r.shape.reps;
+  const tflops = (ms: number) => (flops / (ms * 1e-3) / 1e12).toPrecision(3);
+  return `${r.mmaMs.toFixed(2)} vs ${r.simtMs.toFixed(2)} ms for ${r.shape.reps} 3×3 convolutions of ${(raceFlops(r.shape) / 1e9).toPrecision(2)} GFLOP (${tflops(r.mmaMs)} vs ${tflops(r.simtMs)} TFLOP/s)`;
+}
+
+/** What prepareMma runs; tests replace parts of it to reach every outcome on any device. */
+export interface MmaProbes {
+  /** the subgroup-matrix tile for the device, or why none (GEMM_MMA=auto and on) */
+  tileFor?: () => { tile: MmaTile | null; reason: string };
+  /** the largest relative difference from the SIMT f16 kernel */
+  check?: (tile: MmaTile) => Promise<number>;
+  /** the speed race (GEMM_MMA=auto only) */
+  race?: (tile: MmaTile) => Promise<RaceResult>;
+}
+
 /**
  * Decide whether the f16 GEMMs use subgroup matrices on the current device (after initEngine, once the
  * flags PRECISION and GEMM_MMA are set); returns the status line (also in mmaStatus()). Never throws for a
  * device that cannot: it says why and the SIMT f16 kernel stays.
  */
-export async function prepareMma(
-  /** The check (tests replace it to exercise the failure paths). */
-  check: (tile: MmaTile) => Promise<number> = mmaDifference,
-): Promise<string> {
+export async function prepareMma(probes: MmaProbes = {}): Promise<string> {
+  const {
+    tileFor = () => mmaTileForDevice(runtime().gpu.report),
+    check = mmaDifference,
+    race = (t: MmaTile) => mmaRace(t),
+  } = probes;
   const set = (tile: MmaTile | null, line: string) => {
     setActiveMma(tile, line);
     return line;
@@ -121,8 +216,7 @@ export async function prepareMma(
   if (mode === 'off') return set(null, 'subgroup matrices: off (GEMM_MMA=off)');
   if (flag('PRECISION') !== 'f16' || gemmPrecision() !== 'f16')
     return set(null, 'subgroup matrices: not used (they need --precision f16 and shader-f16)');
-  const choice =
-    mode === 'emulate' ? { tile: EMULATED_MMA_TILE, reason: '' } : mmaTileForDevice(runtime().gpu.report);
+  const choice = mode === 'emulate' ? { tile: EMULATED_MMA_TILE, reason: '' } : tileFor();
   if (!choice.tile)
     return set(null, `subgroup matrices: not used: ${choice.reason}; the f16 GEMMs run on the SIMT kernel`);
   let diff: number;
@@ -138,8 +232,24 @@ export async function prepareMma(
     console.warn(`warning: ${line}`);
     return set(null, line);
   }
+  const checked = `subgroup matrices: ${describeMma(choice.tile)}, checked on this device (${diff.toExponential(1)} from the SIMT f16 kernel)`;
+  // the emulation is a test of the kernel's logic, never fast; `on` asks for the tensor cores regardless
+  if (mode !== 'auto') return set(choice.tile, `${checked}; speed not compared (GEMM_MMA=${mode})`);
+  let r: RaceResult;
+  try {
+    r = await race(choice.tile);
+  } catch (e) {
+    const line = `${checked}, but timing them failed (${(e as Error).message.split('\n')[0]}); the f16 GEMMs run on the SIMT kernel`;
+    console.warn(`warning: ${line}`);
+    return set(null, line);
+  }
+  if (!(r.mmaMs < r.simtMs))
+    return set(
+      null,
+      `${checked}, but slower than the SIMT f16 kernel (${describeRace(r)}); the f16 GEMMs run on the SIMT kernel (RDPP_GEMM_MMA=on uses them anyway)`,
+    );
   return set(
     choice.tile,
-    `subgroup matrices: ${describeMma(choice.tile)}, checked on this device (${diff.toExponential(1)} from the SIMT f16 kernel)`,
+    `${checked}, ${(r.simtMs / r.mmaMs).toFixed(2)}× as fast as the SIMT f16 kernel (${describeRace(r)})`,
   );
 }

@@ -17,9 +17,12 @@ import {
   flagsFromEnv,
   gemmTileFor,
   MMA_FEATURE,
+  mmaRace,
   mmaStatus,
   mmaTileForDevice,
   prepareMma,
+  RACE_SHAPE,
+  raceFlops,
   runtime,
   setActiveMma,
   setFlags,
@@ -274,8 +277,9 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
 
   it('GEMM_MMA: parsed from RDPP_GEMM_MMA with its choices', () => {
     expect(flagsFromEnv({ RDPP_GEMM_MMA: 'off' })).toEqual({ GEMM_MMA: 'off' });
-    expect(() => flagsFromEnv({ RDPP_GEMM_MMA: 'on' })).toThrow(
-      'RDPP_GEMM_MMA=on: expected one of auto, off, emulate',
+    expect(flagsFromEnv({ RDPP_GEMM_MMA: 'on' })).toEqual({ GEMM_MMA: 'on' });
+    expect(() => flagsFromEnv({ RDPP_GEMM_MMA: 'fast' })).toThrow(
+      'RDPP_GEMM_MMA=fast: expected one of auto, on, off, emulate',
     );
   });
 
@@ -301,7 +305,7 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
     try {
       const line = await prepareMma();
       expect(line).toMatch(
-        /^subgroup matrices: 16×16×16 f16→f32 \(emulated\), 4 subgroups of 32, 32×32×16 blocks, checked on this device \(\d\.\de[+-]\d+ from the SIMT f16 kernel\)$/,
+        /^subgroup matrices: 16×16×16 f16→f32 \(emulated\), 4 subgroups of 32, 32×32×16 blocks, checked on this device \(\d\.\de[+-]\d+ from the SIMT f16 kernel\); speed not compared \(GEMM_MMA=emulate\)$/,
       );
       expect(mmaStatus()).toBe(line);
       expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
@@ -326,13 +330,17 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const restore = setFlags({ PRECISION: 'f16', GEMM_MMA: 'emulate' });
     try {
-      expect(await prepareMma(async () => 0.25)).toMatch(
+      expect(await prepareMma({ check: async () => 0.25 })).toMatch(
         /differ from the SIMT f16 kernel by 2\.50e-1 \(more than 0\.0001\) on this device; the f16 GEMMs run on the SIMT kernel$/,
       );
       expect(activeMmaTile()).toBeNull();
-      expect(await prepareMma(async () => Number.NaN)).toMatch(/differ from the SIMT f16 kernel by NaN/);
-      const thrown = await prepareMma(async () => {
-        throw new Error('WGSL: unresolved call\nsecond line');
+      expect(await prepareMma({ check: async () => Number.NaN })).toMatch(
+        /differ from the SIMT f16 kernel by NaN/,
+      );
+      const thrown = await prepareMma({
+        check: async () => {
+          throw new Error('WGSL: unresolved call\nsecond line');
+        },
       });
       expect(thrown).toMatch(
         /failed on this device \(WGSL: unresolved call\); the f16 GEMMs run on the SIMT kernel$/,
@@ -340,6 +348,96 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
       expect(activeMmaTile()).toBeNull();
       expect(gemmTileFor(64, 64).mma).toBeUndefined();
       expect(warn).toHaveBeenCalledTimes(3);
+    } finally {
+      restore();
+    }
+  });
+  /** A device that offers the emulated tile (auto and on then reach the check and, under auto, the race). */
+  const offersEmulated = () => ({ tile: EMULATED_MMA_TILE, reason: '' });
+  const race = (mmaMs: number, simtMs: number) => async () => ({ mmaMs, simtMs, shape: RACE_SHAPE });
+
+  it('auto keeps tensor cores only where they are faster than the SIMT f16 kernel; on skips the race', async (ctx) => {
+    if (!hasF16) ctx.skip();
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const restore = setFlags({ PRECISION: 'f16', GEMM_MMA: 'auto' });
+    const check = async () => 2e-7;
+    try {
+      // faster: kept, with both timings and the rate (10 convolutions of 4.8 GFLOP in 2 ms: 24.2 TFLOP/s)
+      const fast = await prepareMma({ tileFor: offersEmulated, check, race: race(2, 4) });
+      expect(fast).toBe(
+        'subgroup matrices: 16×16×16 f16→f32 (emulated), 4 subgroups of 32, 32×32×16 blocks, checked on this device (2.0e-7 from the SIMT f16 kernel), 2.00× as fast as the SIMT f16 kernel (2.00 vs 4.00 ms for 10 3×3 convolutions of 4.8 GFLOP (24.2 vs 12.1 TFLOP/s))',
+      );
+      expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
+      // slower, or as fast: the SIMT kernel stays, and the line says how to use them anyway
+      for (const [m, n] of [
+        [5, 4],
+        [4, 4],
+      ] as const) {
+        const slow = await prepareMma({ tileFor: offersEmulated, check, race: race(m, n) });
+        expect(slow).toMatch(
+          new RegExp(
+            `checked on this device \\(2\\.0e-7 from the SIMT f16 kernel\\), but slower than the SIMT f16 kernel \\(${m}\\.00 vs ${n}\\.00 ms .*\\); the f16 GEMMs run on the SIMT kernel \\(RDPP_GEMM_MMA=on uses them anyway\\)$`,
+          ),
+        );
+        expect(activeMmaTile()).toBeNull();
+        expect(gemmTileFor(64, 64).mma).toBeUndefined();
+      }
+      // a race that fails: a warning, the SIMT kernel
+      const failed = await prepareMma({
+        tileFor: offersEmulated,
+        check,
+        race: async () => {
+          throw new Error('device lost\nmore');
+        },
+      });
+      expect(failed).toMatch(
+        /, but timing them failed \(device lost\); the f16 GEMMs run on the SIMT kernel$/,
+      );
+      expect(activeMmaTile()).toBeNull();
+      expect(warn).toHaveBeenCalledTimes(1);
+      // a failed check never reaches the race
+      const raced = vi.fn(race(1, 4));
+      expect(await prepareMma({ tileFor: offersEmulated, check: async () => 0.5, race: raced })).toMatch(
+        /differ from the SIMT f16 kernel/,
+      );
+      // on: checked, not raced, used even if slower
+      setFlags({ GEMM_MMA: 'on' });
+      const on = await prepareMma({ tileFor: offersEmulated, check, race: raced });
+      expect(on).toMatch(
+        /checked on this device \(2\.0e-7 from the SIMT f16 kernel\); speed not compared \(GEMM_MMA=on\)$/,
+      );
+      expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
+      expect(raced).not.toHaveBeenCalled();
+    } finally {
+      restore();
+    }
+  });
+
+  it('the race runs on the device: the emulated tile against the SIMT tile, timed, nothing left allocated', async (ctx) => {
+    if (!hasF16) ctx.skip();
+    const restore = setFlags({ PRECISION: 'f16', GEMM_MMA: 'auto' });
+    const small = { n: 1, c: 32, size: 8, reps: 2 };
+    try {
+      const before = runtime().pool.snapshot().liveBytes;
+      const r = await mmaRace(EMULATED_MMA_TILE, small);
+      expect(runtime().pool.snapshot().liveBytes).toBe(before);
+      expect(r.shape).toEqual(small);
+      for (const ms of [r.mmaMs, r.simtMs]) {
+        expect(ms).toBeGreaterThan(0);
+        expect(ms).toBeLessThan(60_000);
+      }
+      expect(raceFlops(small)).toBe(2 * 64 * 32 * 32 * 9);
+      expect(raceFlops(RACE_SHAPE) / 1e9).toBeCloseTo(4.83, 2);
+      // with the whole of prepareMma: the real check and this race decide (on lavapipe, the emulation
+      // of the builtins in plain WGSL is slower than the SIMT kernel, so the SIMT kernel stays)
+      const line = await prepareMma({ tileFor: offersEmulated, race: (t) => mmaRace(t, small) });
+      expect(line).toMatch(
+        /checked on this device \(\d\.\de[+-]\d+ from the SIMT f16 kernel\), (but slower|\d+\.\d\d× as fast)/,
+      );
+      console.log(line);
+      // with active subgroup matrices the race has no SIMT tile to compare with
+      setActiveMma(EMULATED_MMA_TILE, 'test');
+      await expect(mmaRace(EMULATED_MMA_TILE, small)).rejects.toThrow(/active already/);
     } finally {
       restore();
     }
