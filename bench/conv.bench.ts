@@ -108,6 +108,7 @@ export function benchCases(size: BenchSize): BenchCase[] {
       ...convCases({ what: 'OCBE-like', n: 2, ci: 64, co: 128, h: 32, k: 3, s: 2, p: 1 }, ALL),
       ...convCases({ what: 'bottleneck-like', n: 2, ci: 256, co: 128, h: 16, k: 1, s: 1, p: 0 }, ALL),
       ...deconvCases(2, 256, 256, 8, 'decoder-like'),
+      ...convCases({ what: 'stem-like', n: 2, ci: 3, co: 64, h: 64, k: 7, s: 2, p: 3 }, ['fwd']),
       matmulCase(256, 256, 256),
     ];
   }

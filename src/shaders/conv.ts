@@ -105,6 +105,58 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
 };
 
 /**
+ * The forward with K walked flat, for few input channels (the 7×7 stem's 3): k = tap·Ci + channel in one
+ * level, so a BK-deep tile covers several taps. Tap-major with Ci = 3 and BK = 16, every tile of A and B
+ * would hold 3 real rows and 13 zeros — 49 tiles where ⌈147 / 16⌉ = 10 carry the same products. The
+ * price is decoding k into (ky, kx, channel) per staged element instead of once per tap, which is why
+ * convForward picks it only where it saves at least a quarter of the tiles (fwdFlatK).
+ */
+export const FWD_FLAT_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
+fn make_ctx(z: u32) -> Ctx {
+  let total = (u.kh * u.kw * u.ci + BK - 1u) / BK;
+  let t0 = min(z * u.tps, total);
+  return Ctx(u.nb * u.ho * u.wo, u.co, total, t0, min(t0 + u.tps, total), z);
+}
+fn real_tap(c: Ctx, ko: u32) -> u32 { return 0u; }`;
+
+/** A = im2col(x) with a flat K (FWD_FLAT_CTX): row m = (n, oy, ox), k = tap·Ci + channel. */
+export const IM2COL_FLAT: GemmOperand = {
+  mode: 'row',
+  wgsl: (p) => `struct ${p}_row { base: u32, iy0: i32, ix0: i32, ok: bool }
+fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
+  let hw = u.ho * u.wo;
+  let pix = m % hw;
+  return ${p}_row((m / hw) * u.ci * u.h * u.w, i32((pix / u.wo) * u.s) - i32(u.p),
+    i32((pix % u.wo) * u.s) - i32(u.p), m < c.m);
+}
+struct ${p}_out { ok: bool }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(r.ok); }
+struct ${p}_k { ch: u32, ky: i32, kx: i32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let k = ki * BK + kk;
+  let tap = k / u.ci;
+  return ${p}_k(k % u.ci, i32(tap / u.kw), i32(tap % u.kw), k < u.kh * u.kw * u.ci);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  let iy = r.iy0 + k.ky;
+  let ix = r.ix0 + k.kx;
+  var v = 0.0;
+  if (o.ok && k.ok && iy >= 0 && iy < i32(u.h) && ix >= 0 && ix < i32(u.w)) {
+    v = x[r.base + (k.ch * u.h + u32(iy)) * u.w + u32(ix)];
+  }
+  return v;
+}`,
+};
+
+/** Whether the forward walks K flat: when that takes at most 3/4 of the tap-major walk's K tiles. */
+export function fwdFlatK(g: ConvGeom, bk: number): boolean {
+  const taps = g.kh * g.kw;
+  const flat = Math.ceil((taps * g.ci) / bk);
+  const tapMajor = taps * Math.ceil(g.ci / bk);
+  return taps > 1 && 4 * flat <= 3 * tapMajor;
+}
+
+/**
  * B = a weight seen as [tap, channel, column] with strides u.ws_t, u.ws_c, u.ws_n (channels < u.ws_cn);
  * the context's `real_tap` maps the outer K index to the tap. Mode 'row' when the column stride is 1.
  */

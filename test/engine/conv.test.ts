@@ -21,6 +21,7 @@ import {
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
+import { fwdFlatK } from '../../src/shaders/conv.js';
 import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
 import { type Conv, convRef, deconvRef, fusedCase, matmulRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
@@ -79,6 +80,18 @@ async function checkConv(c: Conv, bias: boolean, seed: number, tol = 2e-6) {
   for (const t of [xt, wt, bt]) t?.dispose();
 }
 
+/**
+ * checkConv with the forward's K walked both ways (shaders/conv.ts): tap-major, and flat (tap·Ci + channel,
+ * which fwdFlatK picks for few input channels, the stem's 3) wherever the kernel has more than one tap.
+ */
+async function checkConvBothWalks(c: Conv, bias: boolean, seed: number) {
+  for (const flat of c.kh * c.kw > 1 ? [false, true] : [false]) {
+    convTuning.flatK = flat;
+    await checkConv(c, bias, seed);
+  }
+  convTuning.flatK = null;
+}
+
 describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
   const cases: [string, Conv, boolean][] = [
     ['1×1 s1, bias, batch 3', { n: 3, ci: 5, h: 7, w: 6, co: 9, kh: 1, kw: 1, s: 1, p: 0 }, true],
@@ -108,28 +121,65 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
   ];
   cases.forEach(([name, c, bias], i) => {
     it(name, async () => {
-      await checkConv(c, bias, 10 * i + 1);
+      await checkConvBothWalks(c, bias, 10 * i + 1);
     });
   });
 
   it('forward and weight gradient with split-K (many slices, ragged last slice)', async () => {
     Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 3, targetWorkgroups: 1000 });
-    await checkConv({ n: 3, ci: 5, h: 9, w: 11, co: 6, kh: 3, kw: 3, s: 1, p: 1 }, true, 99);
-    await checkConv({ n: 2, ci: 3, h: 10, w: 10, co: 4, kh: 3, kw: 3, s: 2, p: 1 }, false, 98);
+    await checkConvBothWalks({ n: 3, ci: 5, h: 9, w: 11, co: 6, kh: 3, kw: 3, s: 1, p: 1 }, true, 99);
+    await checkConvBothWalks({ n: 2, ci: 3, h: 10, w: 10, co: 4, kh: 3, kw: 3, s: 2, p: 1 }, false, 98);
+    await checkConvBothWalks({ n: 1, ci: 3, h: 23, w: 21, co: 5, kh: 7, kw: 7, s: 2, p: 3 }, true, 97);
   });
 
   it('another tile configuration (32×32×8) gives the same results', async () => {
     convTuning.tile = { bm: 32, bn: 32, bk: 8 };
-    await checkConv({ n: 2, ci: 11, h: 7, w: 9, co: 35, kh: 3, kw: 3, s: 2, p: 1 }, true, 77);
+    await checkConvBothWalks({ n: 2, ci: 11, h: 7, w: 9, co: 35, kh: 3, kw: 3, s: 2, p: 1 }, true, 77);
   });
 
   // Two M tiles and two N tiles even for the 128×128 tile, several K tiles, ragged edges everywhere.
   for (const [name, tile] of Object.entries(GEMM_TILES)) {
     it(`named tile ${name} (${tile.tm ?? 4}×${tile.tn ?? 4} per invocation) gives the same results`, async () => {
       convTuning.tile = tile;
-      await checkConv({ n: 2, ci: 19, h: 9, w: 8, co: 131, kh: 3, kw: 3, s: 1, p: 1 }, true, 55);
+      await checkConvBothWalks({ n: 2, ci: 19, h: 9, w: 8, co: 131, kh: 3, kw: 3, s: 1, p: 1 }, true, 55);
     });
   }
+
+  it('walks K flat only where it saves a quarter of the K tiles: the stem, not the 3×3 layers; auto takes it', async () => {
+    const geom = (ci: number, k: number) => ({
+      n: 1,
+      ci,
+      h: 8,
+      w: 8,
+      co: 4,
+      kh: k,
+      kw: k,
+      s: 1,
+      p: 0,
+      ho: 8,
+      wo: 8,
+    });
+    expect(fwdFlatK(geom(3, 7), 16)).toBe(true); // 147 → 10 tiles instead of 49
+    expect(fwdFlatK(geom(3, 7), 32)).toBe(true); // the H200 tensor-core tile: 5 instead of 49
+    expect(fwdFlatK(geom(64, 3), 16)).toBe(false); // every 3×3 layer of the RD++ networks: no saving
+    expect(fwdFlatK(geom(64, 1), 16)).toBe(false); // one tap
+    expect(fwdFlatK(geom(24, 3), 16)).toBe(false); // 14 of 18 tiles: saves less than a quarter
+    expect(fwdFlatK(geom(17, 3), 16)).toBe(true); // 10 of 18
+    // with the walk left to the rule, the stem runs the flat walk: the same bits as forced flat, and
+    // not those of the tap-major walk (another summation order), so the comparison can tell them apart
+    const x = tensor(randn(2 * 3 * 21 * 19, 5), [2, 3, 21, 19]);
+    const w = tensor(randn(8 * 3 * 49, 6, 0.5), [8, 3, 7, 7]);
+    const run = async (flat: boolean | null) => {
+      convTuning.flatK = flat;
+      const [y] = await readAndDispose(scope(() => conv2d(x, w, null, { stride: 2, padding: 3 })));
+      return y!;
+    };
+    const [auto, flat, tapMajor] = [await run(null), await run(true), await run(false)];
+    expect(auto).toEqual(flat);
+    expect(auto).not.toEqual(tapMajor);
+    x.dispose();
+    w.dispose();
+  });
 
   it('the forward split-K really splits, adds the bias once, and CONV_FWD_SPLIT_K turns it off', async () => {
     Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 2, targetWorkgroups: 1000 });

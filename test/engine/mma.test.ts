@@ -100,7 +100,7 @@ describe('subgroup-matrix GEMM (emulated builtins): f16 operands, f32 accumulati
     });
   }
 
-  it('conv2d 1×1 s2 and 3×3 s2 (k-mode weight loader, phase-split dgrad) and split-K', async (ctx) => {
+  it('conv2d 1×1 s2, 3×3 s2 and the 7×7 stem (k-mode weight loader, phase-split dgrad, both K walks) and split-K', async (ctx) => {
     if (!hasF16) ctx.skip();
     convTuning.tile = mmaGemmTile(FOUR_SG);
     await checkConv(
@@ -114,6 +114,12 @@ describe('subgroup-matrix GEMM (emulated builtins): f16 operands, f32 accumulati
       { n: 1, ci: 17, h: 11, w: 13, co: 9, kh: 3, kw: 3, s: 2, p: 1 },
       true,
       25,
+    );
+    await checkConv(
+      'mma conv 7×7 s2 (the stem)',
+      { n: 1, ci: 3, h: 19, w: 17, co: 10, kh: 7, kw: 7, s: 2, p: 3 },
+      false,
+      35,
     );
     Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 3, targetWorkgroups: 1000 });
     await checkConv('mma split-K', { n: 3, ci: 21, h: 9, w: 11, co: 6, kh: 3, kw: 3, s: 1, p: 1 }, true, 99);

@@ -89,17 +89,34 @@ export async function checkConv(name: string, c: Conv, bias: boolean, seed: numb
   const xt = leaf(x, [c.n, c.ci, c.h, c.w]);
   const wt = leaf(w, [c.co, c.ci, c.kh, c.kw]);
   const bt = b ? leaf(b, [c.co]) : null;
-  const [y, dx, dw] = await inF16(async () => {
-    const y = scope(() => {
-      const y = conv2d(xt, wt, bt, { stride: c.s, padding: c.p });
-      backward(y, tensor(g, y.shape));
-      return y;
-    });
-    return readAll(y, xt.grad, wt.grad);
-  });
-  check(`${name} y`, y!, rounded.y, exact.y);
-  check(`${name} dx`, dx!, rounded.dx, exact.dx);
-  check(`${name} dw`, dw!, rounded.dw, exact.dw);
+  // the forward's K walked both ways where the kernel has several taps: tap-major, and flat (shaders/conv.ts)
+  const saved = convTuning.flatK;
+  try {
+    for (const flat of c.kh * c.kw > 1 ? [false, true] : [false]) {
+      convTuning.flatK = flat;
+      const [y, dx, dw] = await inF16(async () => {
+        const y = scope(() => {
+          const y = conv2d(xt, wt, bt, { stride: c.s, padding: c.p });
+          backward(y, tensor(g, y.shape));
+          return y;
+        });
+        const got = await readAll(y, xt.grad, wt.grad); // (disposes them)
+        xt.grad = null;
+        wt.grad = null;
+        if (bt) {
+          bt.grad?.dispose();
+          bt.grad = null;
+        }
+        return got;
+      });
+      const label = `${name}${flat ? ' (K flat)' : ''}`;
+      check(`${label} y`, y!, rounded.y, exact.y);
+      check(`${label} dx`, dx!, rounded.dx, exact.dx);
+      check(`${label} dw`, dw!, rounded.dw, exact.dw);
+    }
+  } finally {
+    convTuning.flatK = saved;
+  }
   for (const t of [xt, wt, bt]) t?.dispose();
 }
 

@@ -25,9 +25,12 @@ import {
   DGRAD_STORE,
   epilogueKey,
   FWD_CTX,
+  FWD_FLAT_CTX,
   type FwdEpilogue,
+  fwdFlatK,
   fwdStore,
   IM2COL,
+  IM2COL_FLAT,
   permute3Shader,
   splitSumEpilogueShader,
   WGRAD_CTX,
@@ -72,6 +75,8 @@ export type { ConvGeom } from '../../shaders/conv.js';
  */
 export const convTuning = {
   tile: null as GemmTile | null,
+  /** the forward's K walk, forced (tests: both walks on every shape); null: fwdFlatK decides */
+  flatK: null as boolean | null,
   targetWorkgroups: 528,
   minKTilesPerSplit: 8,
   maxKTilesPerSplit: 256,
@@ -275,10 +280,17 @@ function convForward(
   // copy (contiguous along o).
   const wt = taps === 1 ? w : permute3(w, [taps, g.ci, g.co], [1, taps, g.ci * taps]);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
-  const wu = taps === 1 ? weightUniforms(0, 1, g.ci, g.ci) : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
   const M = g.n * g.ho * g.wo;
   const tile = gemmTileFor(M, g.co);
-  const kTiles = taps * Math.ceil(g.ci / tile.bk);
+  // few input channels (the stem): K = (tap, channel) walked flat, the [T, Ci, Co] copy as a [T·Ci, Co] matrix
+  const flat = taps > 1 && (convTuning.flatK ?? fwdFlatK(g, tile.bk));
+  const wu =
+    taps === 1
+      ? weightUniforms(0, 1, g.ci, g.ci)
+      : flat
+        ? weightUniforms(0, g.co, 1, taps * g.ci)
+        : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
+  const kTiles = flat ? Math.ceil((taps * g.ci) / tile.bk) : taps * Math.ceil(g.ci / tile.bk);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
@@ -291,7 +303,7 @@ function convForward(
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
     runtime().run({
       name: epi ? 'conv2d_fwd_fused' : 'conv2d_fwd',
-      key: `${tileKey(tile)}|w:${mode}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
+      key: `${tileKey(tile)}|w:${mode}${flat ? '|flatK' : ''}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
       inputs: [...inputs, ...fused.inputs],
       outputs: [{ name: 'y', buffer: dst.buffer }],
       uniforms: {
@@ -306,8 +318,8 @@ function convForward(
       cost: { flops: convFlops(g) },
       wgsl: gemmShader({
         tile,
-        ctx: FWD_CTX,
-        a: IM2COL,
+        ctx: flat ? FWD_FLAT_CTX : FWD_CTX,
+        a: flat ? IM2COL_FLAT : IM2COL,
         b: weightOperand(mode),
         store: fwdStore(!!bias, epi?.spec ?? null),
         fast: 'm',
