@@ -3,8 +3,9 @@
  * GEMM reads its operands straight from the NCHW tensors through an index map (a "loader").
  *
  * Notation: x [N, Ci, H, W], weight [Co, Ci, KH, KW], y [N, Co, Ho, Wo], stride S, zero padding P,
- * taps T = KH·KW. K is always walked tap-major (outer: tap, inner: channel tiles), so a loader computes
- * the spatial part of an address once per tap.
+ * taps T = KH·KW. K is walked tap-major (outer: tap, inner: channel tiles), so a loader computes the
+ * spatial part of an address once per tap — except a forward with few input channels (the stem), which
+ * walks k = tap·Ci + channel flat (FWD_FLAT_CTX) rather than stage mostly zeros.
  *
  *  forward  y = conv(x, w):   M = N·Ho·Wo (output pixels), N = Co, K = T·Ci.
  *           A = im2col(x) (loaded 'row': adjacent invocations read adjacent pixels); B = the weight as a
