@@ -20,6 +20,7 @@ import {
   setFlags,
   type Tensor,
   tensor,
+  transposeWeight,
 } from '../../src/engine/index.js';
 import { fwdFlatK } from '../../src/shaders/conv.js';
 import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
@@ -91,6 +92,40 @@ async function checkConvBothWalks(c: Conv, bias: boolean, seed: number) {
   }
   convTuning.flatK = null;
 }
+
+describe('the weight copies the GEMMs read (tiled transpose)', () => {
+  // shapes that leave partial 32×32 tiles on both sides, several row tiles, one and many matrices
+  const shapes: [number, number, number, number][] = [
+    [70, 37, 3, 3],
+    [33, 3, 7, 7],
+    [5, 40, 2, 2],
+    [64, 64, 3, 3],
+    [1, 1, 3, 1],
+  ];
+  for (const [co, ci, kh, kw] of shapes) {
+    it(`w [${co}, ${ci}, ${kh}, ${kw}] as [T, Ci, Co] and as [T, Co, Ci]`, async () => {
+      const taps = kh * kw;
+      const data = randn(co * ci * taps, co + ci);
+      const w = tensor(data, [co, ci, kh, kw]);
+      const [fwd, dgrad] = await readAndDispose(
+        transposeWeight(w, 'tap-cin-cout'),
+        transposeWeight(w, 'tap-cout-cin'),
+      );
+      const wantFwd = new Float32Array(data.length);
+      const wantDgrad = new Float32Array(data.length);
+      for (let o = 0; o < co; o++)
+        for (let c = 0; c < ci; c++)
+          for (let t = 0; t < taps; t++) {
+            const v = data[(o * ci + c) * taps + t]!;
+            wantFwd[(t * ci + c) * co + o] = v;
+            wantDgrad[(t * co + o) * ci + c] = v;
+          }
+      expect(fwd).toEqual(wantFwd);
+      expect(dgrad).toEqual(wantDgrad);
+      w.dispose();
+    });
+  }
+});
 
 describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
   const cases: [string, Conv, boolean][] = [

@@ -31,13 +31,14 @@ import {
   fwdStore,
   IM2COL,
   IM2COL_FLAT,
-  permute3Shader,
   splitSumEpilogueShader,
+  TRANSPOSE_TILE,
   WGRAD_CTX,
   WGRAD_G,
   WGRAD_STORE,
   WGRAD_X,
   weightOperand,
+  weightTransposeShader,
 } from '../../shaders/conv.js';
 import {
   DEFAULT_TILE,
@@ -173,24 +174,30 @@ function withSplitK(
 }
 
 /** y[e0, e1, e2] = x[i0·s0 + i1·s1 + i2·s2] (weight transposes). */
-function permute3(x: Tensor, e: [number, number, number], s: [number, number, number]): Tensor {
-  const y = empty(e);
+/**
+ * The weight w [Co, Ci, KH, KW] as the GEMMs read it: [T, Ci, Co] for the forward ('tap-cin-cout'), [T, Co,
+ * Ci] for the input gradient ('tap-cout-cin'); see weightTransposeShader.
+ */
+export function transposeWeight(w: Tensor, layout: 'tap-cin-cout' | 'tap-cout-cin'): Tensor {
+  const [co, ci, kh, kw] = w.shape as [number, number, number, number];
+  const taps = kh * kw;
+  const fwd = layout === 'tap-cin-cout';
+  const y = empty(fwd ? [taps, ci, co] : [taps, co, ci]);
+  const [batch, rows, cols] = fwd ? [1, co, ci * taps] : [co, ci, taps];
   runtime().run({
-    name: 'permute3',
-    inputs: [{ name: 'x', buffer: x.buffer }],
+    name: 'weight_transpose',
+    inputs: [{ name: 'x', buffer: w.buffer }],
     outputs: [{ name: 'y', buffer: y.buffer }],
     uniforms: {
-      n: ['u32', y.size],
-      e0: ['u32', e[0]],
-      e1: ['u32', e[1]],
-      e2: ['u32', e[2]],
-      s0: ['u32', s[0]],
-      s1: ['u32', s[1]],
-      s2: ['u32', s[2]],
+      rows: ['u32', rows],
+      cols: ['u32', cols],
+      p: ['u32', taps],
+      q: ['u32', fwd ? ci : co],
+      ub: ['u32', fwd ? 0 : 1],
     },
-    workgroups: grid1d(y.size),
+    workgroups: [Math.ceil(cols / TRANSPOSE_TILE), Math.ceil(rows / TRANSPOSE_TILE), batch],
     cost: { bytes: 8 * y.size },
-    wgsl: permute3Shader(256),
+    wgsl: weightTransposeShader,
   });
   return y;
 }
@@ -278,7 +285,7 @@ function convForward(
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
   // copy (contiguous along o).
-  const wt = taps === 1 ? w : permute3(w, [taps, g.ci, g.co], [1, taps, g.ci * taps]);
+  const wt = taps === 1 ? w : transposeWeight(w, 'tap-cin-cout');
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
   const tile = gemmTileFor(M, g.co);
@@ -369,7 +376,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
   const dx = empty([g.n, g.ci, g.h, g.w]);
   const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
-  const wt = taps === 1 ? w : permute3(w, [taps, g.co, g.ci], [1, g.ci * taps, taps]);
+  const wt = taps === 1 ? w : transposeWeight(w, 'tap-cout-cin');
   // the largest phase has ceil(H/S)·ceil(W/S) pixels
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci);
