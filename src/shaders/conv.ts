@@ -26,10 +26,11 @@
  *           input gradient of a 2×2 s2 conv whose weight is that tensor), its dx is a forward conv and its
  *           dw a wgrad, so the same three GEMMs serve it.
  *
- * Also here: the weight transposes (tiled through workgroup memory), and the bias gradient (a per-channel tree
+ * Also here: the weight transpose (a 3-D permutation), and the bias gradient (a per-channel tree
  * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
  * in the pipeline keys.
  */
+import { indexer } from './common.js';
 import { type GemmOperand, type LoadMode, splitSumShader } from './matmul.js';
 
 /** Shape of one convolution in its forward orientation. */
@@ -355,44 +356,23 @@ export const WGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
 
 // ---- helpers: weight transpose, bias gradient ----
 
-/** Side of the square tile weightTransposeShader stages in workgroup memory. */
-export const TRANSPOSE_TILE = 32;
-
 /**
- * The weight copies the GEMMs read, from w [Co, Ci, T] (T = KH·KW taps): every input row w[o, :, :] is Ci·T
- * contiguous floats, so w is a batch of row-major [R][C] matrices X_b, and both copies are their transposes
- * with the output rows renumbered:
- *   forward  [T, Ci, Co]: one matrix, R = Co, C = Ci·T;  y[t, c, o] = X[o][c·T + t]
- *   dgrad    [T, Co, Ci]: Co matrices, R = Ci, C = T;     y[t, o, c] = X_o[c][t]
- * Element (b, r, j) goes to y[row(b, j)·R + r] with row(b, j) = (j mod P)·Q + ⌊j / P⌋ + b·U (P = T, and
- * Q = Ci, U = 0 for the forward; Q = Co, U = 1 for dgrad).
- * A gather straight from w (what this replaced) reads the forward's neighbours Ci·T floats apart: on
- * lavapipe that copy took 18% of an inference. Here a 32×32 tile is read along j (contiguous in w) into
- * workgroup memory and written along r (contiguous in y), so both sides coalesce. Grid (⌈C/32⌉, ⌈R/32⌉, B).
+ * y = x viewed as [d0, d1, d2] permuted: y has shape [e0, e1, e2] and y[i0, i1, i2] = x[i0·s0 + i1·s1 +
+ * i2·s2] with (s0, s1, s2) the source strides of the dimensions that moved there: the weight copies the
+ * GEMMs read (ops/conv.ts transposeWeight). A gather, coalesced on the writes only. A version that staged
+ * 32×32 tiles in workgroup memory to coalesce both sides ran the 48 copies of an inference 11% faster on
+ * lavapipe but made a training step 2.8× slower on SwiftShader (Chromium's WebGPU without a GPU: it pays
+ * dearly for every barrier), so the gather stays until a GPU measurement says what the tile would win there.
  */
-export function weightTransposeShader(h: string): string {
-  const t = TRANSPOSE_TILE;
-  return `${h}
-var<workgroup> tile: array<array<f32, ${t + 1}>, ${t}>;
-@compute @workgroup_size(${t}, 8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let j0 = wid.x * ${t}u;
-  let r0 = wid.y * ${t}u;
-  let base = wid.z * u.rows * u.cols;
-  for (var k = 0u; k < ${t}u; k = k + 8u) {
-    let r = r0 + lid.y + k;
-    let j = j0 + lid.x;
-    if (r < u.rows && j < u.cols) { tile[lid.y + k][lid.x] = x[base + r * u.cols + j]; }
-  }
-  workgroupBarrier();
-  for (var k = 0u; k < ${t}u; k = k + 8u) {
-    let j = j0 + lid.y + k;
-    let r = r0 + lid.x;
-    if (r < u.rows && j < u.cols) {
-      let row = (j % u.p) * u.q + j / u.p + wid.z * u.ub;
-      y[row * u.rows + r] = tile[lid.x][lid.y + k];
-    }
-  }
+export function permute3Shader(wg: number): (header: string) => string {
+  return (h) => `${h}
+${indexer('y', ['u.e0', 'u.e1', 'u.e2'])}
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * ${wg}u;
+  if (i >= u.n) { return; }
+  let ix = y_idx(i);
+  y[i] = x[ix[0] * u.s0 + ix[1] * u.s1 + ix[2] * u.s2];
 }`;
 }
 

@@ -31,14 +31,13 @@ import {
   fwdStore,
   IM2COL,
   IM2COL_FLAT,
+  permute3Shader,
   splitSumEpilogueShader,
-  TRANSPOSE_TILE,
   WGRAD_CTX,
   WGRAD_G,
   WGRAD_STORE,
   WGRAD_X,
   weightOperand,
-  weightTransposeShader,
 } from '../../shaders/conv.js';
 import {
   DEFAULT_TILE,
@@ -173,31 +172,40 @@ function withSplitK(
   part.dispose();
 }
 
-/** y[e0, e1, e2] = x[i0·s0 + i1·s1 + i2·s2] (weight transposes). */
 /**
  * The weight w [Co, Ci, KH, KW] as the GEMMs read it: [T, Ci, Co] for the forward ('tap-cin-cout'), [T, Co,
- * Ci] for the input gradient ('tap-cout-cin'); see weightTransposeShader.
+ * Ci] for the input gradient ('tap-cout-cin'); see permute3Shader.
  */
 export function transposeWeight(w: Tensor, layout: 'tap-cin-cout' | 'tap-cout-cin'): Tensor {
   const [co, ci, kh, kw] = w.shape as [number, number, number, number];
   const taps = kh * kw;
-  const fwd = layout === 'tap-cin-cout';
-  const y = empty(fwd ? [taps, ci, co] : [taps, co, ci]);
-  const [batch, rows, cols] = fwd ? [1, co, ci * taps] : [co, ci, taps];
+  const [e, s]: [[number, number, number], [number, number, number]] =
+    layout === 'tap-cin-cout'
+      ? [
+          [taps, ci, co],
+          [1, taps, ci * taps],
+        ]
+      : [
+          [taps, co, ci],
+          [1, ci * taps, taps],
+        ];
+  const y = empty(e);
   runtime().run({
-    name: 'weight_transpose',
+    name: 'permute3',
     inputs: [{ name: 'x', buffer: w.buffer }],
     outputs: [{ name: 'y', buffer: y.buffer }],
     uniforms: {
-      rows: ['u32', rows],
-      cols: ['u32', cols],
-      p: ['u32', taps],
-      q: ['u32', fwd ? ci : co],
-      ub: ['u32', fwd ? 0 : 1],
+      n: ['u32', y.size],
+      e0: ['u32', e[0]],
+      e1: ['u32', e[1]],
+      e2: ['u32', e[2]],
+      s0: ['u32', s[0]],
+      s1: ['u32', s[1]],
+      s2: ['u32', s[2]],
     },
-    workgroups: [Math.ceil(cols / TRANSPOSE_TILE), Math.ceil(rows / TRANSPOSE_TILE), batch],
+    workgroups: grid1d(y.size),
     cost: { bytes: 8 * y.size },
-    wgsl: weightTransposeShader,
+    wgsl: permute3Shader(256),
   });
   return y;
 }
