@@ -66,26 +66,39 @@ export function convUniforms(g: ConvGeom): Record<string, ['u32', number]> {
 
 // ---- forward ----
 
-/** Slice z (split-K) walks K tiles [z·tps, (z+1)·tps); without a split there is one slice. */
-export const FWD_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
+/**
+ * The forward's context; `kin` and `total` are WGSL expressions for the K tiles per outer index and in all
+ * (tap-major: channel tiles per tap, taps × those; flat: one outer index holding every K tile). Slice z
+ * (split-K) walks K tiles [z·tps, (z+1)·tps); without a split there is one slice.
+ */
+function fwdCtx(kin: string, total: string, realTap: string): string {
+  return `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
 fn make_ctx(z: u32) -> Ctx {
-  let kin = (u.ci + BK - 1u) / BK;
-  let total = u.kh * u.kw * kin;
+  let kin = ${kin};
+  let total = ${total};
   let t0 = min(z * u.tps, total);
   return Ctx(u.nb * u.ho * u.wo, u.co, kin, t0, min(t0 + u.tps, total), z);
 }
-fn real_tap(c: Ctx, ko: u32) -> u32 { return ko; }`;
+fn real_tap(c: Ctx, ko: u32) -> u32 { return ${realTap}; }`;
+}
 
-/** A = im2col(x): row m = (n, oy, ox), k = (tap, channel). */
-export const IM2COL: GemmOperand = {
-  mode: 'row',
-  wgsl: (p) => `struct ${p}_row { base: u32, iy0: i32, ix0: i32, ok: bool }
+export const FWD_CTX = fwdCtx('(u.ci + BK - 1u) / BK', 'u.kh * u.kw * kin', 'ko');
+
+/** Row m = (n, oy, ox) of im2col(x): the image's offset and the window's top-left corner. */
+function im2colRow(p: string): string {
+  return `struct ${p}_row { base: u32, iy0: i32, ix0: i32, ok: bool }
 fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
   let hw = u.ho * u.wo;
   let pix = m % hw;
   return ${p}_row((m / hw) * u.ci * u.h * u.w, i32((pix / u.wo) * u.s) - i32(u.p),
     i32((pix % u.wo) * u.s) - i32(u.p), m < c.m);
+}`;
 }
+
+/** A = im2col(x): row m = (n, oy, ox), k = (tap, channel). */
+export const IM2COL: GemmOperand = {
+  mode: 'row',
+  wgsl: (p) => `${im2colRow(p)}
 struct ${p}_out { off: u32, ok: bool }
 fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out {
   let iy = r.iy0 + i32(ko / u.kw);
@@ -112,24 +125,12 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
  * price is decoding k into (ky, kx, channel) per staged element instead of once per tap, which is why
  * convForward picks it only where it saves at least a quarter of the tiles (fwdFlatK).
  */
-export const FWD_FLAT_CTX = `struct Ctx { m: u32, n: u32, k_inner: u32, t0: u32, t1: u32, z: u32 }
-fn make_ctx(z: u32) -> Ctx {
-  let total = (u.kh * u.kw * u.ci + BK - 1u) / BK;
-  let t0 = min(z * u.tps, total);
-  return Ctx(u.nb * u.ho * u.wo, u.co, total, t0, min(t0 + u.tps, total), z);
-}
-fn real_tap(c: Ctx, ko: u32) -> u32 { return 0u; }`;
+export const FWD_FLAT_CTX = fwdCtx('(u.kh * u.kw * u.ci + BK - 1u) / BK', 'kin', '0u');
 
 /** A = im2col(x) with a flat K (FWD_FLAT_CTX): row m = (n, oy, ox), k = tap·Ci + channel. */
 export const IM2COL_FLAT: GemmOperand = {
   mode: 'row',
-  wgsl: (p) => `struct ${p}_row { base: u32, iy0: i32, ix0: i32, ok: bool }
-fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
-  let hw = u.ho * u.wo;
-  let pix = m % hw;
-  return ${p}_row((m / hw) * u.ci * u.h * u.w, i32((pix / u.wo) * u.s) - i32(u.p),
-    i32((pix % u.wo) * u.s) - i32(u.p), m < c.m);
-}
+  wgsl: (p) => `${im2colRow(p)}
 struct ${p}_out { ok: bool }
 fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(r.ok); }
 struct ${p}_k { ch: u32, ky: i32, kx: i32, ok: bool }
@@ -149,12 +150,15 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
 }`,
 };
 
+/** The forward's K tiles of depth bk, walked tap-major or flat (what FWD_CTX / FWD_FLAT_CTX count). */
+export function fwdKTiles(g: ConvGeom, bk: number, flat: boolean): number {
+  const taps = g.kh * g.kw;
+  return flat ? Math.ceil((taps * g.ci) / bk) : taps * Math.ceil(g.ci / bk);
+}
+
 /** Whether the forward walks K flat: when that takes at most 3/4 of the tap-major walk's K tiles. */
 export function fwdFlatK(g: ConvGeom, bk: number): boolean {
-  const taps = g.kh * g.kw;
-  const flat = Math.ceil((taps * g.ci) / bk);
-  const tapMajor = taps * Math.ceil(g.ci / bk);
-  return taps > 1 && 4 * flat <= 3 * tapMajor;
+  return g.kh * g.kw > 1 && 4 * fwdKTiles(g, bk, true) <= 3 * fwdKTiles(g, bk, false);
 }
 
 /**

@@ -28,6 +28,7 @@ import {
   FWD_FLAT_CTX,
   type FwdEpilogue,
   fwdFlatK,
+  fwdKTiles,
   fwdStore,
   IM2COL,
   IM2COL_FLAT,
@@ -305,7 +306,7 @@ function convForward(
       : flat
         ? weightUniforms(0, g.co, 1, taps * g.ci)
         : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
-  const kTiles = flat ? Math.ceil((taps * g.ci) / tile.bk) : taps * Math.ceil(g.ci / tile.bk);
+  const kTiles = fwdKTiles(g, tile.bk, flat);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
