@@ -13,8 +13,10 @@ import {
   adapterLine,
   backward,
   DispatchProfiler,
+  flag,
   gemmPrecision,
   mmaStatus,
+  type PackedWeights,
   type Precision,
   type ProgramTiming,
   runtime,
@@ -59,6 +61,12 @@ export interface E2eResult {
   peak_reserved_mib: number;
   /** live bytes between steps: weights, optimizer state (the rest of the peak is activations and gradients) */
   resident_mib: number;
+  /**
+   * of resident_mib, the conv weights' GEMM-layout copies kept between calls (the flag KEEP_PACKED_WEIGHTS,
+   * named in packed_weights; engine/derived.ts)
+   */
+  packed_weights_mib: number;
+  packed_weights: PackedWeights;
   dispatches_per_step: number;
   submits_per_step: number;
   buffers_created_per_step: number;
@@ -165,6 +173,7 @@ async function measure(
   }
   rt.pool.resetPeak();
   const resident = rt.pool.snapshot().liveBytes;
+  const packed = rt.derived.stats().bytes;
   const c0 = { ...rt.counters };
   const m0 = rt.pool.snapshot();
   const times: number[] = [];
@@ -189,6 +198,8 @@ async function measure(
     peak_gpu_mib: +(m1.peakLiveBytes / MIB).toFixed(1),
     peak_reserved_mib: +(m1.peakReservedBytes / MIB).toFixed(1),
     resident_mib: +(resident / MIB).toFixed(1),
+    packed_weights_mib: +(packed / MIB).toFixed(1),
+    packed_weights: flag('KEEP_PACKED_WEIGHTS'),
     dispatches_per_step: per(c0.dispatches, c1.dispatches),
     submits_per_step: per(c0.submits, c1.submits),
     buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),

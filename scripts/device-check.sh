@@ -96,6 +96,10 @@ kernels)
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
   RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
   RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
+  # every network's weights kept in GEMM layout during inference (KEEP_PACKED_WEIGHTS=stable: +0.3 GiB for
+  # WRN50-2) against the default (only the teacher's): is the saved copying worth that memory on a GPU?
+  RDPP_KEEP_PACKED_WEIGHTS=stable run infer-b1-stable bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_KEEP_PACKED_WEIGHTS=stable run infer-b32-stable bench infer "${net[@]}" "${infer32[@]}"
   # f16 GEMM operands on the SIMT kernel (no unsafe APIs: no subgroup matrices) on the same steps, and its parity
   run train-f16 bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16

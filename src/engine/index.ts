@@ -3,6 +3,7 @@
  * Platform-neutral: Node and the browser get their GpuContext from src/platform and call initEngine.
  */
 export * from './autograd.js';
+export * from './derived.js';
 export * from './device.js';
 export * from './flags.js';
 export * from './memory.js';

@@ -24,6 +24,7 @@
  * The arena can be rewritten for the next submit while the previous one still runs: queue.writeBuffer is
  * ordered after earlier submits on the queue timeline.
  */
+import { DerivedCache } from './derived.js';
 import type { GpuContext } from './device.js';
 import { flag } from './flags.js';
 import { BufferPool } from './memory.js';
@@ -77,6 +78,8 @@ export class Runtime {
   private nextBufferId = 1;
   /** Timestamp profiling of every dispatch, when started (see profiler.ts). */
   profiler: DispatchProfiler | null = null;
+  /** Copies of buffers' data in other layouts, dropped when the data is written (see derived.ts). */
+  readonly derived = new DerivedCache();
   /** Counters for benchmarks, tests and `rdpp profile`. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0, bindGroups: 0 };
 
@@ -261,6 +264,7 @@ export class Runtime {
       throw new Error(`program '${p.name}': workgroup count [${x}, ${y}, ${z}] exceeds the limit ${maxWg}`);
     }
     const pipe = this.pipeline(p);
+    for (const b of p.outputs) this.derived.invalidate(b.buffer);
     const layoutKey = this.layoutKey(p);
     const layout = this.layout(p);
     if (this.arena.used + UNIFORM_SLOT > this.arena.data.byteLength) this.flush();
@@ -288,6 +292,7 @@ export class Runtime {
 
   /** Record a buffer-to-buffer copy (ends the open compute pass). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.derived.invalidate(dst);
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
@@ -337,6 +342,7 @@ export class Runtime {
   }
 
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.derived.invalidate(buf);
     this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 }

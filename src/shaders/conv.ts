@@ -22,9 +22,11 @@
  *           inner: pixel tiles). K is large (65,536 at 64×64, batch 16) while M·N is small, so K is split
  *           over workgroup_id.z (split-K); every slice accumulates ≤ 4,096 products per output in f32 and
  *           the slices are summed by a second kernel.
- *  conv_transpose2d (k2 s2, weight [Ci, Co, 2, 2]) is dgrad with the roles swapped (its forward is the
- *           input gradient of a 2×2 s2 conv whose weight is that tensor), its dx is a forward conv and its
- *           dw a wgrad, so the same three GEMMs serve it.
+ *  conv_transpose2d (k2 s2, weight [Ci, Co, 2, 2]): its forward is one GEMM, M = N·H·W (input pixels),
+ *           N = Co·4 (output channel and phase), K = Ci, B = the weight as the [Ci, Co·4] matrix it already
+ *           is, each value stored to its phase's pixel (DECONV_STORE) — the input gradient of the 2×2 s2
+ *           conv whose weight is that tensor, computed without transposing it; its dx is a forward conv
+ *           and its dw a wgrad.
  *
  * Also here: the weight transpose (a 3-D permutation), and the bias gradient (a per-channel tree
  * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
@@ -238,6 +240,22 @@ fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
 export function splitSumEpilogueShader(e: FwdEpilogue, wgSize = 256): (header: string) => string {
   return splitSumShader(wgSize, { prelude: epilogueWgsl(e), line: 'y[i] = epi(s, (i / u.hw) % u.co, i);' });
 }
+
+// ---- transposed conv (kernel 2, stride 2) forward, one GEMM ----
+
+/**
+ * The store of a 2×2 stride-2 transposed conv run as one GEMM (ops/conv.ts deconvForward): row m = input
+ * pixel (n, y, x), column = (output channel o, i, j), so the weight [Cin, Cout, 2, 2] is read as the
+ * [Cin, Cout·4] matrix it already is; the value goes to out[n, o, 2y + i, 2x + j]. Uniforms: those of the
+ * 1×1 conv this GEMM is (co = 4·Cout; ho × wo = the input's H × W). Slice z (split-K) goes to y + z·|y|.
+ */
+export const DECONV_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  let hw = u.ho * u.wo;
+  let pix = m % hw;
+  let oy = 2u * (pix / u.wo) + ((n >> 1u) & 1u);
+  let ox = 2u * (pix % u.wo) + (n & 1u);
+  y[c.z * c.m * c.n + (((m / hw) * (u.co >> 2u) + (n >> 2u)) * 2u * u.ho + oy) * 2u * u.wo + ox] = v;
+}`;
 
 // ---- dgrad (input gradient), one phase per workgroup_id.z ----
 

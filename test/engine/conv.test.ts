@@ -292,8 +292,20 @@ describe('convTranspose2d (k2 s2) against a float64 reference', () => {
     [3, 17, 3, 6, 70],
     [2, 66, 5, 3, 5],
   ];
-  cases.forEach(([n, ci, h, wd, co], i) => {
-    it(`x [${n}, ${ci}, ${h}, ${wd}] → ${co} channels`, async () => {
+  // the last case with its forward GEMM (one GEMM, deconvForward) split over K, and on a 128×128 tile
+  const split = { minKTilesPerSplit: 1, maxKTilesPerSplit: 2, targetWorkgroups: 1000 };
+  const tuned: [string, Partial<typeof convTuning>][] = [
+    ['', {}],
+    [', split-K', split],
+    [', tile t128x128, split-K', { ...split, tile: GEMM_TILES.t128x128! }],
+  ];
+  const all = [
+    ...cases.map((c) => [c, tuned[0]!] as const),
+    ...tuned.slice(1).map((t) => [[2, 70, 9, 8, 33] as [number, number, number, number, number], t] as const),
+  ];
+  all.forEach(([[n, ci, h, wd, co], [what, tuning]], i) => {
+    it(`x [${n}, ${ci}, ${h}, ${wd}] → ${co} channels${what}`, async () => {
+      Object.assign(convTuning, tuning);
       const x = randn(n * ci * h * wd, 40 + i);
       const w = randn(ci * co * 4, 50 + i, 0.5);
       const g = randn(n * co * 4 * h * wd, 60 + i);

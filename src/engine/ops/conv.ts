@@ -4,15 +4,16 @@
  *
  * conv2d forward is an implicit GEMM with a fused bias; its input gradient is the phase-split dgrad GEMM
  * (no atomics), its weight gradient a split-K GEMM plus a slice sum, its bias gradient a channel
- * reduction. convTranspose2d k2 s2 is the same machinery with roles swapped: its forward is the dgrad of a
- * 2×2 s2 conv with the same weight tensor, its dx a forward conv of g, its dw a wgrad.
+ * reduction. convTranspose2d k2 s2 is the same machinery: its forward one GEMM over its four output phases
+ * (deconvForward), its dx a forward conv of g, its dw a wgrad.
  *
  * Every GEMM here runs in the operand precision of gemmPrecision() (the flag PRECISION: f16 operands with
  * f32 accumulation, or f32), weight gradients included; split-K partials, slice sums, bias and fused
  * epilogues stay f32.
  *
  * Temporaries (transposed weights, split-K partials) are disposed right after their dispatches are
- * recorded; the pool keeps them pending until the submit, so that is safe.
+ * recorded; the pool keeps them pending until the submit, so that is safe. Transposed copies of weights
+ * that will be read again unchanged are kept instead (packedWeight, the flag KEEP_PACKED_WEIGHTS).
  */
 
 import { grid1d } from '../../shaders/common.js';
@@ -20,6 +21,7 @@ import {
   biasGradShader,
   type ConvGeom,
   convUniforms,
+  DECONV_STORE,
   DGRAD_CTX,
   DGRAD_G,
   DGRAD_STORE,
@@ -61,7 +63,7 @@ import { flag } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
 import { runtime } from '../runtime.js';
-import { empty, type Tensor } from '../tensor.js';
+import { empty, keep, type Tensor } from '../tensor.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
 
@@ -173,11 +175,29 @@ function withSplitK(
   part.dispose();
 }
 
+/** How a conv GEMM reads a multi-tap weight (see transposeWeight). */
+export type WeightLayout = 'tap-cin-cout' | 'tap-cout-cin';
+
+/**
+ * w in `layout` for one GEMM: kept in runtime().derived and reused by later calls until w is written or
+ * freed (engine/derived.ts) when the flag KEEP_PACKED_WEIGHTS allows it — `stable` (nothing will write w
+ * before its next use: it has no gradient, or this is inference) or w has no gradient at all — else a
+ * `temporary` the caller disposes after recording its dispatch.
+ */
+function packedWeight(w: Tensor, layout: WeightLayout, stable: boolean): { wt: Tensor; temporary: boolean } {
+  const policy = flag('KEEP_PACKED_WEIGHTS');
+  const keepIt = policy === 'stable' ? stable : policy === 'frozen' && !w.requiresGrad;
+  if (!keepIt) return { wt: transposeWeight(w, layout), temporary: true };
+  const key = `${layout}|${w.shape.join('x')}`;
+  const wt = runtime().derived.get(w.buffer, key, () => keep(transposeWeight(w, layout)));
+  return { wt, temporary: false };
+}
+
 /**
  * The weight w [Co, Ci, KH, KW] as the GEMMs read it: [T, Ci, Co] for the forward ('tap-cin-cout'), [T, Co,
  * Ci] for the input gradient ('tap-cout-cin'); see permute3Shader.
  */
-export function transposeWeight(w: Tensor, layout: 'tap-cin-cout' | 'tap-cout-cin'): Tensor {
+export function transposeWeight(w: Tensor, layout: WeightLayout): Tensor {
   const [co, ci, kh, kw] = w.shape as [number, number, number, number];
   const taps = kh * kw;
   const [e, s]: [[number, number, number], [number, number, number]] =
@@ -224,12 +244,15 @@ function convFlops(g: ConvGeom): number {
 
 // ---- shape tracing (benchmarks) ----
 
-/** Which GEMM of a convolution ran: the forward, the input gradient or the weight gradient. */
-export type ConvPass = 'fwd' | 'dgrad' | 'wgrad';
+/**
+ * Which GEMM of a convolution ran: the forward, the input gradient, the weight gradient, or a 2×2 s2
+ * transposed conv's forward (deconvForward).
+ */
+export type ConvPass = 'fwd' | 'dgrad' | 'wgrad' | 'deconv';
 
 /**
- * One convolution GEMM as it ran, in the geometry of the conv it belongs to (a 2×2 s2 transposed conv's
- * forward is the dgrad of the conv whose input gradient it is, so it is traced as that dgrad).
+ * One convolution GEMM as it ran, in the geometry of the conv it belongs to (a 2×2 s2 transposed conv is
+ * traced in the geometry of the conv whose input gradient it is, deconvGeom).
  */
 export interface ConvCall {
   pass: ConvPass;
@@ -287,14 +310,16 @@ function convForward(
   w: Tensor,
   bias: Tensor | null,
   g: ConvGeom,
-  epilogue: EpilogueInputs | null = null,
+  epilogue: EpilogueInputs | null,
+  stableWeight: boolean,
 ): Tensor {
   traced('fwd', g, bias !== null);
   const y = empty([g.n, g.co, g.ho, g.wo]);
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
   // copy (contiguous along o).
-  const wt = taps === 1 ? w : transposeWeight(w, 'tap-cin-cout');
+  const { wt, temporary } =
+    taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cin-cout', stableWeight);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
   const tile = gemmTileFor(M, g.co);
@@ -354,7 +379,7 @@ function convForward(
       ...(epilogue ? { sum: (part, out, splits) => splitSumEpilogue(part, out, splits, g, epilogue) } : {}),
     },
   );
-  if (wt !== w) wt.dispose();
+  if (temporary) wt.dispose();
   return y;
 }
 
@@ -380,12 +405,13 @@ function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, 
   });
 }
 
-function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
+function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): Tensor {
   traced('dgrad', g, false);
   const dx = empty([g.n, g.ci, g.h, g.w]);
   const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
-  const wt = taps === 1 ? w : transposeWeight(w, 'tap-cout-cin');
+  const { wt, temporary } =
+    taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cout-cin', stableWeight);
   // the largest phase has ceil(H/S)·ceil(W/S) pixels
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci);
@@ -417,7 +443,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
       precision,
     }),
   });
-  if (wt !== w) wt.dispose();
+  if (temporary) wt.dispose();
   return dx;
 }
 
@@ -528,14 +554,15 @@ function savedFor(x: Tensor, w: Tensor): Tensor[] {
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   checkConvInputs('conv2d', x, w, bias);
   const g = convGeom('conv2d', x.shape, w.shape, opts);
-  const y = convForward(x, w, bias, g);
+  // kept packed when w cannot change before the next call (see packedWeight)
+  const y = convForward(x, w, bias, g, null, canFuseInference(w));
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(
     'conv2d',
     y,
     inputs,
     (gy) => [
-      x.requiresGrad ? convDgrad(gy, w, g) : null,
+      x.requiresGrad ? convDgrad(gy, w, g, !w.requiresGrad) : null,
       w.requiresGrad ? convWgrad(x, gy, g) : null,
       ...(bias ? [bias.requiresGrad ? biasGrad(gy, g) : null] : []),
     ],
@@ -598,11 +625,20 @@ export function conv2dFused(
   if (!(eps > 0)) throw new Error(`conv2dFused: eps must be positive, got ${eps}`);
   if (epilogue.residual) expectShape('conv2dFused (residual)', epilogue.residual, [g.n, g.co, g.ho, g.wo]);
   const spec: FwdEpilogue = { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu };
-  return convForward(x, w, bias, g, {
-    spec,
-    bn: bn ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps } : null,
-    residual: epilogue.residual ?? null,
-  });
+  return convForward(
+    x,
+    w,
+    bias,
+    g,
+    {
+      spec,
+      bn: bn
+        ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps }
+        : null,
+      residual: epilogue.residual ?? null,
+    },
+    true, // nothing here records a gradient, so w is read unchanged until someone writes it
+  );
 }
 
 /** True when no gradient can flow through these tensors (grad mode off, or none requires one). */
@@ -620,7 +656,7 @@ export function conv2dBackwardInput(
   checkShapes('conv2dBackwardInput', xShape, w.shape);
   const geo = convGeom('conv2dBackwardInput', xShape, w.shape, opts);
   expectShape('conv2dBackwardInput', g, [geo.n, geo.co, geo.ho, geo.wo]);
-  return convDgrad(g, w, geo);
+  return convDgrad(g, w, geo, !w.requiresGrad);
 }
 
 /** The weight gradient of conv2d (not recorded): dw [Cout, Cin, kh, kw]. */
@@ -678,17 +714,76 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
   if (x.size === 0 || w.size === 0)
     throw new Error(`convTranspose2d: empty input ${x.describe()} or weight ${w.describe()}`);
   const g = deconvGeom(x.shape, w.shape[1]!);
-  const y = convDgrad(x, w, g);
+  const y = deconvForward(x, w, g);
   return record(
     'convTranspose2d',
     y,
     [x, w],
     (gy) => [
-      x.requiresGrad ? convForward(gy, w, null, g) : null,
+      x.requiresGrad ? convForward(gy, w, null, g, null, !w.requiresGrad) : null,
       w.requiresGrad ? convWgrad(gy, x, g) : null,
     ],
     savedFor(x, w),
   );
+}
+
+/**
+ * convTranspose2d's forward (k2 s2) as one GEMM: x as [N·H·W, Cin] times the weight as [Cin, Cout·4] (its
+ * own layout: no weight copy), scattered by DECONV_STORE to out[n, o, 2y + i, 2x + j]. Each output value
+ * is one sum over Cin, as in the phase-split dgrad GEMM this replaced (K = Cin there too), but here all four
+ * phases are one dispatch, the weight is not transposed first, and split-K fills the GPU where the
+ * tiles are few (batch-1 inference: 64 input pixels × 4·Cout columns). `g`: deconvGeom (for the trace).
+ */
+function deconvForward(x: Tensor, w: Tensor, g: ConvGeom): Tensor {
+  traced('deconv', g, false);
+  const [n, cin, h, wd] = x.shape as [number, number, number, number];
+  const cout = w.shape[1]!;
+  const y = empty([n, cout, 2 * h, 2 * wd]);
+  // the 1×1 conv whose output columns are (o, i, j)
+  const g1: ConvGeom = { n, ci: cin, h, w: wd, co: 4 * cout, kh: 1, kw: 1, s: 1, p: 0, ho: h, wo: wd };
+  const M = n * h * wd;
+  const tile = gemmTileFor(M, g1.co);
+  const kTiles = fwdKTiles(g1, tile.bk, false);
+  const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
+  const precision = gemmPrecision();
+  withSplitK(
+    y,
+    tiles,
+    kTiles,
+    (dst, splits, tps) => {
+      const grid = gemmGrid(M, g1.co, splits, tile);
+      runtime().run({
+        name: 'deconv2x2_fwd',
+        key: `${tileKey(tile)}${precisionKey(precision)}`,
+        inputs: [
+          { name: 'x', buffer: x.buffer },
+          { name: 'wt', buffer: w.buffer },
+        ],
+        outputs: [{ name: 'y', buffer: dst.buffer }],
+        uniforms: {
+          ...convUniforms(g1),
+          // B(k = input channel, column) = w[k·Cout·4 + column]
+          ...weightUniforms(0, g1.co, 1, cin),
+          tps: ['u32', tps],
+          tiles_m: ['u32', grid.tiles_m],
+          tiles_n: ['u32', grid.tiles_n],
+        },
+        workgroups: grid.workgroups,
+        cost: { flops: convFlops(g1) },
+        wgsl: gemmShader({
+          tile,
+          ctx: FWD_CTX,
+          a: IM2COL,
+          b: weightOperand('row'),
+          store: DECONV_STORE,
+          fast: 'm',
+          precision,
+        }),
+      });
+    },
+    { split: flag('CONV_FWD_SPLIT_K') },
+  );
+  return y;
 }
 
 /** Input gradient of convTranspose2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, 2H, 2W]. */
@@ -696,7 +791,7 @@ export function convTranspose2dBackwardInput(g: Tensor, w: Tensor, xShape: reado
   checkDeconv('convTranspose2dBackwardInput', xShape, w);
   const geo = deconvGeom(xShape, w.shape[1]!);
   expectShape('convTranspose2dBackwardInput', g, [geo.n, geo.ci, geo.h, geo.w]);
-  return convForward(g, w, null, geo);
+  return convForward(g, w, null, geo, null, !w.requiresGrad);
 }
 
 /** Weight gradient of convTranspose2d (not recorded): dW [Cin, Cout, 2, 2]. */
