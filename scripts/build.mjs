@@ -23,8 +23,9 @@ const node = await esbuild.build({
   outdir: 'dist',
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
-  // Dawn's native addon is loaded at run time from node_modules.
-  external: ['webgpu'],
+  // Dawn's native addon is loaded at run time from node_modules, as is playwright-core (only by `rdpp bench
+  // --browser`, a development tool).
+  external: ['webgpu', 'playwright-core'],
   // CommonJS dependencies (pngjs) call require() for Node built-ins; give the ESM bundle one.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __rdppCreateRequire } from 'node:module';\nconst require = __rdppCreateRequire(import.meta.url);",

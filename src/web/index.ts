@@ -10,6 +10,7 @@ import { loadOpFixture } from '../parity/fixture.js';
 import { runOpCase } from '../parity/ops.js';
 import { openBrowserGpu } from '../platform/browser.js';
 import { startApp } from './app/main.js';
+import { runBrowserBench } from './bench.js';
 
 const api = {
   engine,
@@ -18,6 +19,7 @@ const api = {
   selftestReference,
   parity: { loadOpFixture, runOpCase },
   startApp,
+  bench: { run: runBrowserBench },
 };
 (globalThis as unknown as { rdpp: typeof api }).rdpp = api;
 export default api;

@@ -4,6 +4,8 @@ import { allBenchCases } from '../../../bench/index.js';
 import { parseTiles, shapeCases } from '../../../bench/shapes.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
+import type { BrowserBenchSpec } from '../../web/bench.js';
+import { benchInBrowser } from '../browser-bench.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
 import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { checkOutputFile } from '../output-path.js';
@@ -67,6 +69,10 @@ export const bench: Command = {
       help: 'shapes: time every shape with these GEMM tiles ("all" or a list such as t64x64,t128x128)',
     },
     out: { type: 'string', help: 'write the JSON report to this file (default: print it)' },
+    browser: {
+      type: 'boolean',
+      help: 'kernels, train, infer: run in headless Chromium on its own WebGPU (a GPU, or SwiftShader without one), from the browser bundle; needs `bash scripts/setup.sh --browser`',
+    },
     ...E2E_OPTIONS,
   },
   async run({ values, positionals }) {
@@ -76,6 +82,33 @@ export const bench: Command = {
       throw new UsageError(`unknown benchmark '${what}' (available: kernels, shapes, train, infer)`);
     if (values.out)
       checkOutputFile(String(values.out), { option: '--out', extensions: ['.json'], inputs: [] });
+    if (values.browser) {
+      if (what === 'shapes') throw new UsageError('--browser applies to bench kernels, train and infer');
+      const iters = Number(values.iters);
+      if (!Number.isInteger(iters) || iters < 1)
+        throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
+      const spec: BrowserBenchSpec =
+        what === 'kernels'
+          ? {
+              what,
+              small: !!values.small,
+              iters,
+              ...(values.filter ? { filter: String(values.filter) } : {}),
+              ...(precision ? { precision } : {}),
+            }
+          : {
+              what: what as 'train' | 'infer',
+              e2e: parseE2eOptions(values, what as 'train' | 'infer'),
+              ...(precision ? { precision } : {}),
+            };
+      const r = await benchInBrowser(spec, (l) => console.error(l));
+      const json = `${JSON.stringify(r, null, 2)}\n`;
+      if (values.out) {
+        writeFileAtomic(String(values.out), json);
+        console.error(`wrote ${values.out} (${r.adapter}, ${r.runtime})`);
+      } else process.stdout.write(json);
+      return 0;
+    }
     if (what === 'train' || what === 'infer') {
       const o = parseE2eOptions(values, what);
       await startEngine({ precision });
