@@ -33,9 +33,14 @@ interface ConvShape {
   p: number;
 }
 
-function timed(make: () => Tensor[], body: (ts: Tensor[]) => Tensor) {
+/**
+ * `body` on the tensors `make` gives; the weight (index `weightAt`) is trainable, as in a training step: the
+ * conv copies it into its GEMM's layout at every call (only a frozen weight's copy is kept, packedWeight).
+ */
+function timed(make: () => Tensor[], body: (ts: Tensor[]) => Tensor, weightAt: number | null = null) {
   return async () => {
     const ts = make();
+    if (weightAt !== null) ts[weightAt]!.requiresGrad = true;
     return {
       run: () => noGrad(() => body(ts)).dispose(),
       dispose: () => {
@@ -63,7 +68,7 @@ function convCases(c: ConvShape, passes: Pass[]): BenchCase[] {
     family: 'conv',
     name: `${pass.padEnd(5)} ${label}`,
     flops,
-    setup: timed(() => inputs[pass].map((s) => full(s, 0.01)), body[pass]),
+    setup: timed(() => inputs[pass].map((s) => full(s, 0.01)), body[pass], pass === 'wgrad' ? null : 1),
   }));
 }
 
@@ -75,10 +80,10 @@ function deconvCases(n: number, ci: number, co: number, h: number, what: string)
   const gs = [n, co, 2 * h, 2 * h];
   const mk = (shapes: number[][]) => () => shapes.map((s) => full(s, 0.01));
   return [
-    { name: `fwd   ${label}`, setup: timed(mk([xs, ws]), ([x, w]) => convTranspose2d(x!, w!)) },
+    { name: `fwd   ${label}`, setup: timed(mk([xs, ws]), ([x, w]) => convTranspose2d(x!, w!), 1) },
     {
       name: `dgrad ${label}`,
-      setup: timed(mk([gs, ws]), ([g, w]) => convTranspose2dBackwardInput(g!, w!, xs)),
+      setup: timed(mk([gs, ws]), ([g, w]) => convTranspose2dBackwardInput(g!, w!, xs), 1),
     },
     {
       name: `wgrad ${label}`,

@@ -71,12 +71,14 @@ export interface ConvShape {
   pass: ConvCall['pass'];
   geom: ConvGeom;
   bias: boolean;
+  /** the weight has no gradient in the workload (the teacher's): the benchmark's weight has none either */
+  frozenWeight: boolean;
   calls: number;
 }
 
 function key(c: ConvCall): string {
   const g = c.geom;
-  return [c.pass, g.n, g.ci, g.h, g.w, g.co, g.kh, g.kw, g.s, g.p, c.bias].join(',');
+  return [c.pass, g.n, g.ci, g.h, g.w, g.co, g.kh, g.kw, g.s, g.p, c.bias, c.frozenWeight].join(',');
 }
 
 /** Distinct conv GEMMs of one training step or inference batch at 32², batch 2, with their counts. */
@@ -97,7 +99,15 @@ export async function traceWorkload(teacher: BenchTeacher, kind: 'train' | 'infe
       const k = key(c);
       const s = byKey.get(k);
       if (s) s.calls++;
-      else byKey.set(k, { workload: kind, pass: c.pass, geom: { ...c.geom }, bias: c.bias, calls: 1 });
+      else
+        byKey.set(k, {
+          workload: kind,
+          pass: c.pass,
+          geom: { ...c.geom },
+          bias: c.bias,
+          frozenWeight: c.frozenWeight,
+          calls: 1,
+        });
     }
     return [...byKey.values()];
   } finally {
@@ -131,6 +141,7 @@ function label(s: ConvShape, g: ConvGeom): string {
   return `${s.pass.padEnd(5)} ${k} ${g.h}x${g.w} ${g.ci}→${g.co} N${g.n} ×${s.calls} (${s.workload})`;
 }
 
+/** The inputs of one traced GEMM and its call; input 1 is the weight, except in a weight gradient. */
 function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[]) => Tensor } {
   const xs = [g.n, g.ci, g.h, g.w];
   const ws = [g.co, g.ci, g.kh, g.kw];
@@ -166,6 +177,8 @@ export async function shapeCases(o: ShapeOptions): Promise<BenchCase[]> {
         ...(name === null ? {} : { tile: name }),
         setup: async () => {
           const ts = b.inputs.map((shape) => full(shape, 0.01));
+          // a trainable weight as in the workload: its GEMM-layout copy is made per call, a frozen one's kept
+          if (s.pass !== 'wgrad') ts[1]!.requiresGrad = !s.frozenWeight;
           return {
             run: () => withTile(tile, () => noGrad(() => b.run(ts)).dispose()),
             dispose: () => {

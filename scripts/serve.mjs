@@ -86,5 +86,6 @@ const server = createServer((req, res) => {
 });
 server.listen(port, host, () => {
   console.log(`RD++ app: http://${host}:${port}/  (teacher weights from ${weights})`);
+  console.log(`Kernel benchmarks on the browser's WebGPU: http://${host}:${port}/bench.html`);
   console.log('Chromium on Linux needs --enable-unsafe-webgpu --enable-features=Vulkan; Ctrl-C stops.');
 });

@@ -77,6 +77,11 @@ describe('network shapes', () => {
       ['fwd', 2, 32, 16],
     ]);
     expect(infer.filter(isStem).map((s) => [s.pass, s.geom.n])).toEqual([['fwd', 2]]);
+    // the teacher's weights are frozen (their GEMM-layout copies kept), the student's trainable: the
+    // benchmark gives its weight the same status, so it copies where the workload copies
+    expect(train.filter(isStem).every((s) => s.frozenWeight)).toBe(true);
+    expect(train.some((s) => s.pass === 'fwd' && !s.frozenWeight)).toBe(true);
+    expect(train.filter((s) => s.pass === 'dgrad').every((s) => !s.frozenWeight)).toBe(true);
     // student convs train: every wgrad has its forward
     const fwd = new Set(
       train.filter((s) => s.pass === 'fwd').map((s) => JSON.stringify({ ...s.geom, n: 0 })),

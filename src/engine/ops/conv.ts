@@ -258,6 +258,8 @@ export interface ConvCall {
   pass: ConvPass;
   geom: Readonly<ConvGeom>;
   bias: boolean;
+  /** the weight has no gradient (the teacher's): its GEMM-layout copy may be kept (packedWeight) */
+  frozenWeight: boolean;
 }
 
 let convTrace: ConvCall[] | null = null;
@@ -278,8 +280,8 @@ export function traceConvs<T>(body: () => T): { result: T; calls: ConvCall[] } {
   }
 }
 
-function traced(pass: ConvPass, g: ConvGeom, bias: boolean): void {
-  convTrace?.push({ pass, geom: { ...g }, bias });
+function traced(pass: ConvPass, g: ConvGeom, bias: boolean, w: Tensor | null): void {
+  convTrace?.push({ pass, geom: { ...g }, bias, frozenWeight: w !== null && !w.requiresGrad });
 }
 
 /** The tensors of a fused inference epilogue (see FwdEpilogue in shaders/conv.ts). */
@@ -313,7 +315,7 @@ function convForward(
   epilogue: EpilogueInputs | null,
   stableWeight: boolean,
 ): Tensor {
-  traced('fwd', g, bias !== null);
+  traced('fwd', g, bias !== null, w);
   const y = empty([g.n, g.co, g.ho, g.wo]);
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
@@ -406,7 +408,7 @@ function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, 
 }
 
 function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): Tensor {
-  traced('dgrad', g, false);
+  traced('dgrad', g, false, w);
   const dx = empty([g.n, g.ci, g.h, g.w]);
   const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
@@ -448,7 +450,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
 }
 
 function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
-  traced('wgrad', g, false);
+  traced('wgrad', g, false, null);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
   const cols = g.ci * g.kh * g.kw;
   const tile = gemmTileFor(g.co, cols);
@@ -735,7 +737,7 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
  * tiles are few (batch-1 inference: 64 input pixels × 4·Cout columns). `g`: deconvGeom (for the trace).
  */
 function deconvForward(x: Tensor, w: Tensor, g: ConvGeom): Tensor {
-  traced('deconv', g, false);
+  traced('deconv', g, false, w);
   const [n, cin, h, wd] = x.shape as [number, number, number, number];
   const cout = w.shape[1]!;
   const y = empty([n, cout, 2 * h, 2 * wd]);
