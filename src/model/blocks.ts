@@ -21,6 +21,7 @@ import {
   conv2d,
   conv2dFused,
   convTranspose2d,
+  convTranspose2dFused,
   type FusedBatchNorm,
   release,
   type Tensor,
@@ -236,17 +237,36 @@ export function declareDeBasicBlock(
   }
 }
 
-function upsample(s: NetState, p: string, x: Tensor, training: boolean): Tensor {
-  const d = convTranspose2d(x, s.get(`${p}.upsample.0.weight`));
-  const out = bnForward(s, `${p}.upsample.1`, d, training);
+/** 2×2 s2 deconv → BN (→ ReLU): one kernel in inference (see fusable), else the deconv, then BN. */
+function deconvBn(
+  s: NetState,
+  x: Tensor,
+  convName: string,
+  bnName: string,
+  o: { training: boolean; relu: boolean },
+): Tensor {
+  const w = s.get(`${convName}.weight`);
+  if (fusable(s, x, convName, bnName, o.training))
+    return convTranspose2dFused(x, w, { bn: bnParams(s, bnName), relu: o.relu });
+  const d = convTranspose2d(x, w);
+  const out = bnForward(s, bnName, d, o.training, o.relu);
   release(d);
   return out;
 }
 
+/** The first conv → BN → ReLU of a reverse block: a 2×2 s2 deconv when upsampling, else 3×3. */
+function upOrConvBn(s: NetState, x: Tensor, conv: string, bn: string, stride: number, training: boolean) {
+  return stride === 2
+    ? deconvBn(s, x, conv, bn, { training, relu: true })
+    : convBn(s, x, conv, bn, { stride: 1, padding: 1, training, relu: true });
+}
+
+function upsample(s: NetState, p: string, x: Tensor, training: boolean): Tensor {
+  return deconvBn(s, x, `${p}.upsample.0`, `${p}.upsample.1`, { training, relu: false });
+}
+
 export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
-  const c1 = stride === 2 ? convTranspose2d(x, s.get(`${p}.conv1.weight`)) : conv(s, `${p}.conv1`, x, 1, 1);
-  const h = bnForward(s, `${p}.bn1`, c1, training, true);
-  release(c1);
+  const h = upOrConvBn(s, x, `${p}.conv1`, `${p}.bn1`, stride, training);
   const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
   const out = convBnResidual(
     s,
@@ -285,10 +305,8 @@ export function declareDeBottleneck(
 
 export function deBottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
-  const c2 = stride === 2 ? convTranspose2d(h1, s.get(`${p}.conv2.weight`)) : conv(s, `${p}.conv2`, h1, 1, 1);
+  const h2 = upOrConvBn(s, h1, `${p}.conv2`, `${p}.bn2`, stride, training);
   release(h1);
-  const h2 = bnForward(s, `${p}.bn2`, c2, training, true);
-  release(c2);
   const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
   const out = convBnResidual(
     s,

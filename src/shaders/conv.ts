@@ -247,15 +247,29 @@ export function splitSumEpilogueShader(e: FwdEpilogue, wgSize = 256): (header: s
  * The store of a 2×2 stride-2 transposed conv run as one GEMM (ops/conv.ts deconvForward): row m = input
  * pixel (n, y, x), column = (output channel o, i, j), so the weight [Cin, Cout, 2, 2] is read as the
  * [Cin, Cout·4] matrix it already is; the value goes to out[n, o, 2y + i, 2x + j]. Uniforms: those of the
- * 1×1 conv this GEMM is (co = 4·Cout; ho × wo = the input's H × W). Slice z (split-K) goes to y + z·|y|.
+ * 1×1 conv this GEMM is (co = 4·Cout; ho × wo = the input's H × W). Slice z (split-K) goes to y + z·|y|,
+ * raw; without a split, `epilogue` (batch norm, residual, ReLU on channel o) runs here, as in fwdStore.
  */
-export const DECONV_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+export function deconvStore(epilogue: FwdEpilogue | null = null): string {
+  const index = `fn deconv_index(c: Ctx, m: u32, n: u32) -> u32 {
   let hw = u.ho * u.wo;
   let pix = m % hw;
   let oy = 2u * (pix / u.wo) + ((n >> 1u) & 1u);
   let ox = 2u * (pix % u.wo) + (n & 1u);
-  y[c.z * c.m * c.n + (((m / hw) * (u.co >> 2u) + (n >> 2u)) * 2u * u.ho + oy) * 2u * u.wo + ox] = v;
+  return (((m / hw) * (u.co >> 2u) + (n >> 2u)) * 2u * u.ho + oy) * 2u * u.wo + ox;
 }`;
+  if (epilogue)
+    return `${index}
+${epilogueWgsl(epilogue)}
+fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  let idx = deconv_index(c, m, n);
+  y[idx] = epi(v, n >> 2u, idx);
+}`;
+  return `${index}
+fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
+  y[c.z * c.m * c.n + deconv_index(c, m, n)] = v;
+}`;
+}
 
 // ---- dgrad (input gradient), one phase per workgroup_id.z ----
 

@@ -11,6 +11,7 @@ import {
   conv2dBackwardWeight,
   conv2dFused,
   convTranspose2d,
+  convTranspose2dFused,
   convTuning,
   gemmTileFor,
   matmul,
@@ -325,6 +326,97 @@ describe('convTranspose2d (k2 s2) against a float64 reference', () => {
       xt.dispose();
       wt.dispose();
     });
+  });
+});
+
+describe('convTranspose2dFused: deconv → batch norm (running stats) → + residual → ReLU in one kernel', () => {
+  const [n, ci, h, wd, co] = [2, 37, 3, 5, 6];
+  const x = randn(n * ci * h * wd, 71);
+  const w = randn(ci * co * 4, 72, 0.5);
+  const gamma = randn(co, 73);
+  const beta = randn(co, 74);
+  const mean = randn(co, 75);
+  const variance = randn(co, 76).map((v) => 0.5 + v * v);
+  const res = randn(n * co * 4 * h * wd, 77);
+  const eps = 1e-3;
+  const hw = 4 * h * wd;
+  const reference = (o: { bn: boolean; residual: boolean; relu: boolean }) =>
+    deconvRef(n, ci, h, wd, co, x, w, new Float32Array(n * co * hw)).y.map((v, i) => {
+      const ch = Math.floor(i / hw) % co;
+      let z = o.bn ? ((v - mean[ch]!) / Math.sqrt(variance[ch]! + eps)) * gamma[ch]! + beta[ch]! : v;
+      if (o.residual) z += res[i]!;
+      return o.relu ? Math.max(z, 0) : z;
+    });
+  const run = async (o: {
+    bn: boolean;
+    residual: boolean;
+    relu: boolean;
+  }): Promise<[Float32Array, number]> => {
+    const before = runtime().counters.dispatches;
+    const y = scope(() =>
+      noGrad(() =>
+        convTranspose2dFused(tensor(x, [n, ci, h, wd]), tensor(w, [ci, co, 2, 2]), {
+          ...(o.bn
+            ? {
+                bn: {
+                  weight: tensor(gamma, [co]),
+                  bias: tensor(beta, [co]),
+                  runningMean: tensor(mean, [co]),
+                  runningVar: tensor(variance, [co]),
+                  eps,
+                },
+              }
+            : {}),
+          ...(o.residual ? { residual: tensor(res, [n, co, 2 * h, 2 * wd]) } : {}),
+          relu: o.relu,
+        }),
+      ),
+    );
+    const dispatches = runtime().counters.dispatches - before;
+    const [out] = await readAndDispose(y);
+    return [out!, dispatches];
+  };
+  const combos = [
+    { bn: true, residual: false, relu: true },
+    { bn: true, residual: false, relu: false },
+    { bn: true, residual: true, relu: true },
+    { bn: false, residual: false, relu: true },
+  ];
+  for (const o of combos) {
+    const name = Object.entries(o)
+      .filter(([, v]) => v)
+      .map(([k]) => k)
+      .join(' + ');
+    it(`${name}: one pass and after split-K`, async () => {
+      const want = reference(o);
+      const restore = setFlags({ CONV_FWD_SPLIT_K: false });
+      try {
+        const [direct, count] = await run(o);
+        expect(count).toBe(1); // the GEMM with its epilogue: no weight copy, no separate norm
+        expect(relErr(direct, want)).toBeLessThan(2e-6);
+      } finally {
+        restore();
+      }
+      Object.assign(convTuning, { minKTilesPerSplit: 1, maxKTilesPerSplit: 1, targetWorkgroups: 1000 });
+      const [split, count] = await run(o);
+      expect(count).toBe(2); // + the slice sum, which applies the epilogue
+      expect(relErr(split, want)).toBeLessThan(2e-6);
+    });
+  }
+
+  it('refuses inputs that need a gradient, and batch-norm vectors of the wrong size', () => {
+    const xt = leaf(x, [n, ci, h, wd]);
+    const wt = tensor(w, [ci, co, 2, 2]);
+    expect(() => scope(() => convTranspose2dFused(xt, wt, { relu: true }))).toThrow(
+      /convTranspose2dFused: an input requires a gradient, and the fused epilogue has none/,
+    );
+    const v = tensor(new Float32Array(4), [4]);
+    expect(() =>
+      noGrad(() =>
+        convTranspose2dFused(xt, wt, { bn: { weight: v, bias: v, runningMean: v, runningVar: v } }),
+      ),
+    ).toThrow(/batch-norm weight \S+ must be \[6\] \(the output channels\)/);
+    for (const t of [xt, wt, v]) t.dispose();
   });
 });
 

@@ -21,10 +21,10 @@ import {
   biasGradShader,
   type ConvGeom,
   convUniforms,
-  DECONV_STORE,
   DGRAD_CTX,
   DGRAD_G,
   DGRAD_STORE,
+  deconvStore,
   epilogueKey,
   FWD_CTX,
   FWD_FLAT_CTX,
@@ -606,11 +606,27 @@ export function conv2dFused(
 ): Tensor {
   checkConvInputs('conv2dFused', x, w, bias);
   const g = convGeom('conv2dFused', x.shape, w.shape, opts);
+  const e = fusedEpilogue('conv2dFused', [x, w, bias], epilogue, [g.n, g.co, g.ho, g.wo]);
+  // nothing here records a gradient, so w is read unchanged until someone writes it (stable)
+  return convForward(x, w, bias, g, e, true);
+}
+
+/**
+ * The checked tensors of a fused inference epilogue on an output of shape `out` (channels out[1]); `op`
+ * names the caller in errors. Throws where a gradient could flow (the fused kernels have none).
+ */
+function fusedEpilogue(
+  op: string,
+  operands: (Tensor | null)[],
+  epilogue: ConvEpilogue,
+  out: number[],
+): EpilogueInputs {
   const bn = epilogue.bn ?? null;
-  const inputs = [x, w, bias, bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar, epilogue.residual];
+  const co = out[1]!;
+  const inputs = [...operands, bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar, epilogue.residual];
   if (!canFuseInference(...inputs))
     throw new Error(
-      'conv2dFused: an input requires a gradient, and the fused epilogue has none (use conv2d, batchNorm and addRelu)',
+      `${op}: an input requires a gradient, and the fused epilogue has none (use the unfused op, batchNorm and addRelu)`,
     );
   if (bn)
     for (const [name, t] of Object.entries({
@@ -619,28 +635,16 @@ export function conv2dFused(
       runningMean: bn.runningMean,
       runningVar: bn.runningVar,
     }))
-      if (t.rank !== 1 || t.shape[0] !== g.co)
-        throw new Error(
-          `conv2dFused: batch-norm ${name} ${t.describe()} must be [${g.co}] (the output channels)`,
-        );
+      if (t.rank !== 1 || t.shape[0] !== co)
+        throw new Error(`${op}: batch-norm ${name} ${t.describe()} must be [${co}] (the output channels)`);
   const eps = bn?.eps ?? 1e-5;
-  if (!(eps > 0)) throw new Error(`conv2dFused: eps must be positive, got ${eps}`);
-  if (epilogue.residual) expectShape('conv2dFused (residual)', epilogue.residual, [g.n, g.co, g.ho, g.wo]);
-  const spec: FwdEpilogue = { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu };
-  return convForward(
-    x,
-    w,
-    bias,
-    g,
-    {
-      spec,
-      bn: bn
-        ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps }
-        : null,
-      residual: epilogue.residual ?? null,
-    },
-    true, // nothing here records a gradient, so w is read unchanged until someone writes it
-  );
+  if (!(eps > 0)) throw new Error(`${op}: eps must be positive, got ${eps}`);
+  if (epilogue.residual) expectShape(`${op} (residual)`, epilogue.residual, out);
+  return {
+    spec: { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu },
+    bn: bn ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps } : null,
+    residual: epilogue.residual ?? null,
+  };
 }
 
 /** True when no gradient can flow through these tensors (grad mode off, or none requires one). */
@@ -736,7 +740,7 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
  * phases are one dispatch, the weight is not transposed first, and split-K fills the GPU where the
  * tiles are few (batch-1 inference: 64 input pixels × 4·Cout columns). `g`: deconvGeom (for the trace).
  */
-function deconvForward(x: Tensor, w: Tensor, g: ConvGeom): Tensor {
+function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInputs | null = null): Tensor {
   traced('deconv', g, false, w);
   const [n, cin, h, wd] = x.shape as [number, number, number, number];
   const cout = w.shape[1]!;
@@ -748,44 +752,65 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom): Tensor {
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
+  const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
+    const grid = gemmGrid(M, g1.co, splits, tile);
+    const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
+    runtime().run({
+      name: epi ? 'deconv2x2_fwd_fused' : 'deconv2x2_fwd',
+      key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
+      inputs: [{ name: 'x', buffer: x.buffer }, { name: 'wt', buffer: w.buffer }, ...fused.inputs],
+      outputs: [{ name: 'y', buffer: dst.buffer }],
+      uniforms: {
+        ...convUniforms(g1),
+        // B(k = input channel, column) = w[k·Cout·4 + column]
+        ...weightUniforms(0, g1.co, 1, cin),
+        ...fused.uniforms,
+        tps: ['u32', tps],
+        tiles_m: ['u32', grid.tiles_m],
+        tiles_n: ['u32', grid.tiles_n],
+      },
+      workgroups: grid.workgroups,
+      cost: { flops: convFlops(g1) },
+      wgsl: gemmShader({
+        tile,
+        ctx: FWD_CTX,
+        a: IM2COL,
+        b: weightOperand('row'),
+        store: deconvStore(epi?.spec ?? null),
+        fast: 'm',
+        precision,
+      }),
+    });
+  };
+  // the epilogue runs in the store when K is one pass, else in the slice sum (on y's NCHW layout: channel
+  // (i / (2H·2W)) % Cout)
+  const out: ConvGeom = { ...g1, co: cout, ho: 2 * h, wo: 2 * wd };
   withSplitK(
     y,
     tiles,
     kTiles,
-    (dst, splits, tps) => {
-      const grid = gemmGrid(M, g1.co, splits, tile);
-      runtime().run({
-        name: 'deconv2x2_fwd',
-        key: `${tileKey(tile)}${precisionKey(precision)}`,
-        inputs: [
-          { name: 'x', buffer: x.buffer },
-          { name: 'wt', buffer: w.buffer },
-        ],
-        outputs: [{ name: 'y', buffer: dst.buffer }],
-        uniforms: {
-          ...convUniforms(g1),
-          // B(k = input channel, column) = w[k·Cout·4 + column]
-          ...weightUniforms(0, g1.co, 1, cin),
-          tps: ['u32', tps],
-          tiles_m: ['u32', grid.tiles_m],
-          tiles_n: ['u32', grid.tiles_n],
-        },
-        workgroups: grid.workgroups,
-        cost: { flops: convFlops(g1) },
-        wgsl: gemmShader({
-          tile,
-          ctx: FWD_CTX,
-          a: IM2COL,
-          b: weightOperand('row'),
-          store: DECONV_STORE,
-          fast: 'm',
-          precision,
-        }),
-      });
+    (dst, splits, tps) => launch(dst, splits, tps, splits === 1 ? epilogue : null),
+    {
+      split: flag('CONV_FWD_SPLIT_K'),
+      ...(epilogue ? { sum: (part, o, splits) => splitSumEpilogue(part, o, splits, out, epilogue) } : {}),
     },
-    { split: flag('CONV_FWD_SPLIT_K') },
   );
   return y;
+}
+
+/**
+ * relu(batchNorm_eval(convTranspose2d(x, w)) + residual) in one pass over the output (every part
+ * optional): the decoder's 2×2 s2 deconv → BN (→ ReLU) in inference, as conv2dFused for convolutions. No
+ * gradient: use it where nothing needs one (`canFuseInference`).
+ */
+export function convTranspose2dFused(x: Tensor, w: Tensor, epilogue: ConvEpilogue): Tensor {
+  checkDeconv('convTranspose2dFused', x.shape, w);
+  if (x.size === 0 || w.size === 0)
+    throw new Error(`convTranspose2dFused: empty input ${x.describe()} or weight ${w.describe()}`);
+  const cout = w.shape[1]!;
+  const [n, , h, wd] = x.shape as [number, number, number, number];
+  const e = fusedEpilogue('convTranspose2dFused', [x, w], epilogue, [n, cout, 2 * h, 2 * wd]);
+  return deconvForward(x, w, deconvGeom(x.shape, cout), e);
 }
 
 /** Input gradient of convTranspose2d (not recorded): dx [N, Cin, H, W] from g [N, Cout, 2H, 2W]. */
