@@ -254,8 +254,15 @@ function deconvBn(
   return out;
 }
 
-/** The first conv → BN → ReLU of a reverse block: a 2×2 s2 deconv when upsampling, else 3×3. */
-function upOrConvBn(s: NetState, x: Tensor, conv: string, bn: string, stride: number, training: boolean) {
+/** A reverse block's conv → BN → ReLU that may upsample: a 2×2 s2 deconv at stride 2, else a 3×3 conv. */
+function reverseConvBn(
+  s: NetState,
+  x: Tensor,
+  conv: string,
+  bn: string,
+  stride: number,
+  training: boolean,
+): Tensor {
   return stride === 2
     ? deconvBn(s, x, conv, bn, { training, relu: true })
     : convBn(s, x, conv, bn, { stride: 1, padding: 1, training, relu: true });
@@ -266,7 +273,7 @@ function upsample(s: NetState, p: string, x: Tensor, training: boolean): Tensor 
 }
 
 export function deBasicBlock(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
-  const h = upOrConvBn(s, x, `${p}.conv1`, `${p}.bn1`, stride, training);
+  const h = reverseConvBn(s, x, `${p}.conv1`, `${p}.bn1`, stride, training);
   const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
   const out = convBnResidual(
     s,
@@ -305,7 +312,7 @@ export function declareDeBottleneck(
 
 export function deBottleneck(s: NetState, p: string, x: Tensor, stride: number, training: boolean): Tensor {
   const h1 = convBn(s, x, `${p}.conv1`, `${p}.bn1`, { stride: 1, padding: 0, training, relu: true });
-  const h2 = upOrConvBn(s, h1, `${p}.conv2`, `${p}.bn2`, stride, training);
+  const h2 = reverseConvBn(s, h1, `${p}.conv2`, `${p}.bn2`, stride, training);
   release(h1);
   const shortcut = () => (s.has(`${p}.upsample.0.weight`) ? upsample(s, p, x, training) : x);
   const out = convBnResidual(
