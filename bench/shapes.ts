@@ -17,6 +17,7 @@ import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
   convTranspose2d,
+  convTranspose2dBackwardInput,
   convTuning,
   full,
   noGrad,
@@ -135,8 +136,8 @@ export function convShapeFlops(g: ConvGeom): number {
 
 function label(s: ConvShape, g: ConvGeom): string {
   // a transposed conv is traced in the geometry of the conv it transposes (deconvGeom): name its own
-  if (s.pass === 'deconv')
-    return `deconv convT2x2 s2 ${g.ho}x${g.wo} ${g.co}→${g.ci} N${g.n} ×${s.calls} (${s.workload})`;
+  if (s.pass === 'deconv' || s.pass === 'deconv-dx')
+    return `${s.pass.padEnd(5)} convT2x2 s2 ${g.ho}x${g.wo} ${g.co}→${g.ci} N${g.n} ×${s.calls} (${s.workload})`;
   const k = `conv${g.kh}x${g.kw}${g.s > 1 ? ` s${g.s}` : ''}`;
   return `${s.pass.padEnd(5)} ${k} ${g.h}x${g.w} ${g.ci}→${g.co} N${g.n} ×${s.calls} (${s.workload})`;
 }
@@ -156,6 +157,9 @@ function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[
     return { inputs: [gs, ws], run: ([gy, w]) => conv2dBackwardInput(gy!, w!, xs, opts) };
   // x [N, Cin, H, W] and weight [Cin, Cout, 2, 2] of the transposed conv are gs and ws of its conv
   if (s.pass === 'deconv') return { inputs: [gs, ws], run: ([x, w]) => convTranspose2d(x!, w!) };
+  // its input gradient: g [N, Cout, 2H, 2W] is xs
+  if (s.pass === 'deconv-dx')
+    return { inputs: [xs, ws], run: ([gy, w]) => convTranspose2dBackwardInput(gy!, w!, gs) };
   return { inputs: [xs, gs], run: ([x, gy]) => conv2dBackwardWeight(x!, gy!, ws, opts) };
 }
 

@@ -271,6 +271,34 @@ fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
 }`;
 }
 
+/**
+ * A = the space-to-depth view of g [N, Cout, 2H, 2W] for the input gradient of a 2×2 stride-2 transposed
+ * conv as one GEMM (ops/conv.ts deconvDgrad): row m = (n, y, x) of the H × W input, k = (o, i, j) →
+ * g[n, o, 2y + i, 2x + j], so the weight [Cin, Cout, 2, 2] is B as it is ([Cin, Cout·4], contiguous along
+ * k). Uniforms: those of the 1×1 conv the GEMM is (ci = Cout·4, h × w = H × W, co = Cin).
+ */
+export const SPACE_TO_DEPTH: GemmOperand = {
+  mode: 'row',
+  wgsl: (p) => `struct ${p}_row { base: u32, off: u32, ok: bool }
+fn ${p}_row_of(c: Ctx, m: u32) -> ${p}_row {
+  let hw = u.h * u.w;
+  let pix = m % hw;
+  return ${p}_row((m / hw) * u.ci * hw, (2u * (pix / u.w)) * 2u * u.w + 2u * (pix % u.w), m < c.m);
+}
+struct ${p}_out { ok: bool }
+fn ${p}_outer(c: Ctx, r: ${p}_row, ko: u32) -> ${p}_out { return ${p}_out(r.ok); }
+struct ${p}_k { off: u32, ok: bool }
+fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
+  let k = ki * BK + kk;
+  return ${p}_k(((k >> 2u) * 2u * u.h + ((k >> 1u) & 1u)) * 2u * u.w + (k & 1u), k < u.ci);
+}
+fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
+  var v = 0.0;
+  if (o.ok && k.ok) { v = g[r.base + r.off + k.off]; }
+  return v;
+}`,
+};
+
 // ---- dgrad (input gradient), one phase per workgroup_id.z ----
 
 export const DGRAD_CTX = `struct Ctx {

@@ -53,7 +53,7 @@ describe('traceConvs', () => {
     expect(calls.map((c) => [c.pass, c.geom])).toEqual([
       ['fwd', conv],
       ['deconv', deconv], // the deconvolution's forward
-      ['fwd', deconv], // its input gradient
+      ['deconv-dx', deconv], // its input gradient
       ['wgrad', deconv],
       ['dgrad', conv],
       ['wgrad', conv],

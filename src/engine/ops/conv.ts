@@ -35,6 +35,7 @@ import {
   IM2COL,
   IM2COL_FLAT,
   permute3Shader,
+  SPACE_TO_DEPTH,
   splitSumEpilogueShader,
   WGRAD_CTX,
   WGRAD_G,
@@ -246,9 +247,9 @@ function convFlops(g: ConvGeom): number {
 
 /**
  * Which GEMM of a convolution ran: the forward, the input gradient, the weight gradient, or a 2×2 s2
- * transposed conv's forward (deconvForward).
+ * transposed conv's forward (deconvForward) or input gradient (deconvDgrad).
  */
-export type ConvPass = 'fwd' | 'dgrad' | 'wgrad' | 'deconv';
+export type ConvPass = 'fwd' | 'dgrad' | 'wgrad' | 'deconv' | 'deconv-dx';
 
 /**
  * One convolution GEMM as it ran, in the geometry of the conv it belongs to (a 2×2 s2 transposed conv is
@@ -725,10 +726,7 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
     'convTranspose2d',
     y,
     [x, w],
-    (gy) => [
-      x.requiresGrad ? convForward(gy, w, null, g, null, !w.requiresGrad) : null,
-      w.requiresGrad ? convWgrad(gy, x, g) : null,
-    ],
+    (gy) => [x.requiresGrad ? deconvDgrad(gy, w, g) : null, w.requiresGrad ? convWgrad(gy, x, g) : null],
     savedFor(x, w),
   );
 }
@@ -799,6 +797,75 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
 }
 
 /**
+ * The input gradient of convTranspose2d (k2 s2) as one GEMM: dx[n, c, y, x] = Σ_(o, i, j) g[n, o, 2y + i,
+ * 2x + j]·W[c, o, i, j], i.e. g seen space-to-depth as [N·H·W, Cout·4] (SPACE_TO_DEPTH) times the weight as
+ * the [Cin, Cout·4] matrix it is, transposed by the loader ('k' mode) — no weight copy. The same sum as the
+ * tap-major 2×2 s2 forward conv it replaces, K walked (o, i, j) instead of (i, j, o). `g` (the geometry):
+ * deconvGeom.
+ */
+function deconvDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
+  traced('deconv-dx', g, false, w);
+  // dx [N, Cin, H, W]; the 1×1 conv over H × W pixels with K = Cout·4 input "channels" and Cin outputs
+  const g1: ConvGeom = {
+    n: g.n,
+    ci: 4 * g.ci,
+    h: g.ho,
+    w: g.wo,
+    co: g.co,
+    kh: 1,
+    kw: 1,
+    s: 1,
+    p: 0,
+    ho: g.ho,
+    wo: g.wo,
+  };
+  const dx = empty([g.n, g.co, g.ho, g.wo]);
+  const M = g.n * g.ho * g.wo;
+  const tile = gemmTileFor(M, g1.co);
+  const kTiles = fwdKTiles(g1, tile.bk, false);
+  const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
+  const precision = gemmPrecision();
+  withSplitK(
+    dx,
+    tiles,
+    kTiles,
+    (dst, splits, tps) => {
+      const grid = gemmGrid(M, g1.co, splits, tile);
+      runtime().run({
+        name: 'deconv2x2_dgrad',
+        key: `${tileKey(tile)}${precisionKey(precision)}`,
+        inputs: [
+          { name: 'g', buffer: gy.buffer },
+          { name: 'wt', buffer: w.buffer },
+        ],
+        outputs: [{ name: 'y', buffer: dst.buffer }],
+        uniforms: {
+          ...convUniforms(g1),
+          // B(k = (o, i, j), column c) = w[c·Cout·4 + k]
+          ...weightUniforms(0, 1, g1.ci, g1.ci),
+          tps: ['u32', tps],
+          tiles_m: ['u32', grid.tiles_m],
+          tiles_n: ['u32', grid.tiles_n],
+        },
+        workgroups: grid.workgroups,
+        cost: { flops: convFlops(g1) },
+        wgsl: gemmShader({
+          tile,
+          ctx: FWD_CTX,
+          a: SPACE_TO_DEPTH,
+          b: weightOperand('k'),
+          store: fwdStore(false),
+          fast: 'm',
+          precision,
+        }),
+      });
+    },
+    { split: flag('CONV_FWD_SPLIT_K') },
+  );
+  return dx;
+}
+
+/**
  * relu(batchNorm_eval(convTranspose2d(x, w)) + residual) in one pass over the output (every part
  * optional): the decoder's 2×2 s2 deconv → BN (→ ReLU) in inference, as conv2dFused for convolutions. No
  * gradient: use it where nothing needs one (`canFuseInference`).
@@ -818,7 +885,7 @@ export function convTranspose2dBackwardInput(g: Tensor, w: Tensor, xShape: reado
   checkDeconv('convTranspose2dBackwardInput', xShape, w);
   const geo = deconvGeom(xShape, w.shape[1]!);
   expectShape('convTranspose2dBackwardInput', g, [geo.n, geo.ci, geo.h, geo.w]);
-  return convForward(g, w, null, geo, null, !w.requiresGrad);
+  return deconvDgrad(g, w, geo);
 }
 
 /** Weight gradient of convTranspose2d (not recorded): dW [Cin, Cout, 2, 2]. */
