@@ -5,7 +5,8 @@
  * conv2d forward is an implicit GEMM with a fused bias; its input gradient is the phase-split dgrad GEMM
  * (no atomics), its weight gradient a split-K GEMM plus a slice sum, its bias gradient a channel
  * reduction. convTranspose2d k2 s2 is the same machinery: its forward one GEMM over its four output phases
- * (deconvForward), its dx a forward conv of g, its dw a wgrad.
+ * (deconvForward), its dx one GEMM over g read space-to-depth (deconvDgrad), both on the weight as it is,
+ * and its dw a wgrad.
  *
  * Every GEMM here runs in the operand precision of gemmPrecision() (the flag PRECISION: f16 operands with
  * f32 accumulation, or f32), weight gradients included; split-K partials, slice sums, bias and fused
