@@ -24,7 +24,7 @@
  *           the slices are summed by a second kernel.
  *  conv_transpose2d (k2 s2, weight [Ci, Co, 2, 2]): its forward is one GEMM, M = N·H·W (input pixels),
  *           N = Co·4 (output channel and phase), K = Ci, B = the weight as the [Ci, Co·4] matrix it already
- *           is, each value stored to its phase's pixel (DECONV_STORE) — the input gradient of the 2×2 s2
+ *           is, each value stored to its phase's pixel (deconvStore) — the input gradient of the 2×2 s2
  *           conv whose weight is that tensor, computed without transposing it; its dx is the same kind
  *           of GEMM with g read space-to-depth (SPACE_TO_DEPTH: K = Co·4, N = Ci), its dw a wgrad.
  *

@@ -734,7 +734,7 @@ export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
 
 /**
  * convTranspose2d's forward (k2 s2) as one GEMM: x as [N·H·W, Cin] times the weight as [Cin, Cout·4] (its
- * own layout: no weight copy), scattered by DECONV_STORE to out[n, o, 2y + i, 2x + j]. Each output value
+ * own layout: no weight copy), scattered by deconvStore to out[n, o, 2y + i, 2x + j]. Each output value
  * is one sum over Cin, as in the phase-split dgrad GEMM this replaced (K = Cin there too), but here all four
  * phases are one dispatch, the weight is not transposed first, and split-K fills the GPU where the
  * tiles are few (batch-1 inference: 64 input pixels × 4·Cout columns). `g`: deconvGeom (for the trace).
