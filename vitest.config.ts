@@ -19,6 +19,9 @@ export default defineConfig({
     server: { deps: { inline: [/@jsquash/] } },
     // Dawn's native addon is happiest in its own process per test file.
     pool: 'forks',
+    // a tile table `rdpp tune` left in the user's cache must not change the kernels the tests run
+    // (test/cli/tune.test.ts turns it on where it tests it)
+    env: { RDPP_TILE_TABLE: 'off' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],

@@ -15,6 +15,7 @@ import {
   DispatchProfiler,
   flag,
   gemmPrecision,
+  gemmTileSource,
   mmaStatus,
   type PackedWeights,
   type Precision,
@@ -46,6 +47,8 @@ export interface E2eResult {
   precision: Precision;
   /** whether the f16 GEMMs ran on subgroup matrices (tensor cores), and which (engine/mma.ts) */
   mma: string;
+  /** where the GEMM tiles came from: a table `rdpp tune` made on this adapter, or the flag GEMM_TILE */
+  gemm_tiles: string;
   teacher: BenchTeacher;
   ssot: SsotMode;
   batch: number;
@@ -161,7 +164,16 @@ async function measure(
 ): Promise<
   Omit<
     E2eResult,
-    'kind' | 'adapter' | 'date' | 'precision' | 'mma' | 'teacher' | 'ssot' | 'batch' | 'imageSize'
+    | 'kind'
+    | 'adapter'
+    | 'date'
+    | 'precision'
+    | 'mma'
+    | 'gemm_tiles'
+    | 'teacher'
+    | 'ssot'
+    | 'batch'
+    | 'imageSize'
   > & {
     peakBytes: number;
   }
@@ -220,6 +232,7 @@ export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<
       date: new Date().toISOString(),
       precision: gemmPrecision(),
       mma: mmaStatus(),
+      gemm_tiles: gemmTileSource(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,
@@ -246,6 +259,7 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
       date: new Date().toISOString(),
       precision: gemmPrecision(),
       mma: mmaStatus(),
+      gemm_tiles: gemmTileSource(),
       teacher: o.teacher,
       ssot: o.ssot ?? 'official',
       batch: o.batch,

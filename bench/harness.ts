@@ -8,6 +8,7 @@ import {
   activeMmaTile,
   adapterLine,
   gemmPrecision,
+  gemmTileSource,
   mmaStatus,
   type Precision,
   runtime,
@@ -67,6 +68,8 @@ export interface BenchReport {
   size: BenchSize | 'shapes';
   /** whether the f16 GEMMs ran on subgroup matrices (tensor cores), and which (engine/mma.ts) */
   mma: string;
+  /** where the GEMM tiles came from (a table `rdpp tune` made, or the flag GEMM_TILE); --tiles overrides both */
+  gemm_tiles: string;
   /**
    * the adapter's peak for the arithmetic that ran, where known (knownPeakGflops): float32 FMAs, or the
    * dense f16 tensor-core rate with f32 accumulation when the GEMMs ran on subgroup matrices
@@ -167,6 +170,7 @@ export async function runBench(
     date: new Date().toISOString(),
     precision: gemmPrecision(),
     mma: mmaStatus(),
+    gemm_tiles: gemmTileSource(),
     size,
     peak_gflops: peak,
     results,

@@ -10,8 +10,9 @@
 #   RDPP_PHASE=demo    `rdpp demo --full` (256², the built-in procedural dataset, generated on the machine)
 #                      with the exported Keras teacher from .device-data, stopped at RDPP_DEADLINE seconds;
 #                      its report (HTML, SVG, metrics, log) without the checkpoints in demo-run.tgz
-#   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile, whole steps
-#                      with GEMM_TILE=auto and without the forward split-K, the same steps with
+#   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile (`rdpp tune`:
+#                      the tables come back as tiles-*.table.json), whole steps with those tables, with
+#                      GEMM_TILE=auto and without the forward split-K, the same steps with
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
 #                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
@@ -86,11 +87,20 @@ kernels)
   RDPP_ALLOW_UNSAFE_APIS=1 run shapes-wrn50-f16-mma bench shapes "${net[@]}" --precision f16 --iters 3
   [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
   unset RDPP_GEMM_MMA
-  # every conv shape with every GEMM tile (best_tiles says which wins each shape), then whole steps with
-  # the per-shape choice (GEMM_TILE=auto) against the default tile, and batch-1 inference without the
-  # forward split-K
-  run shapes-wrn50-tiles bench shapes "${net[@]}" --tiles all --iters 3
-  run shapes-keras-tiles bench shapes --teacher resnet50-keras --image-size "${net[3]}" --tiles all --iters 3
+  # every conv shape with every GEMM tile: `rdpp tune` keeps the fastest per GEMM in a table (written to
+  # $OUT, so it comes back; its JSON has every timing), then whole steps with the tuned table, with the
+  # rule GEMM_TILE=auto, and with the default tile; batch-1 inference without the forward split-K
+  tiles=(--iters 3 --precision f32)
+  run tune-wrn50 tune "${net[@]}" --batch "${train[1]}" --infer-batches "${infer1[1]},${infer32[1]}" \
+    "${tiles[@]}" --table "$out/tiles-wrn50-f32.table.json" --out "$out/tune-wrn50-timings.json"
+  run tune-keras tune --teacher resnet50-keras --image-size "${net[3]}" --batch "${train[1]}" \
+    --infer-batches "${infer1[1]},${infer32[1]}" "${tiles[@]}" --table "$out/tiles-keras-f32.table.json" \
+    --out "$out/tune-keras-timings.json"
+  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run train-tuned bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run infer-b32-tuned bench infer "${net[@]}" "${infer32[@]}"
+  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run infer-b1-tuned bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_TILE_TABLE="$out/tiles-keras-f32.table.json" run train-keras-tuned bench train --teacher resnet50-keras \
+    --image-size "${net[3]}" "${train[@]}" --ssot off
   RDPP_GEMM_TILE=auto run train-auto bench train "${net[@]}" "${train[@]}" --ssot off
   run train-default bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"

@@ -9,8 +9,10 @@ import {
   parsePrecision,
   prepareMma,
   setFlags,
+  useTileTable,
 } from '../engine/index.js';
 import { openNodeGpu } from '../platform/node.js';
+import { loadTileTable } from '../platform/tile-cache.js';
 import { type OptionSpec, UsageError } from './command.js';
 
 /** `--precision`, shared by the commands that run the network (train, test, predict, bench, profile, parity). */
@@ -31,7 +33,13 @@ export function precisionOption(values: Record<string, unknown>): Precision | un
 }
 
 export async function startEngine(
-  opts: { quiet?: boolean; allowUnsafeApis?: boolean; precision?: Precision | undefined } = {},
+  opts: {
+    quiet?: boolean;
+    allowUnsafeApis?: boolean;
+    precision?: Precision | undefined;
+    /** false: leave the GEMM tiles to GEMM_TILE (`rdpp tune` measures without a table) */
+    tileTable?: boolean;
+  } = {},
 ): Promise<GpuContext> {
   const gpu = await openNodeGpu({ allowUnsafeApis: opts.allowUnsafeApis ?? false });
   // after openNodeGpu, which applies RDPP_* from the environment: the command line wins
@@ -44,6 +52,12 @@ export async function startEngine(
     gemmPrecision();
     const mma = await prepareMma();
     if (!opts.quiet) console.error(mma);
+  }
+  // the GEMM tiles measured on this adapter by `rdpp tune`, if any (platform/tile-cache.ts)
+  if (opts.tileTable === false) useTileTable(null);
+  else {
+    const line = loadTileTable(gpu.report, gemmPrecision());
+    if (line && !opts.quiet) console.error(line);
   }
   return gpu;
 }

@@ -13,6 +13,7 @@ import { profile } from './commands/profile.js';
 import { teacherCommand } from './commands/teacher.js';
 import { test } from './commands/test.js';
 import { train } from './commands/train.js';
+import { tune } from './commands/tune.js';
 
 export const COMMANDS: Command[] = [
   demo,
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   info,
   parity,
   bench,
+  tune,
   profile,
 ];
 

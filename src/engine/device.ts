@@ -207,9 +207,16 @@ function fromDawnConfig(c: DawnSubgroupMatrixConfig): SubgroupMatrixConfig {
 }
 
 /** One line naming the adapter, for logs and benchmark results. */
-export function adapterLine(r: AdapterReport): string {
+/**
+ * The GPU itself, without what a session asked of it (features, limits): the same for every run on one
+ * adapter and driver, so measurements made on it (tile tables) can be matched to it later.
+ */
+export function adapterIdentity(r: AdapterReport): string {
   const name = [r.vendor, r.architecture, r.device].filter(Boolean).join(' / ') || 'unknown adapter';
   const desc = r.description && !name.includes(r.description) ? ` (${r.description})` : '';
-  const fb = r.isFallbackAdapter ? ' [fallback]' : '';
-  return `${r.platform}: ${name}${desc}${fb}; features: ${r.features.join(', ') || 'none'}; maxStorageBinding ${Math.round(r.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`;
+  return `${r.platform}: ${name}${desc}${r.isFallbackAdapter ? ' [fallback]' : ''}`;
+}
+
+export function adapterLine(r: AdapterReport): string {
+  return `${adapterIdentity(r)}; features: ${r.features.join(', ') || 'none'}; maxStorageBinding ${Math.round(r.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`;
 }

@@ -30,3 +30,4 @@ export * from './profiler.js';
 export * from './program.js';
 export * from './runtime.js';
 export * from './tensor.js';
+export * from './tile-table.js';

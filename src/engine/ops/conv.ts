@@ -66,6 +66,7 @@ import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
 import { runtime } from '../runtime.js';
 import { empty, keep, type Tensor } from '../tensor.js';
+import { gemmKey, tunedTile } from '../tile-table.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
 
@@ -95,15 +96,19 @@ const AUTO_TILES = ['t128x128', 't128x64', 't64x128'] as const;
 
 /**
  * The block tile for a GEMM of M×N outputs: convTuning.tile when set, else the subgroup-matrix tile when the
- * GEMM runs in f16 and prepareMma has enabled one, else the flag GEMM_TILE — a tile by
+ * GEMM runs in f16 and prepareMma has enabled one, else the tile the tuned table (engine/tile-table.ts)
+ * lists for the GEMM's `key`, else the flag GEMM_TILE — a tile by
  * name, or `auto`: the largest tile (fewer staging loads per FMA) that still gives `targetWorkgroups`
  * workgroups, else 64×64 (and split-K where the GEMM allows it).
  */
-export function gemmTileFor(M: number, N: number): GemmTile {
+export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
+  // the key is looked up (and traced for `rdpp tune`) before anything forces a tile
+  const tuned = key === undefined ? null : tunedTile(key);
   if (convTuning.tile) return convTuning.tile;
   // tensor cores, once prepareMma has checked them on this device (engine/mma.ts); f16 operands only
   const mma = activeMmaTile();
   if (mma && gemmPrecision() === 'f16') return mmaGemmTile(mma);
+  if (tuned) return tuned;
   const name = flag('GEMM_TILE');
   if (name !== 'auto') {
     const t = GEMM_TILES[name];
@@ -118,6 +123,11 @@ export function gemmTileFor(M: number, N: number): GemmTile {
     if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups) return t;
   }
   return DEFAULT_TILE;
+}
+
+/** The tile-table key of one pass of a convolution (every size of its geometry; see engine/tile-table.ts). */
+function convKey(pass: ConvPass, g: ConvGeom): string {
+  return gemmKey(pass, [g.n, g.ci, g.h, g.w, g.co, g.kh, g.kw, g.s, g.p]);
 }
 
 export interface Conv2dOptions {
@@ -326,7 +336,7 @@ function convForward(
     taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cin-cout', stableWeight);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
-  const tile = gemmTileFor(M, g.co);
+  const tile = gemmTileFor(M, g.co, convKey('fwd', g));
   // few input channels (the stem): K = (tap, channel) walked flat, the [T, Ci, Co] copy as a [T·Ci, Co] matrix
   const flat = taps > 1 && (convTuning.flatK ?? fwdFlatK(g, tile.bk));
   const wu =
@@ -418,7 +428,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
     taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cout-cin', stableWeight);
   // the largest phase has ceil(H/S)·ceil(W/S) pixels
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
-  const tile = gemmTileFor(maxM * g.s * g.s, g.ci);
+  const tile = gemmTileFor(maxM * g.s * g.s, g.ci, convKey('dgrad', g));
   const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
   const precision = gemmPrecision();
   runtime().run({
@@ -455,7 +465,7 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
   traced('wgrad', g, false, null);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
   const cols = g.ci * g.kh * g.kw;
-  const tile = gemmTileFor(g.co, cols);
+  const tile = gemmTileFor(g.co, cols, convKey('wgrad', g));
   const kTiles = g.n * Math.ceil((g.ho * g.wo) / tile.bk);
   const tiles = Math.ceil(g.co / tile.bm) * Math.ceil(cols / tile.bn);
   const precision = gemmPrecision();
@@ -747,7 +757,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   // the 1×1 conv whose output columns are (o, i, j)
   const g1: ConvGeom = { n, ci: cin, h, w: wd, co: 4 * cout, kh: 1, kw: 1, s: 1, p: 0, ho: h, wo: wd };
   const M = n * h * wd;
-  const tile = gemmTileFor(M, g1.co);
+  const tile = gemmTileFor(M, g1.co, convKey('deconv', g));
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
@@ -822,7 +832,7 @@ function deconvDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
   };
   const dx = empty([g.n, g.co, g.ho, g.wo]);
   const M = g.n * g.ho * g.wo;
-  const tile = gemmTileFor(M, g1.co);
+  const tile = gemmTileFor(M, g1.co, convKey('deconv-dx', g));
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
@@ -908,11 +918,11 @@ interface Strided {
 /** out [M, N] = A·B with A(m, k) = a.t[m·a.sr + k·a.sk], B(k, n) = b.t[n·b.sr + k·b.sk]. */
 function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
   const out = empty([M, N]);
-  const tile = gemmTileFor(M, N);
-  const kTiles = Math.ceil(K / tile.bk);
-  const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
   const am: LoadMode = a.sk === 1 ? 'k' : 'row';
   const bm: LoadMode = b.sk === 1 ? 'k' : 'row';
+  const tile = gemmTileFor(M, N, gemmKey('matmul', [M, N, K, am, bm]));
+  const kTiles = Math.ceil(K / tile.bk);
+  const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
   const precision = gemmPrecision();
   withSplitK(out, tiles, kTiles, (dst, splits, tps) => {
     const grid = gemmGrid(M, N, splits, tile);
