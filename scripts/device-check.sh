@@ -6,7 +6,8 @@
 #   RDPP_PHASE=tire    the real-data run: node dist/train.js on .device-data/tire (packed by
 #                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
 #                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
-#                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation
+#                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation;
+#                      first `rdpp tune` for that network (or the table carried in .device-data)
 #   RDPP_PHASE=demo    `rdpp demo --full` (256², the built-in procedural dataset, generated on the machine)
 #                      with the exported Keras teacher from .device-data, stopped at RDPP_DEADLINE seconds;
 #                      its report (HTML, SVG, metrics, log) without the checkpoints in demo-run.tgz
@@ -61,6 +62,29 @@ check)
   run profile-infer-b32 profile infer "${net[@]}" --batch "${infer32[1]}" --iters 2 --json
   ;;
 tire)
+  # the GEMM tiles of this network on this GPU: a table carried in .device-data (copy there the one an
+  # earlier call returned), or kept in runs/ on a warm machine, else `rdpp tune` now (at most
+  # RDPP_TUNE_SECONDS, default 120, taken from the run's deadline; 0 skips it) for the training batch and
+  # the evaluations' (train's at 16, rdpp test's at 8); the table also comes back in $OUT
+  t0=$SECONDS
+  table=
+  for f in .device-data/tiles-keras-f32.table.json runs/tiles-keras-f32.table.json; do
+    # only a table made on this adapter (rdpp refuses another's: info fails with it)
+    [ -z "$table" ] && [ -f "$f" ] && RDPP_TILE_TABLE=$f kit node dist/rdpp.js info >/dev/null 2>>"$log" && table=$f
+  done
+  if [ -z "$table" ] && [ "${RDPP_TUNE_SECONDS:-120}" != 0 ]; then
+    echo "== tune (at most ${RDPP_TUNE_SECONDS:-120} s)" | tee -a "$log"
+    mkdir -p runs
+    if kit timeout -s KILL "${RDPP_TUNE_SECONDS:-120}" node dist/rdpp.js tune --teacher resnet50-keras \
+      --image-size 256 --batch 16 --infer-batches 8,16 --iters 3 --table runs/tiles-keras-f32.table.json \
+      >>"$log" 2>&1; then table=runs/tiles-keras-f32.table.json; else echo "!! tune failed or ran out of time" | tee -a "$log"; fi
+    echo "   $((SECONDS - t0)) s" | tee -a "$log"
+  fi
+  if [ -n "$table" ]; then
+    export RDPP_TILE_TABLE=$table
+    cp "$table" "$out/"
+  fi
+  export RDPP_DEADLINE=$((${RDPP_DEADLINE:-480} - (SECONDS - t0)))
   # the user's command, plus the teacher file an offline server needs and the test curve every 10 epochs
   args=(--data .device-data --category tire --image-size 256 --epochs "${RDPP_EPOCHS:-100}"
     --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every 10 --out runs/tire256)
