@@ -92,6 +92,11 @@ describe('rdpp tune', () => {
       /^tuned table: \d+ GEMMs \(resnet18 32²/,
     );
 
+    const i = await cli(['info']);
+    expect(i.out).toMatch(
+      /\nGEMM tiles: tuned table: \d+ GEMMs \(resnet18 32² infer b1; .*\), others GEMM_TILE=t64x64$/,
+    );
+
     // a tile named by hand wins, and off means off
     process.env.RDPP_GEMM_TILE = 't32x32';
     const restoreFlags = setFlags({}); // the command sets the flag in this process: put it back after
@@ -112,6 +117,7 @@ describe('rdpp tune', () => {
       expect(o.code).toBe(0);
       expect(o.err).not.toContain('GEMM tiles');
       expect(JSON.parse(readFileSync(out, 'utf8')).gemm_tiles).toBe('GEMM_TILE=t64x64');
+      expect((await cli(['info'])).out).toMatch(/\nGEMM tiles: GEMM_TILE=t64x64 \(`rdpp tune` measures/);
     } finally {
       delete process.env.RDPP_TILE_TABLE;
     }
