@@ -2,22 +2,26 @@
  * `rdpp tune`: the tile table for this adapter (engine/tile-table.ts), measured on the network's own GEMMs.
  *
  * Every distinct conv GEMM of a training step and of inference (bench shapes: traced, scaled to the image
- * size and batches asked for) is timed with each candidate tile; the fastest tile of each is recorded under
- * the keys of the GEMMs that shape runs (traceGemmKeys: the keys gemmTileFor is asked for, so the table
- * uses exactly the keys the engine looks up). What the table gives is reported per workload: the conv time
- * of one step with the flag GEMM_TILE's tile on every GEMM against the tuned tiles, from the same timings.
+ * size and batches asked for) is timed with each candidate tile; where the fastest tile splits K, the same
+ * tile is timed again with K in one pass and with half and twice the engine's split count. The fastest
+ * choice is recorded under the keys of the GEMMs that shape runs (traceGemmKeys: the keys gemmTileFor is
+ * asked for, so the table uses exactly the keys the engine looks up). What the table gives is reported per
+ * workload: the conv time of one step with the flag GEMM_TILE's tile on every GEMM against the choices
+ * made, from the same timings.
  */
 import {
   adapterIdentity,
+  convTuning,
   flag,
   gemmPrecision,
   runtime,
   TILE_TABLE_VERSION,
   type TileTable,
+  tileChoice,
   traceGemmKeys,
 } from '../src/engine/index.js';
 import { GEMM_TILES } from '../src/shaders/matmul.js';
-import { type BenchCase, type BenchReport, runBench } from './harness.js';
+import { type BenchCase, type BenchReport, runBench, runCase } from './harness.js';
 import { type ShapeOptions, shapeCases } from './shapes.js';
 
 export interface TuneOptions extends Omit<ShapeOptions, 'tiles'> {
@@ -39,6 +43,14 @@ export interface TuneResult {
   gains: { group: string; flag_tile: string; flag_tile_ms: number; tuned_ms: number; speedup: number }[];
 }
 
+/** One traced conv GEMM of one workload: its case per tile, its GEMM keys, its time per choice. */
+interface Shape {
+  cases: Map<string, BenchCase>;
+  keys: string[];
+  /** choice (a tile name, or a tile with a fixed split count) → calls per step × median ms */
+  ms: Map<string, number>;
+}
+
 /** Strip the tile from a case's group ("infer b1 t64x64" → "infer b1"). */
 function workloadOf(c: { group?: string; tile?: string }): string {
   return (c.group ?? '').replace(` ${c.tile}`, '');
@@ -51,49 +63,95 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   if (cases.length === 0) throw new Error('tune: no shape matches the filter');
   const report = await runBench(cases, 'shapes', { iters: o.iters, warmup: 1, log: o.log });
 
-  // per GEMM key, each tile's time summed over the shapes that run it (Σ calls × median): shapes that
-  // differ only in what the key leaves out (a bias, a frozen weight) are the same GEMM, timed twice
-  const byKey = new Map<string, Map<string, number>>();
-  const shapes = new Map<string, BenchCase>();
-  for (const c of cases)
-    shapes.set(`${workloadOf(c)}|${c.name}`, shapes.get(`${workloadOf(c)}|${c.name}`) ?? c);
-  for (const [shape, c] of shapes) {
-    const keys = await gemmKeysOf(c);
-    for (const r of report.results) {
-      if (`${workloadOf(r)}|${r.name}` !== shape || r.tile === undefined) continue;
-      for (const k of keys) {
-        const m = byKey.get(k) ?? new Map<string, number>();
-        m.set(r.tile, (m.get(r.tile) ?? 0) + (r.calls_per_step ?? 1) * r.median_ms);
-        byKey.set(k, m);
-      }
-    }
+  // each shape's time (calls × median) per choice: a tile name (split-K as the engine decides) here, a
+  // tile with a fixed split count ("t64x64/s4") in the second pass
+  const shapes = new Map<
+    string,
+    { cases: Map<string, BenchCase>; keys: string[]; ms: Map<string, number> }
+  >();
+  for (const c of cases) {
+    const id = `${workloadOf(c)}|${c.name}`;
+    const sh = shapes.get(id) ?? { cases: new Map(), keys: [], ms: new Map() };
+    sh.cases.set(c.tile!, c);
+    shapes.set(id, sh);
   }
-  const tiles: Record<string, string> = {};
-  const choices: TuneResult['choices'] = [];
-  for (const [key, m] of byKey) {
-    const ms = Object.fromEntries([...m].map(([t, v]) => [t, +v.toFixed(4)]));
-    const best = [...m].sort((a, b) => a[1] - b[1])[0]![0];
-    tiles[key] = best;
-    choices.push({ key, tile: best, ms_by_tile: ms });
+  for (const r of report.results) {
+    const sh = shapes.get(`${workloadOf(r)}|${r.name}`);
+    if (sh && r.tile !== undefined) sh.ms.set(r.tile, (r.calls_per_step ?? 1) * r.median_ms);
+  }
+  for (const sh of shapes.values()) sh.keys = (await gemmKeysOf(sh.cases.values().next().value!)).keys;
+  // GEMM key → its shapes: shapes that differ only in what the key leaves out (a bias, a frozen weight)
+  // are the same GEMM, timed twice
+  const shapesOf = new Map<string, Shape[]>();
+  for (const sh of shapes.values())
+    for (const k of sh.keys) shapesOf.set(k, [...(shapesOf.get(k) ?? []), sh]);
+  const total = (k: string, choice: string) => {
+    let t = 0;
+    for (const sh of shapesOf.get(k)!) {
+      const v = sh.ms.get(choice);
+      if (v === undefined) return Number.POSITIVE_INFINITY;
+      t += v;
+    }
+    return t;
+  };
+  const bestOf = (k: string) => {
+    const all = new Set(shapesOf.get(k)!.flatMap((sh) => [...sh.ms.keys()]));
+    return [...all].sort((a, b) => total(k, a) - total(k, b))[0]!;
+  };
+
+  // second pass: where the best tile splits K, the same tile with half and twice the engine's split count
+  // and with none (batch-1 inference and weight gradients live on this choice)
+  for (const k of shapesOf.keys()) {
+    const tile = bestOf(k);
+    const auto = new Set<number>();
+    for (const sh of shapesOf.get(k)!) {
+      const n = (await gemmKeysOf(sh.cases.get(tile)!)).splits[k];
+      if (n !== undefined) auto.add(n);
+    }
+    if (auto.size !== 1) continue; // not split-K capable, or shapes that disagree
+    const s = [...auto][0]!;
+    if (s <= 1) continue;
+    for (const n of new Set([1, Math.ceil(s / 2), 2 * s]))
+      if (n !== s)
+        for (const sh of shapesOf.get(k)!) {
+          const choice = tileChoice(tile, n);
+          if (sh.ms.has(choice)) continue;
+          const base = sh.cases.get(tile)!;
+          const r = await runCase(withSplits(base, n, choice), 1, o.iters);
+          o.log?.(
+            `${base.family.padEnd(10)} ${base.name.padEnd(48)} ${r.median_ms.toFixed(3).padStart(10)} ms  ${choice}`,
+          );
+          sh.ms.set(choice, (base.callsPerStep ?? 1) * r.median_ms);
+        }
   }
 
-  // what the table changes, from the same timings: each workload's Σ calls × median, flag tile vs best
-  const flagTile = flag('GEMM_TILE');
-  const gains: TuneResult['gains'] = [];
-  const byGroup = new Map<string, { flag: number; tuned: number; complete: boolean }>();
-  for (const best of report.best_tiles ?? []) {
-    const r = report.results.find(
-      (x) => x.name === best.name && x.tile === flagTile && workloadOf(x) === best.group,
-    );
-    const calls = r?.calls_per_step ?? 1;
-    const g = byGroup.get(best.group) ?? { flag: 0, tuned: 0, complete: true };
-    g.tuned += calls * best.median_ms;
-    if (r) g.flag += calls * r.median_ms;
-    else g.complete = false;
-    byGroup.set(best.group, g);
+  const tiles: Record<string, string> = {};
+  const choices: TuneResult['choices'] = [];
+  for (const k of shapesOf.keys()) {
+    const best = bestOf(k);
+    tiles[k] = best;
+    const all = new Set(shapesOf.get(k)!.flatMap((sh) => [...sh.ms.keys()]));
+    choices.push({
+      key: k,
+      tile: best,
+      ms_by_tile: Object.fromEntries([...all].map((c) => [c, +total(k, c).toFixed(4)])),
+    });
   }
+
+  // what the table changes, from the same timings: each workload's Σ calls × median, the flag's tile on
+  // every GEMM against the choices made
+  const flagTile = flag('GEMM_TILE');
+  const byGroup = new Map<string, { flag: number; tuned: number }>();
+  for (const [id, sh] of shapes) {
+    const group = id.slice(0, id.indexOf('|'));
+    const g = byGroup.get(group) ?? { flag: 0, tuned: 0 };
+    g.flag += sh.ms.get(flagTile) ?? Number.NaN;
+    g.tuned += sh.keys.length > 0 ? (sh.ms.get(tiles[sh.keys[0]!]!) ?? Number.NaN) : Number.NaN;
+    byGroup.set(group, g);
+  }
+  const gains: TuneResult['gains'] = [];
   for (const [group, g] of byGroup)
-    if (g.complete && g.tuned > 0)
+    if (Number.isFinite(g.flag) && Number.isFinite(g.tuned) && g.tuned > 0)
       gains.push({
         group,
         flag_tile: flagTile,
@@ -113,15 +171,39 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   return { table, report, choices, gains };
 }
 
-/** The GEMM keys one case's run asks tiles for (run once, outside the timings). */
-async function gemmKeysOf(c: BenchCase): Promise<string[]> {
+/** The GEMM keys one case's run asks tiles for, and the split counts they ran with (run once, untimed). */
+async function gemmKeysOf(c: BenchCase): Promise<{ keys: string[]; splits: Record<string, number> }> {
   const { run, dispose } = await c.setup();
   try {
-    return traceGemmKeys(run).keys;
+    const { keys, splits } = traceGemmKeys(run);
+    return { keys, splits };
   } finally {
     dispose();
     await runtime().sync();
   }
+}
+
+/** `c` with every split-K capable GEMM in exactly `splits` slices. */
+function withSplits(c: BenchCase, splits: number, tile: string): BenchCase {
+  return {
+    ...c,
+    tile,
+    setup: async () => {
+      const { run, dispose } = await c.setup();
+      return {
+        run: () => {
+          const before = convTuning.splits;
+          convTuning.splits = splits;
+          try {
+            run();
+          } finally {
+            convTuning.splits = before;
+          }
+        },
+        dispose,
+      };
+    },
+  };
 }
 
 /** `old` with `fresh`'s entries added (fresh wins where both list a GEMM): tables for several networks. */

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runtime, setFlags, useTileTable } from '../../src/engine/index.js';
+import { convTuning, runtime, setFlags, useTileTable } from '../../src/engine/index.js';
 import { tileTablePath } from '../../src/platform/tile-cache.js';
 import { cli } from '../helpers/cli.js';
 import { gpu } from '../helpers/gpu.js';
@@ -62,7 +62,9 @@ describe('rdpp tune', () => {
     for (const k of keys) expect(k).toMatch(/^fwd:1x\d+x\d+x\d+x\d+x3x3x[12]x1$/);
     for (const c of timings.tune_choices) {
       const ms = Object.values(c.ms_by_tile) as number[];
-      expect(Object.keys(c.ms_by_tile).sort()).toEqual(['t32x32', 't64x64']);
+      // both tiles, and fixed split counts of the best one where it splits K (batch-1 forwards do)
+      expect(Object.keys(c.ms_by_tile)).toEqual(expect.arrayContaining(['t32x32', 't64x64']));
+      for (const choice of Object.keys(c.ms_by_tile)) expect(choice).toMatch(/^t(32x32|64x64)(\/s\d+)?$/);
       expect(c.ms_by_tile[table.tiles[c.key]]).toBe(Math.min(...ms));
     }
     expect(timings.tune_gains[0].group).toBe('infer b1');
@@ -120,6 +122,41 @@ describe('rdpp tune', () => {
       expect((await cli(['info'])).out).toMatch(/\nGEMM tiles: GEMM_TILE=t64x64 \(`rdpp tune` measures/);
     } finally {
       delete process.env.RDPP_TILE_TABLE;
+    }
+  });
+
+  it('also times fixed split counts where the best tile splits K, and keeps the fastest choice', async () => {
+    const before = convTuning.minKTilesPerSplit;
+    convTuning.minKTilesPerSplit = 1; // at 32² the weight gradients split only with this lowered
+    const table = join(dir, 'splits.json');
+    const report = join(dir, 'splits-report.json');
+    try {
+      const r = await cli([
+        'tune',
+        ...TUNE,
+        '--filter',
+        'wgrad conv3x3 (4x4|8x8)',
+        '--table',
+        table,
+        '--out',
+        report,
+      ]);
+      expect(r.code).toBe(0);
+      const t = JSON.parse(readFileSync(table, 'utf8'));
+      const { tune_choices } = JSON.parse(readFileSync(report, 'utf8'));
+      const split = tune_choices.filter((c: { ms_by_tile: object }) =>
+        Object.keys(c.ms_by_tile).some((k) => k.endsWith('/s1')),
+      );
+      expect(split.length).toBeGreaterThan(0); // K split by the engine: also timed in one pass, and more
+      for (const c of tune_choices) {
+        expect(c.key).toMatch(/^wgrad:/);
+        const ms = Object.values(c.ms_by_tile) as number[];
+        expect(c.ms_by_tile[t.tiles[c.key]]).toBe(Math.min(...ms));
+        for (const choice of Object.keys(c.ms_by_tile)) expect(choice).toMatch(/^t(32x32|64x64)(\/s\d+)?$/);
+      }
+      expect(r.err).toMatch(/wgrad conv3x3 .* ms {2}t(32x32|64x64)\/s1/);
+    } finally {
+      convTuning.minKTilesPerSplit = before;
     }
   });
 

@@ -11,17 +11,20 @@ import {
   backward,
   checkTileTable,
   conv2d,
+  conv2dBackwardWeight,
   convTranspose2d,
   convTuning,
   gemmTileFor,
   gemmTileSource,
   matmul,
+  parseTileChoice,
   runtime,
   setFlags,
   sum,
   TILE_TABLE_VERSION,
   type TileTable,
   tensor,
+  tileChoice,
   traceGemmKeys,
   useTileTable,
 } from '../../src/engine/index.js';
@@ -37,6 +40,7 @@ beforeAll(async () => {
 afterEach(() => {
   useTileTable(null);
   convTuning.tile = null;
+  convTuning.splits = null;
 });
 
 function table(tiles: Record<string, string>, o: Partial<TileTable> = {}): TileTable {
@@ -159,6 +163,79 @@ describe('a tuned table', () => {
       /GEMM fwd:2x8x8x8x64x3x3x1x1: unknown tile 't7x7' \(known: t64x64, t128x128/,
     );
     expect(() => checkTileTable(null, 'f.json')).toThrow(/make one with `rdpp tune` or delete the file/);
+  });
+});
+
+describe('a fixed split count', () => {
+  const WGRAD_KEY = 'wgrad:2x8x8x8x64x3x3x1x1';
+
+  /** The weight gradient of `c`: its values, the split count it ran with, whether a slice sum ran. */
+  async function wgrad(): Promise<{ dw: Float32Array; splits: number | undefined; sum: boolean }> {
+    const x = tensor(randn(2 * 8 * 8 * 8, 1), [2, 8, 8, 8]);
+    const gy = tensor(randn(2 * 64 * 64, 3), [2, 64, 8, 8]);
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const restore = setFlags({ LOG_DISPATCHES: true });
+    try {
+      const { result, splits } = traceGemmKeys(() =>
+        conv2dBackwardWeight(x, gy, [64, 8, 3, 3], { padding: 1 }),
+      );
+      const sum = log.mock.calls.some((a) => String(a[0]).startsWith('dispatch splitk_sum'));
+      const dw = await result.read();
+      result.dispose();
+      return { dw, splits: splits[WGRAD_KEY], sum };
+    } finally {
+      restore();
+      log.mockRestore();
+      x.dispose();
+      gy.dispose();
+    }
+  }
+
+  it("from the table decides how K is split (none, or exactly N slices), and dw stays the conv's", async () => {
+    const before = convTuning.minKTilesPerSplit;
+    convTuning.minKTilesPerSplit = 1; // K = 2·8·8 = 128 is 8 K tiles: split 8 ways by the engine's rule
+    try {
+      const want = convRef(
+        c,
+        randn(2 * 8 * 8 * 8, 1),
+        new Float32Array(64 * 8 * 9),
+        null,
+        randn(2 * 64 * 64, 3),
+      ).dw;
+      const auto = await wgrad();
+      expect(auto.splits).toBe(8);
+      expect(auto.sum).toBe(true);
+      useTileTable(table({ [WGRAD_KEY]: 't64x64/s1' }));
+      const one = await wgrad();
+      expect(one.splits).toBe(1);
+      expect(one.sum).toBe(false);
+      useTileTable(table({ [WGRAD_KEY]: 't64x64/s3' }));
+      const three = await wgrad();
+      expect(three.splits).toBe(3);
+      expect(three.sum).toBe(true);
+      for (const r of [auto, one, three]) expect(relErr(r.dw, want)).toBeLessThan(1e-5);
+      // not over a forced tile (its split is the engine's), and convTuning.splits (rdpp tune) wins
+      convTuning.tile = GEMM_TILES.t64x64!;
+      expect((await wgrad()).splits).toBe(8);
+      convTuning.splits = 2;
+      expect((await wgrad()).splits).toBe(2);
+    } finally {
+      convTuning.minKTilesPerSplit = before;
+      convTuning.splits = null;
+    }
+  });
+
+  it('is written and read as <tile>/s<count>', () => {
+    expect(tileChoice('t128x64', 4)).toBe('t128x64/s4');
+    expect(tileChoice('t128x64', null)).toBe('t128x64');
+    expect(parseTileChoice('t128x64/s4')).toEqual({ tile: 't128x64', splits: 4 });
+    expect(parseTileChoice('t32x32')).toEqual({ tile: 't32x32', splits: null });
+    for (const bad of ['t128x64/s0', 't128x64/4', 't7x7/s2', 't64x64/s'])
+      expect(parseTileChoice(bad)).toBeNull();
+    expect(checkTileTable(table({ [WGRAD_KEY]: 't64x64/s3' }), 'f.json').tiles[WGRAD_KEY]).toBe('t64x64/s3');
+    expect(() => checkTileTable(table({ [WGRAD_KEY]: 't64x64/s0' }), 'f.json')).toThrow(
+      /unknown tile 't64x64\/s0' \(known: .*, each optionally with \/s<splits>\)/,
+    );
   });
 });
 

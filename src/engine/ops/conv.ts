@@ -66,7 +66,7 @@ import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
 import { runtime } from '../runtime.js';
 import { empty, keep, type Tensor } from '../tensor.js';
-import { gemmKey, tunedTile } from '../tile-table.js';
+import { gemmKey, traceSplits, tunedSplits, tunedTile } from '../tile-table.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
 
@@ -81,6 +81,8 @@ export type { ConvGeom } from '../../shaders/conv.js';
  */
 export const convTuning = {
   tile: null as GemmTile | null,
+  /** the split count of every split-K capable GEMM, forced (rdpp tune, tests); null: the table's or splitCount's */
+  splits: null as number | null,
   /** the forward's K walk, forced (tests: both walks on every shape); null: fwdFlatK decides */
   flatK: null as boolean | null,
   targetWorkgroups: 528,
@@ -139,13 +141,27 @@ function shapeStr(s: readonly number[]): string {
   return `[${s.join(', ')}]`;
 }
 
+/** The most bytes a split-K partial buffer may take (convTuning's bound, and the adapter's binding limit). */
+function partialBytesLimit(): number {
+  return Math.min(convTuning.maxPartialBytes, runtime().gpu.report.limits.maxStorageBufferBindingSize);
+}
+
 function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
   const t = convTuning;
   let s = Math.max(Math.ceil(t.targetWorkgroups / tiles), Math.ceil(kTiles / t.maxKTilesPerSplit));
   s = Math.min(s, Math.floor(kTiles / t.minKTilesPerSplit), t.maxSplits);
-  const maxBytes = Math.min(t.maxPartialBytes, runtime().gpu.report.limits.maxStorageBufferBindingSize);
-  s = Math.min(s, Math.floor(maxBytes / Math.max(sliceBytes, 1)));
+  s = Math.min(s, Math.floor(partialBytesLimit() / Math.max(sliceBytes, 1)));
   return Math.max(1, s);
+}
+
+/**
+ * The split count fixed for the GEMM `key`: convTuning.splits when set, else the tuned table's — only
+ * where its tile is the one that runs (no tile forced, no tensor cores) — else null (splitCount decides).
+ */
+function fixedSplits(key: string): number | null {
+  if (convTuning.splits !== null) return convTuning.splits;
+  if (convTuning.tile || (activeMmaTile() && gemmPrecision() === 'f16')) return null;
+  return tunedSplits(key);
 }
 
 /** Sum `splits` slices of `part` ([splits, n]) into `out` ([n]). */
@@ -172,11 +188,18 @@ function withSplitK(
   tiles: number,
   kTiles: number,
   launch: (dst: Tensor, splits: number, tps: number) => void,
-  o: { split?: boolean; sum?: (part: Tensor, out: Tensor, splits: number) => void } = {},
+  o: { split?: boolean; sum?: (part: Tensor, out: Tensor, splits: number) => void; key?: string } = {},
 ): void {
-  const splits = o.split === false ? 1 : splitCount(tiles, kTiles, out.byteLength);
+  const fixed = o.key === undefined ? null : fixedSplits(o.key);
+  const splits =
+    o.split === false
+      ? 1
+      : fixed !== null
+        ? Math.min(fixed, Math.max(1, Math.floor(partialBytesLimit() / Math.max(out.byteLength, 1))))
+        : splitCount(tiles, kTiles, out.byteLength);
   const tps = Math.ceil(kTiles / splits);
   const used = Math.ceil(kTiles / tps);
+  if (o.key !== undefined) traceSplits(o.key, used);
   if (used <= 1) {
     launch(out, 1, Math.max(kTiles, 1));
     return;
@@ -336,7 +359,8 @@ function convForward(
     taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cin-cout', stableWeight);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
-  const tile = gemmTileFor(M, g.co, convKey('fwd', g));
+  const key = convKey('fwd', g);
+  const tile = gemmTileFor(M, g.co, key);
   // few input channels (the stem): K = (tap, channel) walked flat, the [T, Ci, Co] copy as a [T·Ci, Co] matrix
   const flat = taps > 1 && (convTuning.flatK ?? fwdFlatK(g, tile.bk));
   const wu =
@@ -390,6 +414,7 @@ function convForward(
     (dst, splits, tps) => launch(dst, splits, tps, splits === 1 ? epilogue : null),
     {
       split: flag('CONV_FWD_SPLIT_K'),
+      key,
       ...(epilogue ? { sum: (part, out, splits) => splitSumEpilogue(part, out, splits, g, epilogue) } : {}),
     },
   );
@@ -465,39 +490,46 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
   traced('wgrad', g, false, null);
   const dw = empty([g.co, g.ci, g.kh, g.kw]);
   const cols = g.ci * g.kh * g.kw;
-  const tile = gemmTileFor(g.co, cols, convKey('wgrad', g));
+  const key = convKey('wgrad', g);
+  const tile = gemmTileFor(g.co, cols, key);
   const kTiles = g.n * Math.ceil((g.ho * g.wo) / tile.bk);
   const tiles = Math.ceil(g.co / tile.bm) * Math.ceil(cols / tile.bn);
   const precision = gemmPrecision();
-  withSplitK(dw, tiles, kTiles, (dst, splits, tps) => {
-    const grid = gemmGrid(g.co, cols, splits, tile);
-    runtime().run({
-      name: 'conv2d_wgrad',
-      key: `${tileKey(tile)}${precisionKey(precision)}`,
-      inputs: [
-        { name: 'g', buffer: gy.buffer },
-        { name: 'x', buffer: x.buffer },
-      ],
-      outputs: [{ name: 'out', buffer: dst.buffer }],
-      uniforms: {
-        ...convUniforms(g),
-        tps: ['u32', tps],
-        tiles_m: ['u32', grid.tiles_m],
-        tiles_n: ['u32', grid.tiles_n],
-      },
-      workgroups: grid.workgroups,
-      cost: { flops: convFlops(g) },
-      wgsl: gemmShader({
-        tile,
-        ctx: WGRAD_CTX,
-        a: WGRAD_G,
-        b: WGRAD_X,
-        store: WGRAD_STORE,
-        fast: 'n',
-        precision,
-      }),
-    });
-  });
+  withSplitK(
+    dw,
+    tiles,
+    kTiles,
+    (dst, splits, tps) => {
+      const grid = gemmGrid(g.co, cols, splits, tile);
+      runtime().run({
+        name: 'conv2d_wgrad',
+        key: `${tileKey(tile)}${precisionKey(precision)}`,
+        inputs: [
+          { name: 'g', buffer: gy.buffer },
+          { name: 'x', buffer: x.buffer },
+        ],
+        outputs: [{ name: 'out', buffer: dst.buffer }],
+        uniforms: {
+          ...convUniforms(g),
+          tps: ['u32', tps],
+          tiles_m: ['u32', grid.tiles_m],
+          tiles_n: ['u32', grid.tiles_n],
+        },
+        workgroups: grid.workgroups,
+        cost: { flops: convFlops(g) },
+        wgsl: gemmShader({
+          tile,
+          ctx: WGRAD_CTX,
+          a: WGRAD_G,
+          b: WGRAD_X,
+          store: WGRAD_STORE,
+          fast: 'n',
+          precision,
+        }),
+      });
+    },
+    { key },
+  );
   return dw;
 }
 
@@ -757,7 +789,8 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   // the 1×1 conv whose output columns are (o, i, j)
   const g1: ConvGeom = { n, ci: cin, h, w: wd, co: 4 * cout, kh: 1, kw: 1, s: 1, p: 0, ho: h, wo: wd };
   const M = n * h * wd;
-  const tile = gemmTileFor(M, g1.co, convKey('deconv', g));
+  const key = convKey('deconv', g);
+  const tile = gemmTileFor(M, g1.co, key);
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
@@ -801,6 +834,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
     (dst, splits, tps) => launch(dst, splits, tps, splits === 1 ? epilogue : null),
     {
       split: flag('CONV_FWD_SPLIT_K'),
+      key,
       ...(epilogue ? { sum: (part, o, splits) => splitSumEpilogue(part, o, splits, out, epilogue) } : {}),
     },
   );
@@ -832,7 +866,8 @@ function deconvDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
   };
   const dx = empty([g.n, g.co, g.ho, g.wo]);
   const M = g.n * g.ho * g.wo;
-  const tile = gemmTileFor(M, g1.co, convKey('deconv-dx', g));
+  const key = convKey('deconv-dx', g);
+  const tile = gemmTileFor(M, g1.co, key);
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
@@ -871,7 +906,7 @@ function deconvDgrad(gy: Tensor, w: Tensor, g: ConvGeom): Tensor {
         }),
       });
     },
-    { split: flag('CONV_FWD_SPLIT_K') },
+    { split: flag('CONV_FWD_SPLIT_K'), key },
   );
   return dx;
 }
@@ -920,43 +955,50 @@ function gemm(a: Strided, b: Strided, M: number, N: number, K: number): Tensor {
   const out = empty([M, N]);
   const am: LoadMode = a.sk === 1 ? 'k' : 'row';
   const bm: LoadMode = b.sk === 1 ? 'k' : 'row';
-  const tile = gemmTileFor(M, N, gemmKey('matmul', [M, N, K, am, bm]));
+  const key = gemmKey('matmul', [M, N, K, am, bm]);
+  const tile = gemmTileFor(M, N, key);
   const kTiles = Math.ceil(K / tile.bk);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(N / tile.bn);
   const precision = gemmPrecision();
-  withSplitK(out, tiles, kTiles, (dst, splits, tps) => {
-    const grid = gemmGrid(M, N, splits, tile);
-    runtime().run({
-      name: 'matmul',
-      key: `${tileKey(tile)}|a:${am}|b:${bm}${precisionKey(precision)}`,
-      inputs: [
-        { name: 'ma', buffer: a.t.buffer },
-        { name: 'mb', buffer: b.t.buffer },
-      ],
-      outputs: [{ name: 'out', buffer: dst.buffer }],
-      uniforms: {
-        gm: ['u32', M],
-        gn: ['u32', N],
-        gk: ['u32', K],
-        tps: ['u32', tps],
-        tiles_m: ['u32', grid.tiles_m],
-        tiles_n: ['u32', grid.tiles_n],
-        ...stridedUniforms('a', M, K, a.sr, a.sk),
-        ...stridedUniforms('b', N, K, b.sr, b.sk),
-      },
-      workgroups: grid.workgroups,
-      cost: { flops: 2 * M * N * K },
-      wgsl: gemmShader({
-        tile,
-        ctx: PLAIN_CTX,
-        a: stridedOperand('ma', am),
-        b: stridedOperand('mb', bm),
-        store: PLAIN_STORE,
-        fast: 'n',
-        precision,
-      }),
-    });
-  });
+  withSplitK(
+    out,
+    tiles,
+    kTiles,
+    (dst, splits, tps) => {
+      const grid = gemmGrid(M, N, splits, tile);
+      runtime().run({
+        name: 'matmul',
+        key: `${tileKey(tile)}|a:${am}|b:${bm}${precisionKey(precision)}`,
+        inputs: [
+          { name: 'ma', buffer: a.t.buffer },
+          { name: 'mb', buffer: b.t.buffer },
+        ],
+        outputs: [{ name: 'out', buffer: dst.buffer }],
+        uniforms: {
+          gm: ['u32', M],
+          gn: ['u32', N],
+          gk: ['u32', K],
+          tps: ['u32', tps],
+          tiles_m: ['u32', grid.tiles_m],
+          tiles_n: ['u32', grid.tiles_n],
+          ...stridedUniforms('a', M, K, a.sr, a.sk),
+          ...stridedUniforms('b', N, K, b.sr, b.sk),
+        },
+        workgroups: grid.workgroups,
+        cost: { flops: 2 * M * N * K },
+        wgsl: gemmShader({
+          tile,
+          ctx: PLAIN_CTX,
+          a: stridedOperand('ma', am),
+          b: stridedOperand('mb', bm),
+          store: PLAIN_STORE,
+          fast: 'n',
+          precision,
+        }),
+      });
+    },
+    { key },
+  );
   return out;
 }
 
