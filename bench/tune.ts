@@ -102,7 +102,7 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   // second pass: where the best tile splits K, the same tile with half and twice the engine's split count
   // and with none (batch-1 inference and weight gradients live on this choice)
   for (const k of shapesOf.keys()) {
-    const tile = bestOf(k);
+    const tile = bestOf(k).split('/')[0]!; // a tile name (a shape of two keys may hold split choices already)
     const auto = new Set<number>();
     for (const sh of shapesOf.get(k)!) {
       const n = (await gemmKeysOf(sh.cases.get(tile)!)).splits[k];
