@@ -61,7 +61,10 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   const all = await shapeCases({ ...o, tiles: o.tiles });
   const cases = all.filter((c) => !o.filter || o.filter.test(`${c.family} ${c.name}`));
   if (cases.length === 0) throw new Error('tune: no shape matches the filter');
-  const report = await runBench(cases, 'shapes', { iters: o.iters, warmup: 1, log: o.log });
+  // progress: the timed (shape, tile) pairs of the first pass counted, the few of the second named
+  let done = 0;
+  const log = (l: string) => o.log?.(`[${++done}/${cases.length}] ${l}`);
+  const report = await runBench(cases, 'shapes', { iters: o.iters, warmup: 1, log });
 
   // each shape's time (calls × median) per choice: a tile name (split-K as the engine decides) here, a
   // tile with a fixed split count ("t64x64/s4") in the second pass
@@ -119,7 +122,7 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
           const base = sh.cases.get(tile)!;
           const r = await runCase(withSplits(base, n, choice), 1, o.iters);
           o.log?.(
-            `${base.family.padEnd(10)} ${base.name.padEnd(48)} ${r.median_ms.toFixed(3).padStart(10)} ms  ${choice}`,
+            `[split] ${base.family.padEnd(10)} ${base.name.padEnd(48)} ${r.median_ms.toFixed(3).padStart(10)} ms  ${choice}`,
           );
           sh.ms.set(choice, (base.callsPerStep ?? 1) * r.median_ms);
         }

@@ -154,7 +154,8 @@ describe('rdpp tune', () => {
         expect(c.ms_by_tile[t.tiles[c.key]]).toBe(Math.min(...ms));
         for (const choice of Object.keys(c.ms_by_tile)) expect(choice).toMatch(/^t(32x32|64x64)(\/s\d+)?$/);
       }
-      expect(r.err).toMatch(/wgrad conv3x3 .* ms {2}t(32x32|64x64)\/s1/);
+      expect(r.err).toMatch(/\[1\/\d+\] shapes-resnet18 wgrad conv3x3 /); // progress
+      expect(r.err).toMatch(/\[split\] shapes-resnet18 wgrad conv3x3 .* ms {2}t(32x32|64x64)\/s1/);
     } finally {
       convTuning.minKTilesPerSplit = before;
     }
