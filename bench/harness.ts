@@ -5,11 +5,11 @@
  * adapter (lavapipe); full shapes are RD++'s real ones (batch 16, 256×256 WRN50-2).
  */
 import {
-  activeMmaTile,
   adapterLine,
   gemmPrecision,
   gemmTileSource,
   mmaStatus,
+  mmaTileInUse,
   type Precision,
   runtime,
 } from '../src/engine/index.js';
@@ -158,7 +158,7 @@ export async function runBench(
   const adapter = adapterLine(runtime().gpu.report);
   // GEMMs (the conv family, on the engine's own tile) ran on tensor cores when a subgroup-matrix tile is
   // active; everything else, and a tile named by --tiles, on float32 FMAs
-  const tensorCores = activeMmaTile() !== null && gemmPrecision() === 'f16';
+  const tensorCores = mmaTileInUse() !== null;
   const peak = knownPeakGflops(adapter, tensorCores);
   for (const r of results) {
     const gemm = r.family === 'conv' || r.family.startsWith('shapes-');
@@ -182,12 +182,17 @@ export async function runBench(
   return report;
 }
 
+/** The workload of a case or result timed with a forced tile: its group without the tile ("infer b1 t64x64" → "infer b1"). */
+export function workloadOf(c: { group?: string | undefined; tile?: string | undefined }): string {
+  return (c.group ?? '').replace(` ${c.tile}`, '');
+}
+
 /** For every (workload, shape) timed with more than one tile: the fastest tile. */
 export function bestTiles(results: BenchResult[]): NonNullable<BenchReport['best_tiles']> {
   const byShape = new Map<string, BenchResult[]>();
   for (const r of results) {
     if (r.tile === undefined) continue;
-    const k = `${r.group?.replace(` ${r.tile}`, '')}|${r.name}`;
+    const k = `${workloadOf(r)}|${r.name}`;
     byShape.set(k, [...(byShape.get(k) ?? []), r]);
   }
   const out: NonNullable<BenchReport['best_tiles']> = [];

@@ -20,8 +20,7 @@ import {
   tileChoice,
   traceGemmKeys,
 } from '../src/engine/index.js';
-import { GEMM_TILES } from '../src/shaders/matmul.js';
-import { type BenchCase, type BenchReport, runBench, runCase } from './harness.js';
+import { type BenchCase, type BenchReport, runBench, runCase, workloadOf } from './harness.js';
 import { type ShapeOptions, shapeCases } from './shapes.js';
 
 export interface TuneOptions extends Omit<ShapeOptions, 'tiles'> {
@@ -49,11 +48,6 @@ interface Shape {
   keys: string[];
   /** choice (a tile name, or a tile with a fixed split count) → calls per step × median ms */
   ms: Map<string, number>;
-}
-
-/** Strip the tile from a case's group ("infer b1 t64x64" → "infer b1"). */
-function workloadOf(c: { group?: string; tile?: string }): string {
-  return (c.group ?? '').replace(` ${c.tile}`, '');
 }
 
 export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
@@ -217,6 +211,3 @@ export function mergeTileTables(old: TileTable | null, fresh: TileTable): TileTa
   const made = [...old.made.split(' | ').filter((m) => what(m) !== what(fresh.made)), fresh.made].join(' | ');
   return { ...fresh, made, tiles: { ...old.tiles, ...fresh.tiles } };
 }
-
-/** The tile names of GEMM_TILES, for usage messages. */
-export const TILE_NAMES = Object.keys(GEMM_TILES);

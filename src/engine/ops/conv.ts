@@ -60,6 +60,7 @@ import {
   stridedUniforms,
   tileKey,
 } from '../../shaders/matmul.js';
+import type { MmaTile } from '../../shaders/mma.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { flag } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
@@ -107,9 +108,8 @@ export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
   // the key is looked up (and traced for `rdpp tune`) before anything forces a tile
   const tuned = key === undefined ? null : tunedTile(key);
   if (convTuning.tile) return convTuning.tile;
-  // tensor cores, once prepareMma has checked them on this device (engine/mma.ts); f16 operands only
-  const mma = activeMmaTile();
-  if (mma && gemmPrecision() === 'f16') return mmaGemmTile(mma);
+  const mma = mmaTileInUse();
+  if (mma) return mmaGemmTile(mma);
   if (tuned) return tuned;
   const name = flag('GEMM_TILE');
   if (name !== 'auto') {
@@ -125,6 +125,12 @@ export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
     if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups) return t;
   }
   return DEFAULT_TILE;
+}
+
+/** The tensor cores' tile when the GEMMs run on them: prepareMma has checked them on this device (engine/mma.ts) and the operands are f16. */
+export function mmaTileInUse(): MmaTile | null {
+  const mma = activeMmaTile();
+  return mma && gemmPrecision() === 'f16' ? mma : null;
 }
 
 /** The tile-table key of one pass of a convolution (every size of its geometry; see engine/tile-table.ts). */
@@ -146,12 +152,16 @@ function partialBytesLimit(): number {
   return Math.min(convTuning.maxPartialBytes, runtime().gpu.report.limits.maxStorageBufferBindingSize);
 }
 
+/** The most slices of `sliceBytes` each that the partial buffer may hold (at least 1). */
+function maxSplitsForBytes(sliceBytes: number): number {
+  return Math.max(1, Math.floor(partialBytesLimit() / Math.max(sliceBytes, 1)));
+}
+
 function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
   const t = convTuning;
   let s = Math.max(Math.ceil(t.targetWorkgroups / tiles), Math.ceil(kTiles / t.maxKTilesPerSplit));
   s = Math.min(s, Math.floor(kTiles / t.minKTilesPerSplit), t.maxSplits);
-  s = Math.min(s, Math.floor(partialBytesLimit() / Math.max(sliceBytes, 1)));
-  return Math.max(1, s);
+  return Math.max(1, Math.min(s, maxSplitsForBytes(sliceBytes)));
 }
 
 /**
@@ -160,7 +170,7 @@ function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
  */
 function fixedSplits(key: string): number | null {
   if (convTuning.splits !== null) return convTuning.splits;
-  if (convTuning.tile || (activeMmaTile() && gemmPrecision() === 'f16')) return null;
+  if (convTuning.tile || mmaTileInUse()) return null;
   return tunedSplits(key);
 }
 
@@ -195,7 +205,7 @@ function withSplitK(
     o.split === false
       ? 1
       : fixed !== null
-        ? Math.min(fixed, Math.max(1, Math.floor(partialBytesLimit() / Math.max(out.byteLength, 1))))
+        ? Math.min(fixed, maxSplitsForBytes(out.byteLength))
         : splitCount(tiles, kTiles, out.byteLength);
   const tps = Math.ceil(kTiles / splits);
   const used = Math.ceil(kTiles / tps);
