@@ -70,6 +70,8 @@ export interface E2eResult {
    */
   packed_weights_mib: number;
   packed_weights: PackedWeights;
+  /** whether aligned GEMM operands were read with vec4 loads (the flag GEMM_VEC4) */
+  gemm_vec4: boolean;
   dispatches_per_step: number;
   submits_per_step: number;
   buffers_created_per_step: number;
@@ -212,6 +214,7 @@ async function measure(
     resident_mib: +(resident / MIB).toFixed(1),
     packed_weights_mib: +(packed / MIB).toFixed(1),
     packed_weights: flag('KEEP_PACKED_WEIGHTS'),
+    gemm_vec4: flag('GEMM_VEC4'),
     dispatches_per_step: per(c0.dispatches, c1.dispatches),
     submits_per_step: per(c0.submits, c1.submits),
     buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),

@@ -143,10 +143,17 @@ export async function runCase(c: BenchCase, warmup = 2, iters = 10): Promise<Ben
 export async function runBench(
   cases: BenchCase[],
   size: BenchReport['size'],
-  opts: { iters?: number; warmup?: number; log?: (line: string) => void } = {},
+  opts: {
+    iters?: number;
+    warmup?: number;
+    log?: (line: string) => void;
+    /** asked before each case: true, and no further case starts (those not run have no result) */
+    stop?: () => boolean;
+  } = {},
 ): Promise<BenchReport> {
   const results: BenchResult[] = [];
   for (const c of cases) {
+    if (opts.stop?.()) break;
     const r = await runCase(c, opts.warmup ?? 2, opts.iters ?? 10);
     results.push(r);
     const rate =

@@ -23,6 +23,7 @@ import {
   noGrad,
   runtime,
   type Tensor,
+  tileDeviceProblem,
   traceConvs,
 } from '../src/engine/index.js';
 import { GEMM_TILES, type GemmTile } from '../src/shaders/matmul.js';
@@ -163,10 +164,19 @@ function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[
   return { inputs: [xs, gs], run: ([x, gy]) => conv2dBackwardWeight(x!, gy!, ws, opts) };
 }
 
+/** The named tiles this device can run (workgroup memory); the others are left out, and said so. */
+function tilesThatFit(names: string[]): string[] {
+  return names.filter((name) => {
+    const problem = tileDeviceProblem(GEMM_TILES[name]!);
+    if (problem) console.error(`shapes: leaving out ${name}: ${problem}`);
+    return problem === null;
+  });
+}
+
 /** Benchmark cases for every distinct conv GEMM of the network's training step and inference. */
 export async function shapeCases(o: ShapeOptions): Promise<BenchCase[]> {
   const cases: BenchCase[] = [];
-  const tiles: (string | null)[] = o.tiles && o.tiles.length > 0 ? o.tiles : [null];
+  const tiles: (string | null)[] = o.tiles && o.tiles.length > 0 ? tilesThatFit(o.tiles) : [null];
   const add = (s: ConvShape, batch: number) => {
     const g = scaleGeom(s.geom, o.imageSize, batch);
     const b = body(s, g);

@@ -29,6 +29,14 @@ export interface TuneOptions extends Omit<ShapeOptions, 'tiles'> {
   iters: number;
   /** only shapes whose "family name" matches */
   filter?: RegExp;
+  /**
+   * seconds of timing at most: the shapes are timed in order of their share of a step (FLOPs × calls),
+   * every tile of one shape before the next; at the budget no further case starts, and the table holds
+   * the GEMMs whose shapes were timed with every tile (the rest keep GEMM_TILE's tile)
+   */
+  budgetS?: number;
+  /** the clock the budget is read on, in ms (default performance.now; tests step it by hand) */
+  now?: () => number;
   log?: (line: string) => void;
 }
 
@@ -40,6 +48,9 @@ export interface TuneResult {
   choices: { key: string; tile: string; ms_by_tile: Record<string, number> }[];
   /** per workload: conv ms per step with the flag's tile on every GEMM, and with the tuned ones */
   gains: { group: string; flag_tile: string; flag_tile_ms: number; tuned_ms: number; speedup: number }[];
+  /** shapes timed with every tile, of all the shapes (fewer when the budget ran out) */
+  shapes_tuned: number;
+  shapes_total: number;
 }
 
 /** One traced conv GEMM of one workload: its case per tile, its GEMM keys, its time per choice. */
@@ -52,13 +63,21 @@ interface Shape {
 
 export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   if (o.tiles.length < 2) throw new Error('tune: name at least two tiles to choose from');
+  const now = o.now ?? (() => performance.now());
+  const stopAt = o.budgetS === undefined ? Number.POSITIVE_INFINITY : now() + o.budgetS * 1000;
+  const spent = () => now() >= stopAt;
   const all = await shapeCases({ ...o, tiles: o.tiles });
-  const cases = all.filter((c) => !o.filter || o.filter.test(`${c.family} ${c.name}`));
+  const cases = byShare(all.filter((c) => !o.filter || o.filter.test(`${c.family} ${c.name}`)));
   if (cases.length === 0) throw new Error('tune: no shape matches the filter');
   // progress: the timed (shape, tile) pairs of the first pass counted, the few of the second named
   let done = 0;
   const log = (l: string) => o.log?.(`[${++done}/${cases.length}] ${l}`);
-  const report = await runBench(cases, 'shapes', { iters: o.iters, warmup: 1, log });
+  const report = await runBench(cases, 'shapes', {
+    iters: o.iters,
+    warmup: 1,
+    log,
+    stop: spent,
+  });
 
   // each shape's time (calls × median) per choice: a tile name (split-K as the engine decides) here, a
   // tile with a fixed split count ("t64x64/s4") in the second pass
@@ -76,6 +95,13 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
     const sh = shapes.get(`${workloadOf(r)}|${r.name}`);
     if (sh && r.tile !== undefined) sh.ms.set(r.tile, (r.calls_per_step ?? 1) * r.median_ms);
   }
+  // a shape the budget cut short is left out: the table holds only choices made among every tile
+  const shapesTotal = shapes.size;
+  for (const [id, sh] of shapes) if (sh.ms.size < sh.cases.size) shapes.delete(id);
+  if (shapes.size < shapesTotal)
+    o.log?.(
+      `budget of ${o.budgetS} s spent: ${shapes.size} of ${shapesTotal} shapes timed with every tile (the largest first); the others keep GEMM_TILE's tile`,
+    );
   for (const sh of shapes.values()) sh.keys = (await gemmKeysOf(sh.cases.values().next().value!)).keys;
   // GEMM key → its shapes: shapes that differ only in what the key leaves out (a bias, a frozen weight)
   // are the same GEMM, timed twice
@@ -99,6 +125,7 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   // second pass: where the best tile splits K, the same tile with half and twice the engine's split count
   // and with none (batch-1 inference and weight gradients live on this choice)
   for (const k of shapesOf.keys()) {
+    if (spent()) break;
     const tile = bestOf(k).split('/')[0]!; // a tile name (a shape of two keys may hold split choices already)
     const auto = new Set<number>();
     for (const sh of shapesOf.get(k)!) {
@@ -165,7 +192,21 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
     made: `${o.teacher} ${o.imageSize}² ${batches}; tiles ${o.tiles.join(',')}; ${new Date().toISOString().slice(0, 10)}`,
     tiles,
   };
-  return { table, report, choices, gains };
+  return { table, report, choices, gains, shapes_tuned: shapes.size, shapes_total: shapesTotal };
+}
+
+/**
+ * The cases with each shape's tiles together, the shapes in order of their share of a step (FLOPs × calls
+ * per step, largest first): what a time budget should cover first.
+ */
+function byShare(cases: BenchCase[]): BenchCase[] {
+  const groups = new Map<string, BenchCase[]>();
+  for (const c of cases) {
+    const id = `${workloadOf(c)}|${c.name}`;
+    groups.set(id, [...(groups.get(id) ?? []), c]);
+  }
+  const share = (g: BenchCase[]) => (g[0]!.flops ?? 0) * (g[0]!.callsPerStep ?? 1);
+  return [...groups.values()].sort((a, b) => share(b) - share(a)).flat();
 }
 
 /** The GEMM keys one case's run asks tiles for, and the split counts they ran with (run once, untimed). */

@@ -13,7 +13,7 @@
 #                      its report (HTML, SVG, metrics, log) without the checkpoints in demo-run.tgz
 #   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile (`rdpp tune`:
 #                      the tables come back as tiles-*.table.json), whole steps with those tables, with
-#                      GEMM_TILE=auto and without the forward split-K, the same steps with
+#                      GEMM_TILE=auto, without the forward split-K and without vec4 loads, the same steps with
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
 #                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
@@ -65,7 +65,9 @@ tire)
   # the GEMM tiles of this network on this GPU: a table carried in .device-data (copy there the one an
   # earlier call returned), or kept in runs/ on a warm machine, else `rdpp tune` now (at most
   # RDPP_TUNE_SECONDS, default 120, taken from the run's deadline; 0 skips it) for the training batch and
-  # the evaluations' (train's at 16, rdpp test's at 8); the table also comes back in $OUT
+  # the evaluations' (train's at 16, rdpp test's at 8), timing for three quarters of that (--budget: the
+  # largest GEMMs first, the table keeps what was timed; the rest is start-up and margin, then a hard stop);
+  # the table also comes back in $OUT
   t0=$SECONDS
   table=
   for f in .device-data/tiles-keras-f32.table.json runs/tiles-keras-f32.table.json; do
@@ -76,7 +78,8 @@ tire)
     echo "== tune (at most ${RDPP_TUNE_SECONDS:-120} s)" | tee -a "$log"
     mkdir -p runs
     if kit timeout -s KILL "${RDPP_TUNE_SECONDS:-120}" node dist/rdpp.js tune --teacher resnet50-keras \
-      --image-size 256 --batch 16 --infer-batches 8,16 --iters 3 --table runs/tiles-keras-f32.table.json \
+      --image-size 256 --batch 16 --infer-batches 8,16 --iters 3 --budget $((${RDPP_TUNE_SECONDS:-120} * 3 / 4)) \
+      --table runs/tiles-keras-f32.table.json \
       >>"$log" 2>&1; then table=runs/tiles-keras-f32.table.json; else echo "!! tune failed or ran out of time" | tee -a "$log"; fi
     echo "   $((SECONDS - t0)) s" | tee -a "$log"
   fi
@@ -114,7 +117,8 @@ kernels)
   # every conv shape with every GEMM tile: `rdpp tune` keeps the fastest per GEMM in a table (written to
   # $OUT, so it comes back; its JSON has every timing), then whole steps with the tuned table, with the
   # rule GEMM_TILE=auto, and with the default tile; batch-1 inference without the forward split-K
-  tiles=(--iters 3 --precision f32)
+  # (each tune at most RDPP_TUNE_BUDGET seconds of timing, default 120: the largest GEMMs first)
+  tiles=(--iters 3 --precision f32 --budget "${RDPP_TUNE_BUDGET:-120}")
   run tune-wrn50 tune "${net[@]}" --batch "${train[1]}" --infer-batches "${infer1[1]},${infer32[1]}" \
     "${tiles[@]}" --table "$out/tiles-wrn50-f32.table.json" --out "$out/tune-wrn50-timings.json"
   run tune-keras tune --teacher resnet50-keras --image-size "${net[3]}" --batch "${train[1]}" \
@@ -130,6 +134,9 @@ kernels)
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
   RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
   RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
+  # element-by-element operand loads against the default vec4 loads (GEMM_VEC4; the same bits either way)
+  RDPP_GEMM_VEC4=0 run train-novec4 bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_GEMM_VEC4=0 run infer-b32-novec4 bench infer "${net[@]}" "${infer32[@]}"
   # every network's weights kept in GEMM layout during inference (KEEP_PACKED_WEIGHTS=stable: +0.3 GiB for
   # WRN50-2) against the default (only the teacher's): is the saved copying worth that memory on a GPU?
   RDPP_KEEP_PACKED_WEIGHTS=stable run infer-b1-stable bench infer "${net[@]}" "${infer1[@]}"

@@ -53,7 +53,8 @@ export interface Flags {
   SINKHORN_CHUNK_BYTES: number;
   /**
    * The block tile of every GEMM (matmul and the convolution family): a name from GEMM_TILES in
-   * shaders/matmul.ts (t64x64, t128x128, t128x64, t64x128, t32x32), or `auto` to pick per GEMM shape (the
+   * shaders/matmul.ts (t64x64, t128x128, t128x64, t64x128, t32x32, and the double-buffered t64x64d,
+   * t128x128d, t128x64d, t64x128d), or `auto` to pick per GEMM shape (the
    * largest tile that still gives the GPU enough workgroups). t64x64 is the tile measured on the H200.
    */
   GEMM_TILE: string;
@@ -72,6 +73,13 @@ export interface Flags {
    * fill the GPU (batch-1 inference, deep layers), as the weight gradients already do.
    */
   CONV_FWD_SPLIT_K: boolean;
+  /**
+   * Vectorised (vec4) operand loads in the SIMT GEMM where the operand's 4-row groups are contiguous and
+   * aligned: the conv weights of forward and input gradient (channels a multiple of 4: every RD++ conv),
+   * the input and upstream gradient of 1×1 stride-1 convs, the 2×2 transposed conv's input. Same values,
+   * same sums (results are bit-identical either way): only the number of load instructions changes.
+   */
+  GEMM_VEC4: boolean;
   /**
    * Which multi-tap conv weights keep their copy in the layout the GEMM reads ([taps, Cin, Cout] for the
    * forward, [taps, Cout, Cin] for a transposed conv) from one call to the next, instead of copying at every
@@ -97,6 +105,7 @@ const defaults: Flags = {
   GEMM_TILE: 't64x64',
   GEMM_MMA: 'auto',
   CONV_FWD_SPLIT_K: true,
+  GEMM_VEC4: true,
   KEEP_PACKED_WEIGHTS: 'frozen',
 };
 

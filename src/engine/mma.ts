@@ -118,5 +118,5 @@ export function setActiveMma(tile: MmaTile | null, line: string): void {
 export function describeMma(t: MmaTile): string {
   const { bm, bn, bk } = mmaBlock(t);
   const c = t.config;
-  return `${c.m}×${c.n}×${c.k} f16→f32${t.emulate ? ' (emulated)' : ''}, ${t.sgm * t.sgn} subgroups of ${t.lanes}, ${bm}×${bn}×${bk} blocks`;
+  return `${c.m}×${c.n}×${c.k} f16→f32${t.emulate ? ' (emulated)' : ''}, ${t.sgm * t.sgn} subgroups of ${t.lanes}, ${bm}×${bn}×${bk} blocks${t.db ? ', double-buffered' : ''}`;
 }

@@ -121,6 +121,33 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
 };
 
 /**
+ * GemmOperand.load4 for an operand whose group of 4 rows starts at element `offset` (a multiple of 4) of
+ * the vec4 view `view`, zero unless `ok` (WGSL over the loader's r, o and k).
+ */
+function load4Wgsl(ok: string, view: string, offset: string): (p: 'a' | 'b') => string {
+  return (p) => `fn ${p}_load4(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (${ok}) { v = ${view}[(${offset}) >> 2u]; }
+  return v;
+}`;
+}
+
+/**
+ * IM2COL with vectorised loads (GemmOperand.load4, binding x4: x as vec4s), for a 1×1 stride-1 unpadded
+ * conv whose H·W is a multiple of 4: then output pixels m .. m+3 of a group are input pixels at
+ * consecutive, aligned addresses of one image. Also the deconvolution forward's A (the same 1×1 GEMM).
+ */
+export const IM2COL_VEC4: GemmOperand = {
+  ...IM2COL,
+  load4: load4Wgsl('o.ok && k.ok', 'x4', 'o.off + k.ch * u.h * u.w'),
+};
+
+/** Whether IM2COL_VEC4 may read this conv's input: 1×1, stride 1, no padding, H·W a multiple of 4. */
+export function im2colVec4(g: ConvGeom): boolean {
+  return g.kh === 1 && g.kw === 1 && g.s === 1 && g.p === 0 && (g.h * g.w) % 4 === 0;
+}
+
+/**
  * The forward with K walked flat, for few input channels (the 7×7 stem's 3): k = tap·Ci + channel in one
  * level, so a BK-deep tile covers several taps. Tap-major with Ci = 3 and BK = 16, every tile of A and B
  * would hold 3 real rows and 13 zeros — 49 tiles where ⌈147 / 16⌉ = 10 carry the same products. The
@@ -166,10 +193,16 @@ export function fwdFlatK(g: ConvGeom, bk: number): boolean {
 /**
  * B = a weight seen as [tap, channel, column] with strides u.ws_t, u.ws_c, u.ws_n (channels < u.ws_cn);
  * the context's `real_tap` maps the outer K index to the tap. Mode 'row' when the column stride is 1.
+ * `vec4` (row mode; binding wt4: the weight as vec4s): vectorised loads — only where weightVec4 holds.
  */
-export function weightOperand(mode: LoadMode): GemmOperand {
+export function weightOperand(mode: LoadMode, vec4 = false): GemmOperand {
   return {
     mode,
+    ...(vec4
+      ? {
+          load4: load4Wgsl('r.ok && k.ok', 'wt4', 'o.off + k.ch * u.ws_c'),
+        }
+      : {}),
     wgsl: (p) => `struct ${p}_row { off: u32, ok: bool }
 fn ${p}_row_of(c: Ctx, r: u32) -> ${p}_row { return ${p}_row(r * u.ws_n, r < c.n); }
 struct ${p}_out { off: u32 }
@@ -185,6 +218,14 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   return v;
 }`,
   };
+}
+
+/**
+ * Whether weightOperand('row', true) may read a weight with tap and channel strides wsT, wsC and `columns`
+ * columns: 4 adjacent columns (column stride 1) at 16-byte aligned offsets, none straddling the edge.
+ */
+export function weightVec4(wsT: number, wsC: number, columns: number): boolean {
+  return wsT % 4 === 0 && wsC % 4 === 0 && columns % 4 === 0;
 }
 
 /**
@@ -349,6 +390,15 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   if (o.ok && k.ok) { v = g[o.off + k.ch * u.ho * u.wo]; }
   return v;
 }`,
+};
+
+/**
+ * DGRAD_G with vectorised loads (binding g4: g as vec4s), for the input gradient of a 1×1 stride-1
+ * unpadded conv whose H·W is a multiple of 4 (im2colVec4): one phase, pixel m of dx reads pixel m of g.
+ */
+export const DGRAD_G_VEC4: GemmOperand = {
+  ...DGRAD_G,
+  load4: load4Wgsl('o.ok && k.ok', 'g4', 'o.off + k.ch * u.ho * u.wo'),
 };
 
 export const DGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {

@@ -11,7 +11,11 @@
  *     and does 16 FMAs), each invocation loading BM·BK/WG elements of each operand;
  *   - global loads of tile t+1 go to registers while tile t is multiplied (register prefetch), so the
  *     memory latency overlaps the arithmetic with only one shared buffer (fits WebGPU's default 16 KiB);
+ *     the double-buffered tiles (`db`, names ending in d) stage into two buffers in turn and need one
+ *     barrier per K tile instead of two, for twice the workgroup memory (gemm-loop.ts, kLoopDouble);
  *   - each invocation stages groups of 4 consecutive rows at one k of each operand (one vec4 store each);
+ *     where an operand's groups are contiguous and aligned in memory (GemmOperand.load4, flag GEMM_VEC4)
+ *     a group is also one vec4 load, with one row and one address computed for it instead of four;
  *   - edge tiles: loaders return 0 outside the problem, stores are bounds-checked, so any M, N, K work.
  * On the H200 this tile (64×64, 4×4 per invocation, BK 16) reached 19.5 TFLOP/s f32 as a plain matmul.
  *
@@ -42,7 +46,7 @@
  */
 
 import type { Precision } from '../engine/flags.js';
-import { kLoop, type Staging, TILE_ORIGIN } from './gemm-loop.js';
+import { kLoop, kLoopDouble, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import { type MmaTile, mmaBlock, mmaKey, mmaProblem, mmaShader, mmaSharedBytes, mmaThreads } from './mma.js';
 
 /**
@@ -57,6 +61,11 @@ export interface GemmTile {
   bk: number;
   tm?: 4 | 8;
   tn?: 4 | 8;
+  /**
+   * Two staging buffers per operand, filled in turn (one barrier per K tile instead of two; twice the
+   * workgroup memory). Which of the two is faster on a GPU is measured (`rdpp tune`), not assumed.
+   */
+  db?: boolean;
   /**
    * Subgroup matrices (tensor cores) instead of the SIMT inner loop: see mma.ts. bm, bn and bk are then
    * the block the MMA tile covers (mmaGemmTile builds such a tile); f16 precision only.
@@ -78,7 +87,7 @@ export const DEFAULT_TILE: GemmTile = { bm: 64, bn: 64, bk: 16 };
  * 16.1–16.3 in a probe (../shared/docs/webgpu-runtime.md) — so bigger is not better by default there, and
  * which tile wins each conv shape is measured (`rdpp bench shapes --tiles all`), not assumed. The
  * rectangular tiles suit GEMMs with few rows (deep layers at small batch) or few columns; 32×32 gives
- * small problems more workgroups.
+ * small problems more workgroups. The names ending in d are the same tiles double-buffered (`db`).
  */
 export const GEMM_TILES: Readonly<Record<string, GemmTile>> = Object.freeze({
   t64x64: DEFAULT_TILE,
@@ -86,6 +95,10 @@ export const GEMM_TILES: Readonly<Record<string, GemmTile>> = Object.freeze({
   t128x64: { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
   t64x128: { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 },
   t32x32: { bm: 32, bn: 32, bk: 16 },
+  t64x64d: { bm: 64, bn: 64, bk: 16, db: true },
+  t128x128d: { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8, db: true },
+  t128x64d: { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4, db: true },
+  t64x128d: { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8, db: true },
 });
 
 function micro(t: GemmTile): { tm: number; tn: number } {
@@ -103,7 +116,7 @@ export function tileThreads(t: GemmTile): number {
 export function tileKey(t: GemmTile): string {
   if (t.mma) return mmaKey(t.mma);
   const { tm, tn } = micro(t);
-  return `t${t.bm}x${t.bn}x${t.bk}${tm === 4 && tn === 4 ? '' : `r${tm}x${tn}`}`;
+  return `t${t.bm}x${t.bn}x${t.bk}${tm === 4 && tn === 4 ? '' : `r${tm}x${tn}`}${t.db ? 'd' : ''}`;
 }
 
 /** Groups of 4 rows × 1 k that each invocation stages per K tile for an operand of `rows` rows. */
@@ -114,6 +127,7 @@ function stageGroups(rows: number, t: GemmTile): number {
 /** Why a tile is not a valid configuration, or null when it is. */
 export function tileProblem(t: GemmTile): string | null {
   if (t.mma) {
+    if (t.db) return 'a subgroup-matrix tile is double-buffered by its MmaTile (mma.db), not by db';
     const b = mmaBlock(t.mma);
     if (b.bm !== t.bm || b.bn !== t.bn || b.bk !== t.bk) return 'bm, bn, bk differ from the MMA block';
     return mmaProblem(t.mma);
@@ -135,10 +149,10 @@ function checkTile(t: GemmTile): void {
   if (problem) throw new Error(`GEMM tile ${tileKey(t)} is not a valid configuration: ${problem}`);
 }
 
-/** Workgroup memory a tile stages (both operands, padded), in bytes. */
+/** Workgroup memory a tile stages (both operands, padded; both buffers when double-buffered), in bytes. */
 export function tileSharedBytes(t: GemmTile, precision: Precision = 'f32'): number {
   if (t.mma) return mmaSharedBytes(t.mma);
-  return (precision === 'f16' ? 2 : 4) * t.bk * (t.bm + 4 + t.bn + 4);
+  return (t.db ? 2 : 1) * (precision === 'f16' ? 2 : 4) * t.bk * (t.bm + 4 + t.bn + 4);
 }
 
 /**
@@ -151,10 +165,24 @@ export function precisionKey(p: Precision): string {
 
 export type LoadMode = 'row' | 'k';
 
+/** The part of a pipeline key that the operands' vectorised loads determine (empty when neither has). */
+export function vec4Key(a: GemmOperand, b: GemmOperand): string {
+  const v = `${a.load4 ? 'a' : ''}${b.load4 ? 'b' : ''}`;
+  return v ? `|v4:${v}` : '';
+}
+
 export interface GemmOperand {
   mode: LoadMode;
   /** WGSL for prefix `a` or `b` (see the header comment). */
   wgsl: (p: 'a' | 'b') => string;
+  /**
+   * Vectorised loads ('row' mode only): WGSL of `fn P_load4(c: Ctx, r: P_row, o: P_out, k: P_k) ->
+   * vec4<f32>`, rows r .. r+3 at one k in one 16-byte load, from the first row's structs. An op supplies it
+   * only where every 4-row group of the problem is contiguous, 16-byte aligned and wholly inside or outside
+   * it (sizes multiples of 4); the SIMT core then computes one row and one outer offset per group instead
+   * of four, and issues a quarter of the load instructions. The tensor-core core ignores it.
+   */
+  load4?: (p: 'a' | 'b') => string;
 }
 
 export interface GemmSpec {
@@ -200,6 +228,8 @@ export function gemmGrid(
  */
 function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f16: boolean): Staging {
   const P = p.toUpperCase();
+  // double-buffered: the half being filled starts at AW / BW (kLoopDouble)
+  const at = t.db ? `${P}W + ` : '';
   const origin = p === 'a' ? 'm0' : 'n0';
   const perK = rows / 4;
   const threads = tileThreads(t);
@@ -209,12 +239,25 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f
   const outer: string[] = [];
   const load: string[] = [];
   const put: string[] = [];
+  const vec = op.load4 !== undefined;
+  if (vec && op.mode !== 'row') throw new Error('GEMM operand: vectorised loads need row mode');
   for (const q of groups) {
     const L = q === 0 ? 'lid' : `(lid + ${q * threads}u)`;
     // 'row': adjacent invocations load adjacent groups of 4 rows; 'k': adjacent k
     if (op.mode === 'row')
       decl.push(`  let ${p}G${q} = ${L} % ${perK}u;`, `  let ${p}KK${q} = ${L} / ${perK}u;`);
     else decl.push(`  let ${p}G${q} = ${L} / ${t.bk}u;`, `  let ${p}KK${q} = ${L} % ${t.bk}u;`);
+    if (vec) {
+      // the group's first row stands for all four (GemmOperand.load4)
+      decl.push(`  let ${p}R${q} = ${p}_row_of(c, ${origin} + ${p}G${q} * 4u);`);
+      decl.push(`  var ${p}O${q} = ${p}_outer(c, ${p}R${q}, ko);`, `  var v${p}${q}: vec4<f32>;`);
+      outer.push(`${p}O${q} = ${p}_outer(c, ${p}R${q}, ko);`);
+      load.push(`v${p}${q} = ${p}_load4(c, ${p}R${q}, ${p}O${q}, ${p}_k_of(c, ko, ki, ${p}KK${q}));`);
+      put.push(
+        `${P}s[${at}${p}KK${q} * ${P}S4 + ${p}G${q}] = ${f16 ? `vec4<f16>(v${p}${q})` : `v${p}${q}`};`,
+      );
+      continue;
+    }
     for (const i of q4) {
       decl.push(`  let ${p}R${q}${i} = ${p}_row_of(c, ${origin} + ${p}G${q} * 4u + ${i}u);`);
       decl.push(`  var ${p}O${q}${i} = ${p}_outer(c, ${p}R${q}${i}, ko);`);
@@ -227,7 +270,7 @@ function operandCode(p: 'a' | 'b', op: GemmOperand, rows: number, t: GemmTile, f
     // f16: the one rounding of the operand. WGSL allows either neighbour and leaves values beyond
     // ±65504 indeterminate; lavapipe rounds to nearest, keeps subnormals (below 6.1e-5 the precision
     // drops, below 3e-8 it is 0) and gives ±inf beyond the range
-    put.push(`${P}s[${p}KK${q} * ${P}S4 + ${p}G${q}] = ${f16 ? `vec4<f16>(${v4})` : v4};`);
+    put.push(`${P}s[${at}${p}KK${q} * ${P}S4 + ${p}G${q}] = ${f16 ? `vec4<f16>(${v4})` : v4};`);
   }
   return { decl, outer, load, put };
 }
@@ -243,6 +286,7 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
   const B = operandCode('b', spec.b, t.bn, t, f16);
   // f16 staging: widened to f32 when read, so the FMAs (and the accumulators) stay f32
   const stage = f16 ? 'f16' : 'f32';
+  const halves = t.db ? 2 : 1;
   const widen = (e: string) => (f16 ? `vec4<f32>(${e})` : e);
   // invocations along M and N; strip j of an invocation's rows starts j·(BM/TM) groups of 4 further on
   const im = t.bm / tm;
@@ -257,9 +301,11 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
   const accDecl = ja.flatMap((a) =>
     q4.flatMap((i) => jb.map((b) => `  var ${acc(a, i, b)} = vec4<f32>(0.0);`)),
   );
+  // double-buffered: the half being multiplied starts at AR / BR (kLoopDouble)
+  const [ar, br] = t.db ? ['AR + ', 'BR + '] : ['', ''];
   const inner = [
-    ...ja.map((a) => `let av${a} = ${widen(`As[kk * AS4 + ${a * im}u + tm]`)};`),
-    ...jb.map((b) => `let bv${b} = ${widen(`Bs[kk * BS4 + ${b * inN}u + tn]`)};`),
+    ...ja.map((a) => `let av${a} = ${widen(`As[${ar}kk * AS4 + ${a * im}u + tm]`)};`),
+    ...jb.map((b) => `let bv${b} = ${widen(`Bs[${br}kk * BS4 + ${b * inN}u + tn]`)};`),
     ...ja.flatMap((a) =>
       q4.flatMap((i) =>
         jb.map((b) => `${acc(a, i, b)} = fma(vec4<f32>(av${a}.${comp[i]}), bv${b}, ${acc(a, i, b)});`),
@@ -292,13 +338,18 @@ const BN = ${t.bn}u;
 const BK = ${t.bk}u;
 const AS4 = ${(t.bm + 4) / 4}u;
 const BS4 = ${(t.bn + 4) / 4}u;
-// k-major staging tiles, padded by one vec4 per k row against bank conflicts on the transposing stores
-var<workgroup> As: array<vec4<${stage}>, ${(t.bk * (t.bm + 4)) / 4}>;
-var<workgroup> Bs: array<vec4<${stage}>, ${(t.bk * (t.bn + 4)) / 4}>;
+const AH = ${(t.bk * (t.bm + 4)) / 4}u;
+const BH = ${(t.bk * (t.bn + 4)) / 4}u;
+// k-major staging tiles (two halves of AH / BH vec4s when double-buffered), padded by one vec4 per k row
+// against bank conflicts on the transposing stores
+var<workgroup> As: array<vec4<${stage}>, ${(halves * t.bk * (t.bm + 4)) / 4}>;
+var<workgroup> Bs: array<vec4<${stage}>, ${(halves * t.bk * (t.bn + 4)) / 4}>;
 
 ${spec.ctx}
 ${spec.a.wgsl('a')}
+${spec.a.load4?.('a') ?? ''}
 ${spec.b.wgsl('b')}
+${spec.b.load4?.('b') ?? ''}
 ${spec.store}
 
 @compute @workgroup_size(${tileThreads(t)})
@@ -308,7 +359,7 @@ ${TILE_ORIGIN}
   let tm = ${tmExpr};
   let tn = ${tnExpr};
 ${accDecl.join('\n')}
-${kLoop(A, B, ['for (var kk = 0u; kk < BK; kk = kk + 1u) {', ...inner.map((l) => `  ${l}`), '}'])}
+${(t.db ? kLoopDouble : kLoop)(A, B, ['for (var kk = 0u; kk < BK; kk = kk + 1u) {', ...inner.map((l) => `  ${l}`), '}'])}
 ${stores}
 }`;
 }

@@ -12,7 +12,8 @@
  *   - K is walked in tiles of BK = steps·K: every invocation loads its share of the BM×BK slice of A and
  *     the BK×BN slice of B through the loaders (the next tile into registers while this one is multiplied,
  *     as in matmul.ts) and stages them as f16 in workgroup memory, row-major (A as [m][k], B as [k][n],
- *     rows padded to a multiple of 8 elements), where `subgroupMatrixLoad` reads the fragments;
+ *     rows padded to a multiple of 8 elements), where `subgroupMatrixLoad` reads the fragments; with `db`
+ *     in two buffers filled in turn (gemm-loop.ts kLoopDouble: one barrier per K tile instead of two);
  *   - at the end each subgroup stores one fragment at a time to its own f32 slot in workgroup memory and
  *     its invocations hand the slot's elements to `store_c` (so fused epilogues and split-K partials work
  *     unchanged), adjacent invocations on adjacent outputs along the output's contiguous dimension.
@@ -30,7 +31,7 @@
  * tiling, staging, K stepping, fragment addressing and the epilogue — everything but the three builtins —
  * are tested on lavapipe, which has no subgroup matrices.
  */
-import { kLoop, type Staging, TILE_ORIGIN } from './gemm-loop.js';
+import { kLoop, kLoopDouble, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import type { GemmOperand, GemmSpec } from './matmul.js';
 
 /**
@@ -61,6 +62,8 @@ export interface MmaTile {
   steps: number;
   /** Plain-WGSL stand-ins for the subgroup-matrix builtins (tests, devices without the feature). */
   emulate: boolean;
+  /** Double-buffered staging (twice the staging memory, one barrier per K tile; see matmul.ts GemmTile.db). */
+  db?: boolean;
 }
 
 export function mmaThreads(x: MmaTile): number {
@@ -73,7 +76,7 @@ export function mmaBlock(x: MmaTile): { bm: number; bn: number; bk: number } {
 
 export function mmaKey(x: MmaTile): string {
   const c = x.config;
-  return `mma${c.m}x${c.n}x${c.k}l${x.lanes}s${x.sgm}x${x.sgn}f${x.fm}x${x.fn}k${x.steps}${x.emulate ? 'e' : ''}`;
+  return `mma${c.m}x${c.n}x${c.k}l${x.lanes}s${x.sgm}x${x.sgn}f${x.fm}x${x.fn}k${x.steps}${x.emulate ? 'e' : ''}${x.db ? 'd' : ''}`;
 }
 
 /**
@@ -86,11 +89,15 @@ function strides(x: MmaTile): { sa: number; sb: number } {
   return { sa: bk + 8, sb: bn + 8 };
 }
 
-/** Workgroup memory of the kernel, in bytes: f16 staging of A and B, one f32 fragment per subgroup. */
+/**
+ * Workgroup memory of the kernel, in bytes: f16 staging of A and B (twice with `db`), one f32 fragment per
+ * subgroup (and the emulation's result fragments).
+ */
 export function mmaSharedBytes(x: MmaTile): number {
   const { bm, bk } = mmaBlock(x);
   const { sa, sb } = strides(x);
-  return 2 * (bm * sa + bk * sb) + 4 * x.sgm * x.sgn * x.config.m * x.config.n;
+  const emulated = x.emulate ? 4 * x.sgm * x.sgn * x.fm * x.fn * x.config.m * x.config.n : 0;
+  return (x.db ? 2 : 1) * 2 * (bm * sa + bk * sb) + 4 * x.sgm * x.sgn * x.config.m * x.config.n + emulated;
 }
 
 /** Why a configuration cannot be built, or null. */
@@ -113,8 +120,18 @@ export function mmaProblem(x: MmaTile): string | null {
  * (e / BK, e % BK) in 'k' mode. When T divides the fast extent, the row (or kk) is the same for every q
  * and is computed once: the loader's per-row and per-tap work is not repeated.
  */
-function stage(p: 'a' | 'b', op: GemmOperand, rows: number, bk: number, T: number, f16: string): Staging {
+function stage(
+  p: 'a' | 'b',
+  op: GemmOperand,
+  rows: number,
+  bk: number,
+  T: number,
+  f16: string,
+  db: boolean,
+): Staging {
   const origin = p === 'a' ? 'm0' : 'n0';
+  // double-buffered: the half being filled starts at AW / BW (kLoopDouble)
+  const at = db ? `${p.toUpperCase()}W + ` : '';
   const E = (rows * bk) / T;
   const fastExt = op.mode === 'row' ? rows : bk;
   const shared = T % fastExt === 0;
@@ -156,8 +173,8 @@ function stage(p: 'a' | 'b', op: GemmOperand, rows: number, bk: number, T: numbe
   // A as [m][k] (stride SA), B as [k][n] (stride SB)
   const put = Array.from({ length: E }, (_, q) =>
     p === 'a'
-      ? `As[${p}I${r(q)} * SA + ${p}KK${kq(q)}] = ${f16}(v${p}${q});`
-      : `Bs[${p}KK${kq(q)} * SB + ${p}I${r(q)}] = ${f16}(v${p}${q});`,
+      ? `As[${at}${p}I${r(q)} * SA + ${p}KK${kq(q)}] = ${f16}(v${p}${q});`
+      : `Bs[${at}${p}KK${kq(q)} * SB + ${p}I${r(q)}] = ${f16}(v${p}${q});`,
   );
   return { decl, outer, load, put };
 }
@@ -230,8 +247,11 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
   const { sa, sb } = strides(x);
   const { m: CM, n: CN, k: CK } = x.config;
   const v = vocabulary(x);
-  const A = stage('a', spec.a, bm, bk, T, 'f16');
-  const B = stage('b', spec.b, bn, bk, T, 'f16');
+  const db = x.db === true;
+  const A = stage('a', spec.a, bm, bk, T, 'f16', db);
+  const B = stage('b', spec.b, bn, bk, T, 'f16', db);
+  // double-buffered: the half being multiplied starts at AR / BR (kLoopDouble)
+  const [ar, br] = db ? ['AR + ', 'BR + '] : ['', ''];
   const nsg = x.sgm * x.sgn;
   const frags: [number, number][] = [];
   for (let i = 0; i < x.fm; i++) for (let j = 0; j < x.fn; j++) frags.push([i, j]);
@@ -240,8 +260,9 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
     // fragments in function-scope arrays, as in Dawn's examples (not `let`-bound)
     mul.push(`{`, `  var fa: array<${v.left}, ${x.fm}>;`, `  var fb: array<${v.right}, ${x.fn}>;`);
     for (let i = 0; i < x.fm; i++)
-      mul.push(`  fa[${i}] = ${v.loadA(`(am0 + ${i * CM}u) * SA + ${s * CK}u`)};`);
-    for (let j = 0; j < x.fn; j++) mul.push(`  fb[${j}] = ${v.loadB(`${s * CK * sb}u + bn0 + ${j * CN}u`)};`);
+      mul.push(`  fa[${i}] = ${v.loadA(`${ar}(am0 + ${i * CM}u) * SA + ${s * CK}u`)};`);
+    for (let j = 0; j < x.fn; j++)
+      mul.push(`  fb[${j}] = ${v.loadB(`${br}${s * CK * sb}u + bn0 + ${j * CN}u`)};`);
     for (const [i, j] of frags) {
       const f = i * x.fn + j;
       mul.push(`  acc[${f}] = ${v.mma(`fa[${i}]`, `fb[${j}]`, `acc[${f}]`)};`);
@@ -284,8 +305,10 @@ const BN = ${bn}u;
 const BK = ${bk}u;
 const SA = ${sa}u;
 const SB = ${sb}u;
-var<workgroup> As: array<f16, ${bm * sa}>;
-var<workgroup> Bs: array<f16, ${bk * sb}>;
+const AH = ${bm * sa}u;
+const BH = ${bk * sb}u;
+var<workgroup> As: array<f16, ${(db ? 2 : 1) * bm * sa}>;
+var<workgroup> Bs: array<f16, ${(db ? 2 : 1) * bk * sb}>;
 var<workgroup> Cs: array<f32, ${nsg * CM * CN}>;
 ${v.prelude}
 
@@ -305,7 +328,7 @@ ${frags
   .filter(Boolean)
   .map((l) => `  ${l}`)
   .join('\n')}
-${kLoop(A, B, mul)}
+${(db ? kLoopDouble : kLoop)(A, B, mul)}
 ${epilogue}
 }`;
 }

@@ -195,6 +195,11 @@ describe('rdpp tune', () => {
     const batches = await cli(['tune', ...NET, '--infer-batches', '1,0']);
     expect(batches.code).toBe(2);
     expect(batches.err).toMatch(/--infer-batches must be positive integers/);
+    for (const budget of ['0', 'soon']) {
+      const r = await cli(['tune', ...NET, '--budget', budget]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`--budget: a number of seconds above 0, got '${budget}'`);
+    }
     const same = join(dir, 't.json');
     const clash = await cli(['tune', ...NET, '--table', same, '--out', same]);
     expect(clash.code).toBe(2);

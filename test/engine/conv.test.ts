@@ -21,10 +21,11 @@ import {
   setFlags,
   type Tensor,
   tensor,
+  tileDeviceProblem,
   transposeWeight,
 } from '../../src/engine/index.js';
 import { fwdFlatK } from '../../src/shaders/conv.js';
-import { DEFAULT_TILE, GEMM_TILES, tileProblem } from '../../src/shaders/matmul.js';
+import { DEFAULT_TILE, GEMM_TILES, tileKey, tileProblem, tileSharedBytes } from '../../src/shaders/matmul.js';
 import { type Conv, convRef, deconvRef, fusedCase, matmulRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
@@ -262,6 +263,29 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
     expect(tileProblem({ bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 })).toBeNull();
     expect(tileProblem({ bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 })).toMatch(/does not split into 4-row groups/);
     expect(tileProblem({ bm: 128, bn: 128, bk: 8 })).toMatch(/more than 256 invocations/);
+  });
+
+  it('a double-buffered tile stages twice the workgroup memory, and one the device cannot hold is refused by name', () => {
+    const single = { bm: 128, bn: 128, bk: 32, tm: 8 as const, tn: 8 as const };
+    const double = { ...single, db: true };
+    expect(tileSharedBytes(double)).toBe(2 * tileSharedBytes(single));
+    expect(tileKey(double)).toBe(`${tileKey(single)}d`);
+    expect(tileDeviceProblem(GEMM_TILES.t64x64d!)).toBeNull(); // 17,408 bytes: lavapipe has 32 KiB
+    const limit = runtime().gpu.report.limits.maxComputeWorkgroupStorageSize;
+    expect(tileSharedBytes(double)).toBeGreaterThan(limit); // 67,584 bytes
+    convTuning.tile = double;
+    expect(() => gemmTileFor(10, 10)).toThrow(
+      new RegExp(
+        `forced tile: tile t128x128x32r8x8d stages 67584 bytes of workgroup memory, more than this adapter's ${limit}`,
+      ),
+    );
+    convTuning.tile = null;
+    const restore = setFlags({ GEMM_TILE: 't64x64d' });
+    try {
+      expect(gemmTileFor(10, 10)).toBe(GEMM_TILES.t64x64d);
+    } finally {
+      restore();
+    }
   });
 
   it('backward helpers match the autograd path', async () => {

@@ -17,6 +17,7 @@ import {
   flagsFromEnv,
   gemmTileFor,
   MMA_FEATURE,
+  mmaCandidates,
   mmaRace,
   mmaStatus,
   mmaTileForDevice,
@@ -89,6 +90,9 @@ const LAYOUTS = [
   ['one subgroup of 64, 16×16×16', ONE_SG],
   ['four subgroups, 16×8×16', FOUR_SG],
   ['four subgroups, 16×8×8, two K steps', SMALL_K],
+  // double-buffered staging (kLoopDouble): the fragments' offsets move between the two halves
+  ['four subgroups, 16×8×16, double-buffered', { ...FOUR_SG, db: true }],
+  ['four subgroups, 16×8×8, two K steps, double-buffered', { ...SMALL_K, db: true }],
 ] as const;
 
 describe('subgroup-matrix GEMM (emulated builtins): f16 operands, f32 accumulation', () => {
@@ -207,8 +211,14 @@ describe('subgroup-matrix GEMM: the native kernel text and the configuration rul
     expect(() => gemmShader({ ...SPEC, precision: 'f32', tile: mmaGemmTile(FOUR_SG) })).toThrow(
       'subgroup-matrix GEMM tiles take f16 operands',
     );
-    // f16 staging of 32×(16+8) and 16×(32+8), one f32 16×8 slot per subgroup
-    expect(mmaSharedBytes(FOUR_SG)).toBe(2 * (32 * 24 + 16 * 40) + 4 * 4 * 128);
+    // f16 staging of 32×(16+8) and 16×(32+8), one f32 16×8 slot per subgroup, and (emulated) the two
+    // result fragments of each subgroup; double-buffered, the staging twice
+    const slots = 4 * 4 * 128;
+    const emulatedResults = 4 * 4 * 2 * 128;
+    expect(mmaSharedBytes(FOUR_SG)).toBe(2 * (32 * 24 + 16 * 40) + slots + emulatedResults);
+    expect(mmaSharedBytes(native(FOUR_SG))).toBe(2 * (32 * 24 + 16 * 40) + slots);
+    expect(mmaSharedBytes({ ...native(FOUR_SG), db: true })).toBe(4 * (32 * 24 + 16 * 40) + slots);
+    expect(mmaKey({ ...FOUR_SG, db: true })).toBe(`${mmaKey(FOUR_SG)}d`);
   });
 });
 
@@ -368,10 +378,11 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
     const restore = setFlags({ PRECISION: 'f16', GEMM_MMA: 'auto' });
     const check = async () => 2e-7;
     try {
-      // faster: kept, with both timings and the rate (10 convolutions of 4.8 GFLOP in 2 ms: 24.2 TFLOP/s)
+      // faster: kept, with both timings and the rate (10 convolutions of 4.8 GFLOP in 2 ms: 24.2 TFLOP/s),
+      // and the double-buffered twin's time (as fast: the single-buffered tile, the first, is kept)
       const fast = await prepareMma({ tileFor: offersEmulated, check, race: race(2, 4) });
       expect(fast).toBe(
-        'subgroup matrices: 16×16×16 f16→f32 (emulated), 4 subgroups of 32, 32×32×16 blocks, checked on this device (2.0e-7 from the SIMT f16 kernel), 2.00× as fast as the SIMT f16 kernel (2.00 vs 4.00 ms for 10 3×3 convolutions of 4.8 GFLOP (24.2 vs 12.1 TFLOP/s))',
+        'subgroup matrices: 16×16×16 f16→f32 (emulated), 4 subgroups of 32, 32×32×16 blocks, checked on this device (2.0e-7 from the SIMT f16 kernel), 2.00× as fast as the SIMT f16 kernel (2.00 vs 4.00 ms for 10 3×3 convolutions of 4.8 GFLOP (24.2 vs 12.1 TFLOP/s); double-buffered: 2.00 ms)',
       );
       expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
       // slower, or as fast: the SIMT kernel stays, and the line says how to use them anyway
@@ -414,6 +425,43 @@ describe('engine/mma.ts: which tile a device gets, and prepareMma', () => {
       );
       expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
       expect(raced).not.toHaveBeenCalled();
+    } finally {
+      restore();
+    }
+  });
+
+  it('auto checks and races the double-buffered twin too, and keeps the faster of the two', async (ctx) => {
+    if (!hasF16) ctx.skip();
+    const restore = setFlags({ PRECISION: 'f16', GEMM_MMA: 'auto' });
+    const twin = { ...EMULATED_MMA_TILE, db: true };
+    try {
+      // the device's workgroup memory holds the twin (lavapipe: 32 KiB), a small one does not
+      expect(mmaCandidates(EMULATED_MMA_TILE, 32768)).toEqual([EMULATED_MMA_TILE, twin]);
+      expect(mmaCandidates(EMULATED_MMA_TILE, mmaSharedBytes(EMULATED_MMA_TILE))).toEqual([
+        EMULATED_MMA_TILE,
+      ]);
+      const checked: MmaTile[] = [];
+      const check = async (t: MmaTile) => {
+        checked.push(t);
+        return 2e-7;
+      };
+      const race = async (t: MmaTile) => ({ mmaMs: t.db ? 1.5 : 2, simtMs: 4, shape: RACE_SHAPE });
+      const line = await prepareMma({ tileFor: offersEmulated, check, race });
+      expect(checked).toEqual([EMULATED_MMA_TILE, twin]);
+      expect(activeMmaTile()).toEqual(twin);
+      expect(line).toMatch(
+        /32×32×16 blocks, double-buffered, checked on this device .*, 2\.67× as fast as the SIMT f16 kernel \(1\.50 vs 4\.00 ms .*; single-buffered: 2\.00 ms\)$/,
+      );
+      // a twin that fails its check is left out without a warning; the tile itself still runs
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+      await prepareMma({ tileFor: offersEmulated, check: async (t) => (t.db ? 0.5 : 2e-7), race });
+      expect(activeMmaTile()).toEqual(EMULATED_MMA_TILE);
+      expect(warn).not.toHaveBeenCalled();
+      // on: the tile alone, no twin
+      setFlags({ GEMM_MMA: 'on' });
+      checked.length = 0;
+      await prepareMma({ tileFor: offersEmulated, check, race });
+      expect(checked).toEqual([EMULATED_MMA_TILE]);
     } finally {
       restore();
     }

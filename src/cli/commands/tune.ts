@@ -25,7 +25,7 @@ export const tune: Command = {
   summary:
     "time every conv GEMM of a network with each GEMM tile on this GPU and keep the fastest (used by every command after; like cuDNN's benchmark mode)",
   usage:
-    '[--teacher wrn50|resnet18|resnet50-keras] [--image-size N] [--batch N] [--infer-batches 1,8,16,32] [--tiles all|<names>] [--iters N] [--filter <regex>] [--precision f32|f16] [--table file.json] [--out report.json]',
+    '[--teacher wrn50|resnet18|resnet50-keras] [--image-size N] [--batch N] [--infer-batches 1,8,16,32] [--tiles all|<names>] [--iters N] [--budget seconds] [--filter <regex>] [--precision f32|f16] [--table file.json] [--out report.json]',
   options: {
     teacher: {
       type: 'string',
@@ -48,6 +48,10 @@ export const tune: Command = {
       help: 'candidate tiles: all, or a list such as t64x64,t128x128',
     },
     iters: { type: 'string', default: '5', help: 'timed runs per shape and tile (the median counts)' },
+    budget: {
+      type: 'string',
+      help: 'seconds of timing at most: the largest GEMMs are timed first, and at the budget the table keeps those timed with every tile (default: no limit)',
+    },
     filter: { type: 'string', help: 'only shapes whose "family name" (as bench shapes prints them) matches' },
     precision: PRECISION_OPTION,
     table: {
@@ -71,6 +75,9 @@ export const tune: Command = {
     }
     if (tiles.length < 2) throw new UsageError('--tiles: name at least two tiles to choose from');
     const filter = values.filter ? new RegExp(String(values.filter)) : undefined;
+    const budgetS = values.budget === undefined ? undefined : Number(values.budget);
+    if (budgetS !== undefined && !(budgetS > 0))
+      throw new UsageError(`--budget: a number of seconds above 0, got '${String(values.budget)}'`);
     if (values.table)
       checkOutputFile(String(values.table), { option: '--table', extensions: ['.json'], inputs: [] });
     if (values.out)
@@ -82,7 +89,7 @@ export const tune: Command = {
 
     // timings of forced tiles: no table in the way, and the baseline is the flag GEMM_TILE's tile
     const gpu = await startEngine({ precision, tileTable: false });
-    const { table, report, choices, gains } = await tuneTiles({
+    const { table, report, choices, gains, shapes_tuned, shapes_total } = await tuneTiles({
       teacher: e2e.teacher,
       imageSize: e2e.imageSize,
       trainBatch: e2e.batch,
@@ -90,6 +97,7 @@ export const tune: Command = {
       tiles,
       iters: e2e.iters,
       ...(filter ? { filter } : {}),
+      ...(budgetS === undefined ? {} : { budgetS }),
       log: (l) => console.error(l),
     });
     const path = values.table ? String(values.table) : tileTablePath(gpu.report, table.precision);
@@ -118,6 +126,8 @@ export const tune: Command = {
           table: path,
           gemms_tuned: Object.keys(table.tiles).length,
           gemms_in_table: Object.keys(merged.tiles).length,
+          shapes_tuned,
+          shapes_total,
           gains,
         },
         null,

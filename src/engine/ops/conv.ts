@@ -24,6 +24,7 @@ import {
   convUniforms,
   DGRAD_CTX,
   DGRAD_G,
+  DGRAD_G_VEC4,
   DGRAD_STORE,
   deconvStore,
   epilogueKey,
@@ -35,6 +36,8 @@ import {
   fwdStore,
   IM2COL,
   IM2COL_FLAT,
+  IM2COL_VEC4,
+  im2colVec4,
   permute3Shader,
   SPACE_TO_DEPTH,
   splitSumEpilogueShader,
@@ -43,10 +46,12 @@ import {
   WGRAD_STORE,
   WGRAD_X,
   weightOperand,
+  weightVec4,
 } from '../../shaders/conv.js';
 import {
   DEFAULT_TILE,
   GEMM_TILES,
+  type GemmOperand,
   type GemmTile,
   gemmGrid,
   gemmShader,
@@ -59,12 +64,15 @@ import {
   stridedOperand,
   stridedUniforms,
   tileKey,
+  tileSharedBytes,
+  vec4Key,
 } from '../../shaders/matmul.js';
 import type { MmaTile } from '../../shaders/mma.js';
 import { isGradEnabled, record } from '../autograd.js';
 import { flag } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
+import type { BufferBinding } from '../program.js';
 import { runtime } from '../runtime.js';
 import { empty, keep, type Tensor } from '../tensor.js';
 import { gemmKey, traceSplits, tunedSplits, tunedTile } from '../tile-table.js';
@@ -107,10 +115,10 @@ const AUTO_TILES = ['t128x128', 't128x64', 't64x128'] as const;
 export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
   // the key is looked up (and traced for `rdpp tune`) before anything forces a tile
   const tuned = key === undefined ? null : tunedTile(key);
-  if (convTuning.tile) return convTuning.tile;
+  if (convTuning.tile) return fitting(convTuning.tile, 'the forced tile');
   const mma = mmaTileInUse();
   if (mma) return mmaGemmTile(mma);
-  if (tuned) return tuned;
+  if (tuned) return fitting(tuned, `the tuned table's tile for ${key}`);
   const name = flag('GEMM_TILE');
   if (name !== 'auto') {
     const t = GEMM_TILES[name];
@@ -118,13 +126,32 @@ export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
       throw new Error(
         `GEMM_TILE=${name} is not a known tile: use auto or one of ${Object.keys(GEMM_TILES).join(', ')}`,
       );
-    return t;
+    return fitting(t, `GEMM_TILE=${name}`);
   }
   for (const candidate of AUTO_TILES) {
     const t = GEMM_TILES[candidate]!;
     if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups) return t;
   }
   return DEFAULT_TILE;
+}
+
+/** Why `t` cannot run on this device (its workgroup memory), or null when it can. */
+export function tileDeviceProblem(t: GemmTile): string | null {
+  const limit = runtime().gpu.report.limits.maxComputeWorkgroupStorageSize;
+  const bytes = tileSharedBytes(t, gemmPrecision());
+  return bytes > limit
+    ? `tile ${tileKey(t)} stages ${bytes} bytes of workgroup memory, more than this adapter's ${limit}`
+    : null;
+}
+
+/** `t`, or a clear error naming where it came from when the device cannot run it. */
+function fitting(t: GemmTile, source: string): GemmTile {
+  const problem = tileDeviceProblem(t);
+  if (problem)
+    throw new Error(
+      `${source}: ${problem}; choose a smaller tile, or one without double buffering (no trailing d)`,
+    );
+  return t;
 }
 
 /** The tensor cores' tile when the GEMMs run on them: prepareMma has checked them on this device (engine/mma.ts) and the operands are f16. */
@@ -280,6 +307,37 @@ function weightUniforms(t: number, c: number, n: number, cn: number): Record<str
   return { ws_t: ['u32', t], ws_c: ['u32', c], ws_n: ['u32', n], ws_cn: ['u32', cn] };
 }
 
+/**
+ * A weight as GEMM operand B (shaders/conv.ts weightOperand) with its uniforms: tap, channel and column
+ * strides t, c, n, cn channels, `columns` columns; vectorised loads where GEMM_VEC4 and the layout allow.
+ */
+function weightB(
+  mode: LoadMode,
+  t: number,
+  c: number,
+  n: number,
+  cn: number,
+  columns: number,
+): { operand: GemmOperand; uniforms: Record<string, ['u32', number]> } {
+  const vec4 = flag('GEMM_VEC4') && mode === 'row' && n === 1 && weightVec4(t, c, columns);
+  return { operand: weightOperand(mode, vec4), uniforms: weightUniforms(t, c, n, cn) };
+}
+
+/** The vec4 views (`<name>4`) of the operands' tensors that read them with vectorised loads. */
+function vec4Bindings(
+  a: GemmOperand,
+  aName: string,
+  aTensor: Tensor,
+  b: GemmOperand,
+  bName: string,
+  bTensor: Tensor,
+): BufferBinding[] {
+  const views: BufferBinding[] = [];
+  if (a.load4) views.push({ name: `${aName}4`, buffer: aTensor.buffer, type: 'vec4<f32>' });
+  if (b.load4) views.push({ name: `${bName}4`, buffer: bTensor.buffer, type: 'vec4<f32>' });
+  return views;
+}
+
 // ---- the three conv GEMMs (in the forward orientation of `g`) ----
 
 /** Floating-point operations of one conv GEMM (forward, dgrad and wgrad are the same product). */
@@ -373,31 +431,34 @@ function convForward(
   const tile = gemmTileFor(M, g.co, key);
   // few input channels (the stem): K = (tap, channel) walked flat, the [T, Ci, Co] copy as a [T·Ci, Co] matrix
   const flat = taps > 1 && (convTuning.flatK ?? fwdFlatK(g, tile.bk));
-  const wu =
+  const wb =
     taps === 1
-      ? weightUniforms(0, 1, g.ci, g.ci)
+      ? weightB(mode, 0, 1, g.ci, g.ci, g.co)
       : flat
-        ? weightUniforms(0, g.co, 1, taps * g.ci)
-        : weightUniforms(g.ci * g.co, g.co, 1, g.ci);
+        ? weightB(mode, 0, g.co, 1, taps * g.ci, g.co)
+        : weightB(mode, g.ci * g.co, g.co, 1, g.ci, g.co);
   const kTiles = fwdKTiles(g, tile.bk, flat);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
+  const a = flag('GEMM_VEC4') && im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL;
+  const b = wb.operand;
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g.co, splits, tile);
-    const inputs = [
+    const inputs: BufferBinding[] = [
       { name: 'x', buffer: x.buffer },
       { name: 'wt', buffer: wt.buffer },
+      ...vec4Bindings(a, 'x', x, b, 'wt', wt),
     ];
     if (bias) inputs.push({ name: 'bias', buffer: bias.buffer });
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
     runtime().run({
       name: epi ? 'conv2d_fwd_fused' : 'conv2d_fwd',
-      key: `${tileKey(tile)}|w:${mode}${flat ? '|flatK' : ''}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
+      key: `${tileKey(tile)}|w:${mode}${flat ? '|flatK' : ''}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, b)}`,
       inputs: [...inputs, ...fused.inputs],
       outputs: [{ name: 'y', buffer: dst.buffer }],
       uniforms: {
         ...convUniforms(g),
-        ...wu,
+        ...wb.uniforms,
         ...fused.uniforms,
         tps: ['u32', tps],
         tiles_m: ['u32', grid.tiles_m],
@@ -408,8 +469,8 @@ function convForward(
       wgsl: gemmShader({
         tile,
         ctx: flat ? FWD_FLAT_CTX : FWD_CTX,
-        a: flat ? IM2COL_FLAT : IM2COL,
-        b: weightOperand(mode),
+        a,
+        b,
         store: fwdStore(!!bias, epi?.spec ?? null),
         fast: 'm',
         precision,
@@ -466,17 +527,20 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci, convKey('dgrad', g));
   const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
   const precision = gemmPrecision();
+  const a = flag('GEMM_VEC4') && im2colVec4(g) ? DGRAD_G_VEC4 : DGRAD_G;
+  const wb = weightB('row', g.co * g.ci, g.ci, 1, g.co, g.ci);
   runtime().run({
     name: 'conv2d_dgrad',
-    key: `${tileKey(tile)}${precisionKey(precision)}`,
+    key: `${tileKey(tile)}${precisionKey(precision)}${vec4Key(a, wb.operand)}`,
     inputs: [
       { name: 'g', buffer: gy.buffer },
       { name: 'wt', buffer: wt.buffer },
+      ...vec4Bindings(a, 'g', gy, wb.operand, 'wt', wt),
     ],
     outputs: [{ name: 'dx', buffer: dx.buffer }],
     uniforms: {
       ...convUniforms(g),
-      ...weightUniforms(g.co * g.ci, g.ci, 1, g.co),
+      ...wb.uniforms,
       tiles_m: ['u32', grid.tiles_m],
       tiles_n: ['u32', grid.tiles_n],
     },
@@ -485,8 +549,8 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
     wgsl: gemmShader({
       tile,
       ctx: DGRAD_CTX,
-      a: DGRAD_G,
-      b: weightOperand('row'),
+      a,
+      b: wb.operand,
       store: DGRAD_STORE,
       fast: 'm',
       precision,
@@ -804,18 +868,25 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
+  const a = flag('GEMM_VEC4') && im2colVec4(g1) ? IM2COL_VEC4 : IM2COL;
+  // B(k = input channel, column) = w[k·Cout·4 + column]
+  const wb = weightB('row', 0, g1.co, 1, cin, g1.co);
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g1.co, splits, tile);
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
     runtime().run({
       name: epi ? 'deconv2x2_fwd_fused' : 'deconv2x2_fwd',
-      key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}`,
-      inputs: [{ name: 'x', buffer: x.buffer }, { name: 'wt', buffer: w.buffer }, ...fused.inputs],
+      key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, wb.operand)}`,
+      inputs: [
+        { name: 'x', buffer: x.buffer },
+        { name: 'wt', buffer: w.buffer },
+        ...vec4Bindings(a, 'x', x, wb.operand, 'wt', w),
+        ...fused.inputs,
+      ],
       outputs: [{ name: 'y', buffer: dst.buffer }],
       uniforms: {
         ...convUniforms(g1),
-        // B(k = input channel, column) = w[k·Cout·4 + column]
-        ...weightUniforms(0, g1.co, 1, cin),
+        ...wb.uniforms,
         ...fused.uniforms,
         tps: ['u32', tps],
         tiles_m: ['u32', grid.tiles_m],
@@ -826,8 +897,8 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
       wgsl: gemmShader({
         tile,
         ctx: FWD_CTX,
-        a: IM2COL,
-        b: weightOperand('row'),
+        a,
+        b: wb.operand,
         store: deconvStore(epi?.spec ?? null),
         fast: 'm',
         precision,
