@@ -76,8 +76,9 @@ export interface Flags {
   /**
    * Vectorised (vec4) operand loads in the SIMT GEMM where the operand's 4-row groups are contiguous and
    * aligned: the conv weights of forward and input gradient (channels a multiple of 4: every RD++ conv),
-   * the input and upstream gradient of 1×1 stride-1 convs, the 2×2 transposed conv's input. Same values,
-   * same sums (results are bit-identical either way): only the number of load instructions changes.
+   * the input and upstream gradient of 1×1 stride-1 convs, the 2×2 transposed conv's input — in the SIMT
+   * and the tensor-core kernels. Same values, same sums (results are bit-identical either way): only the
+   * number of load instructions changes.
    */
   GEMM_VEC4: boolean;
   /**

@@ -180,7 +180,8 @@ export interface GemmOperand {
    * vec4<f32>`, rows r .. r+3 at one k in one 16-byte load, from the first row's structs. An op supplies it
    * only where every 4-row group of the problem is contiguous, 16-byte aligned and wholly inside or outside
    * it (sizes multiples of 4); the SIMT core then computes one row and one outer offset per group instead
-   * of four, and issues a quarter of the load instructions. The tensor-core core ignores it.
+   * of four, and issues a quarter of the load instructions; so does the tensor-core core (mma.ts) where
+   * the groups split evenly over its invocations.
    */
   load4?: (p: 'a' | 'b') => string;
 }

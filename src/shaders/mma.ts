@@ -12,7 +12,8 @@
  *   - K is walked in tiles of BK = steps·K: every invocation loads its share of the BM×BK slice of A and
  *     the BK×BN slice of B through the loaders (the next tile into registers while this one is multiplied,
  *     as in matmul.ts) and stages them as f16 in workgroup memory, row-major (A as [m][k], B as [k][n],
- *     rows padded to a multiple of 8 elements), where `subgroupMatrixLoad` reads the fragments; with `db`
+ *     rows padded to a multiple of 8 elements; aligned operands read 4 rows per vec4 load, as in
+ *     matmul.ts), where `subgroupMatrixLoad` reads the fragments; with `db`
  *     in two buffers filled in turn (gemm-loop.ts kLoopDouble: one barrier per K tile instead of two);
  *   - at the end each subgroup stores one fragment at a time to its own f32 slot in workgroup memory and
  *     its invocations hand the slot's elements to `store_c` (so fused epilogues and split-K partials work
@@ -115,10 +116,12 @@ export function mmaProblem(x: MmaTile): string | null {
 }
 
 /**
- * The loads of one operand: every invocation stages elements e = lid + q·T (q < E) of the rows×BK tile,
- * element e at (row, kk) = (e % rows, e / rows) in 'row' mode (adjacent invocations, adjacent rows) or
- * (e / BK, e % BK) in 'k' mode. When T divides the fast extent, the row (or kk) is the same for every q
- * and is computed once: the loader's per-row and per-tap work is not repeated.
+ * The loads of one operand: every invocation stages units e = lid + q·T (q < E) of the rows×BK tile, a
+ * unit being one element, or with vectorised loads (GemmOperand.load4, 'row' mode, when the groups split
+ * evenly over the invocations) a group of 4 adjacent rows at one k, read as one vec4. Unit e is at
+ * (row, kk) = (w·(e % (rows/w)), e / (rows/w)) in 'row' mode (adjacent invocations, adjacent rows; w = 1
+ * or 4) or (e / BK, e % BK) in 'k' mode. When T divides the fast extent, the row (or kk) is the same for
+ * every q and is computed once: the loader's per-row and per-tap work is not repeated.
  */
 function stage(
   p: 'a' | 'b',
@@ -132,16 +135,18 @@ function stage(
   const origin = p === 'a' ? 'm0' : 'n0';
   // double-buffered: the half being filled starts at AW / BW (kLoopDouble)
   const at = db ? `${p.toUpperCase()}W + ` : '';
-  const E = (rows * bk) / T;
-  const fastExt = op.mode === 'row' ? rows : bk;
-  const shared = T % fastExt === 0;
+  const w = op.load4 && op.mode === 'row' && ((rows / 4) * bk) % T === 0 ? 4 : 1;
+  const E = (rows * bk) / (w * T);
+  const across = op.mode === 'row' ? rows / w : bk;
+  const shared = T % across === 0;
   const rowIdx: string[] = [];
   const kkIdx: string[] = [];
   for (let q = 0; q < E; q++) {
     const e = q === 0 ? 'lid' : `(lid + ${q * T}u)`;
+    const scaled = (x: string) => (w === 1 ? x : `(${x}) * ${w}u`);
     if (op.mode === 'row') {
-      rowIdx.push(shared ? `lid % ${rows}u` : `${e} % ${rows}u`);
-      kkIdx.push(shared ? `lid / ${rows}u + ${(q * T) / rows}u` : `${e} / ${rows}u`);
+      rowIdx.push(scaled(shared ? `lid % ${across}u` : `${e} % ${across}u`));
+      kkIdx.push(shared ? `lid / ${across}u + ${(q * T) / across}u` : `${e} / ${across}u`);
     } else {
       kkIdx.push(shared ? `lid % ${bk}u` : `${e} % ${bk}u`);
       rowIdx.push(shared ? `lid / ${bk}u + ${(q * T) / bk}u` : `${e} / ${bk}u`);
@@ -162,20 +167,26 @@ function stage(
   kksU.forEach((expr, i) => {
     decl.push(`  let ${p}KK${i} = ${expr};`);
   });
-  decl.push(`  var ${Array.from({ length: E }, (_, q) => `v${p}${q}`).join(': f32; var ')}: f32;`);
+  const type = w === 1 ? 'f32' : 'vec4<f32>';
+  decl.push(`  var ${Array.from({ length: E }, (_, q) => `v${p}${q}`).join(`: ${type}; var `)}: ${type};`);
+  const fn = w === 1 ? `${p}_load` : `${p}_load4`;
   const load = [
     ...kksU.map((_, i) => `let ${p}K${i} = ${p}_k_of(c, ko, ki, ${p}KK${i});`),
     ...Array.from(
       { length: E },
-      (_, q) => `v${p}${q} = ${p}_load(c, ${p}R${r(q)}, ${p}O${r(q)}, ${p}K${kq(q)});`,
+      (_, q) => `v${p}${q} = ${fn}(c, ${p}R${r(q)}, ${p}O${r(q)}, ${p}K${kq(q)});`,
     ),
   ];
-  // A as [m][k] (stride SA), B as [k][n] (stride SB)
+  // A as [m][k] (stride SA), B as [k][n] (stride SB); a vec4 unit as its 4 rows
   const put = Array.from({ length: E }, (_, q) =>
-    p === 'a'
-      ? `As[${at}${p}I${r(q)} * SA + ${p}KK${kq(q)}] = ${f16}(v${p}${q});`
-      : `Bs[${at}${p}KK${kq(q)} * SB + ${p}I${r(q)}] = ${f16}(v${p}${q});`,
-  );
+    Array.from({ length: w }, (_, i) => {
+      const v = w === 1 ? `v${p}${q}` : `v${p}${q}.${'xyzw'[i]}`;
+      const row = i === 0 ? `${p}I${r(q)}` : `(${p}I${r(q)} + ${i}u)`;
+      return p === 'a'
+        ? `As[${at}${row} * SA + ${p}KK${kq(q)}] = ${f16}(${v});`
+        : `Bs[${at}${p}KK${kq(q)} * SB + ${row}] = ${f16}(${v});`;
+    }),
+  ).flat();
   return { decl, outer, load, put };
 }
 
@@ -314,7 +325,9 @@ ${v.prelude}
 
 ${spec.ctx}
 ${spec.a.wgsl('a')}
+${spec.a.load4?.('a') ?? ''}
 ${spec.b.wgsl('b')}
+${spec.b.load4?.('b') ?? ''}
 ${spec.store}
 
 @compute @workgroup_size(${T})

@@ -6,11 +6,13 @@
  * where the layout allows it and nowhere else (the pipeline keys say which operands load vec4s).
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Precision } from '../../src/engine/flags.js';
 import {
   backward,
   conv2d,
   convTranspose2d,
   convTuning,
+  EMULATED_MMA_TILE,
   runtime,
   scope,
   setFlags,
@@ -18,7 +20,7 @@ import {
   tensor,
 } from '../../src/engine/index.js';
 import type { Program } from '../../src/engine/program.js';
-import { GEMM_TILES } from '../../src/shaders/matmul.js';
+import { GEMM_TILES, type GemmTile, mmaGemmTile } from '../../src/shaders/matmul.js';
 import { type Conv, convRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
@@ -45,7 +47,9 @@ async function run(c: Conv, deconv: boolean, vec4: boolean, seed: number) {
   const rt = runtime();
   const original = rt.run.bind(rt);
   const spy = vi.spyOn(rt, 'run').mockImplementation((p: Program) => {
-    if (/^(conv2d_fwd|conv2d_dgrad|deconv2x2_fwd)$/.test(p.name)) keys.push(`${p.name} ${p.key}`);
+    // the key, and whether the kernel really issues vector loads (a call of a_load4 / b_load4)
+    if (/^(conv2d_fwd|conv2d_dgrad|deconv2x2_fwd)$/.test(p.name))
+      keys.push(`${p.name} ${p.key}${/_load4\(c, [ab]R/.test(p.wgsl('')) ? ' calls-load4' : ''}`);
     return original(p);
   });
   try {
@@ -84,16 +88,21 @@ const cases: [string, Conv, boolean, string, string][] = [
   ['convT 2×2 s2', { n: 2, ci: 12, h: 3, w: 4, co: 5, kh: 2, kw: 2, s: 2, p: 0 }, true, '|v4:ab', ''],
 ];
 
+// the SIMT tiles (4×4 and 8×8 per invocation, double-buffered) and the tensor-core kernel in emulation,
+// whose staging takes the vector loads too
+const tiles: [string, GemmTile, Precision][] = [
+  ['t64x64', GEMM_TILES.t64x64!, 'f32'],
+  ['t128x128', GEMM_TILES.t128x128!, 'f32'],
+  ['t64x128d', GEMM_TILES.t64x128d!, 'f32'],
+  ['t64x64', GEMM_TILES.t64x64!, 'f16'],
+  ['subgroup matrices (emulated)', mmaGemmTile(EMULATED_MMA_TILE), 'f16'],
+];
+
 describe('GEMM_VEC4: vectorised operand loads', () => {
   for (const [what, c, deconv, fwdKey, dgradKey] of cases)
-    for (const [tileName, precision] of [
-      ['t64x64', 'f32'],
-      ['t128x128', 'f32'],
-      ['t64x128d', 'f32'],
-      ['t64x64', 'f16'],
-    ] as const)
+    for (const [tileName, tile, precision] of tiles)
       it(`${what}, ${tileName}, ${precision}: the same bits as scalar loads`, async () => {
-        convTuning.tile = GEMM_TILES[tileName]!;
+        convTuning.tile = tile;
         const restore = setFlags({ PRECISION: precision });
         try {
           const off = await run(c, deconv, false, 7);
@@ -103,6 +112,8 @@ describe('GEMM_VEC4: vectorised operand loads', () => {
           const vecPart = (name: string) => {
             const key = on.keys.find((k) => k.startsWith(`${name} `));
             expect(key, name).toBeDefined();
+            // a key naming vector loads belongs to a kernel that issues them, and only such a key
+            expect(key!.includes('|v4'), key).toBe(key!.endsWith(' calls-load4'));
             return key!.match(/\|v4:\w+/)?.[0] ?? '';
           };
           expect(vecPart(deconv ? 'deconv2x2_fwd' : 'conv2d_fwd')).toBe(fwdKey);
