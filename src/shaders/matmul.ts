@@ -124,6 +124,14 @@ function stageGroups(rows: number, t: GemmTile): number {
   return (rows * t.bk) / (4 * tileThreads(t));
 }
 
+/**
+ * Groups of 4 rows each invocation of a SIMT tile stages per K tile, for the operand with more of them (1
+ * for t64x64 and t128x128; 2 or more for t32x32, t128x64, t64x128 at BK 16); 0 for a subgroup-matrix tile.
+ */
+export function tileStageGroups(t: GemmTile): number {
+  return t.mma ? 0 : Math.max(stageGroups(t.bm, t), stageGroups(t.bn, t));
+}
+
 /** Why a tile is not a valid configuration, or null when it is. */
 export function tileProblem(t: GemmTile): string | null {
   if (t.mma) {

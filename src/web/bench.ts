@@ -7,6 +7,7 @@ import { benchE2e, type E2eOptions, type E2eResult } from '../../bench/e2e.js';
 import { type BenchReport, runBench } from '../../bench/harness.js';
 import { allBenchCases } from '../../bench/index.js';
 import {
+  type Flags,
   flag,
   gemmPrecision,
   hasEngine,
@@ -26,6 +27,8 @@ export interface BrowserBenchSpec {
   /** kernels: timed runs per case */
   iters?: number;
   precision?: Precision;
+  /** engine flags to set first (`rdpp bench --browser` passes the RDPP_* flags of its environment) */
+  flags?: Partial<Flags>;
   /** train / infer: the workload (as `rdpp bench train|infer` parses it) */
   e2e?: E2eOptions;
 }
@@ -36,6 +39,10 @@ export async function runBrowserBench(
   log: (line: string) => void = (l) => console.log(l),
 ): Promise<BenchReport | E2eResult> {
   if (!hasEngine()) initEngine(await openBrowserGpu());
+  if (spec.flags && Object.keys(spec.flags).length > 0) {
+    setFlags(spec.flags);
+    log(`flags: ${JSON.stringify(spec.flags)}`);
+  }
   if (spec.precision) setFlags({ PRECISION: spec.precision });
   if (flag('PRECISION') === 'f16') {
     gemmPrecision();

@@ -54,6 +54,25 @@ describe('rdpp bench --browser', () => {
     expect(r.stderr).toMatch(/browser: .*gaussian/);
   });
 
+  it('applies the RDPP_* flags of its environment in the page; SwiftShader refuses the tiles it cannot survive', () => {
+    const run = (tile: string) =>
+      spawnSync(
+        process.execPath,
+        ['dist/rdpp.js', 'bench', 'kernels', '--small', '--browser', '--filter', 'matmul', '--iters', '1'],
+        { encoding: 'utf8', timeout: 300_000, env: { ...process.env, RDPP_GEMM_TILE: tile } },
+      );
+    const ok = run('t128x128');
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain('browser: flags: {"GEMM_TILE":"t128x128"}');
+    // on SwiftShader (the browser's WebGPU on a machine without a GPU, as in CI) t32x32 would lose the device
+    // after minutes: a clear error at once instead
+    if (/swiftshader/i.test(JSON.parse(ok.stdout).adapter)) {
+      const refused = run('t32x32');
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/GEMM_TILE=t32x32: tile t32x32x16 stages 2 groups .* SwiftShader/);
+    }
+  });
+
   it('says so when no case matches, and refuses bench shapes', () => {
     const none = rdpp('bench', 'kernels', '--small', '--browser', '--filter', 'no-such-case');
     expect(none.status).not.toBe(0);

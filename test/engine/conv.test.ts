@@ -21,11 +21,19 @@ import {
   setFlags,
   type Tensor,
   tensor,
+  tileAdapterProblem,
   tileDeviceProblem,
   transposeWeight,
 } from '../../src/engine/index.js';
 import { fwdFlatK } from '../../src/shaders/conv.js';
-import { DEFAULT_TILE, GEMM_TILES, tileKey, tileProblem, tileSharedBytes } from '../../src/shaders/matmul.js';
+import {
+  DEFAULT_TILE,
+  GEMM_TILES,
+  tileKey,
+  tileProblem,
+  tileSharedBytes,
+  tileStageGroups,
+} from '../../src/shaders/matmul.js';
 import { type Conv, convRef, deconvRef, fusedCase, matmulRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
@@ -263,6 +271,30 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
     expect(tileProblem({ bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 })).toBeNull();
     expect(tileProblem({ bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 })).toMatch(/does not split into 4-row groups/);
     expect(tileProblem({ bm: 128, bn: 128, bk: 8 })).toMatch(/more than 256 invocations/);
+  });
+
+  it('SwiftShader is not offered the tiles it loses the device on (more than one 4-row group per invocation)', () => {
+    const lavapipe = runtime().gpu.report;
+    const swiftShader = {
+      ...lavapipe,
+      vendor: 'google',
+      architecture: 'swiftshader',
+      device: '',
+      description: '',
+    };
+    expect(tileStageGroups(GEMM_TILES.t64x64!)).toBe(1);
+    expect(tileStageGroups(GEMM_TILES.t128x128!)).toBe(1);
+    expect(tileStageGroups(GEMM_TILES.t32x32!)).toBe(2);
+    expect(tileStageGroups(GEMM_TILES.t128x64!)).toBe(2);
+    for (const [name, tile] of Object.entries(GEMM_TILES)) {
+      expect(tileAdapterProblem(lavapipe, tile, 'f32'), name).toBeNull();
+      const problem = tileAdapterProblem(swiftShader, tile, 'f32');
+      if (tileStageGroups(tile) > 1)
+        expect(problem, name).toMatch(/SwiftShader .* use t64x64 or t128x128 there$/);
+      else expect(problem, name).toBeNull();
+    }
+    // the same 32×32 block with BK 8 stages one group: SwiftShader runs it
+    expect(tileAdapterProblem(swiftShader, { bm: 32, bn: 32, bk: 8 }, 'f32')).toBeNull();
   });
 
   it('a double-buffered tile stages twice the workgroup memory, and one the device cannot hold is refused by name', () => {

@@ -2,6 +2,7 @@ import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
 import { parseTiles, shapeCases } from '../../../bench/shapes.js';
+import { flagsFromEnv } from '../../engine/flags.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import type { BrowserBenchSpec } from '../../web/bench.js';
@@ -87,6 +88,8 @@ export const bench: Command = {
       const iters = Number(values.iters);
       if (!Number.isInteger(iters) || iters < 1)
         throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
+      // the engine flags set in this environment (RDPP_GEMM_TILE, RDPP_GEMM_VEC4, …) apply in the page too
+      const flags = flagsFromEnv(process.env);
       const spec: BrowserBenchSpec =
         what === 'kernels'
           ? {
@@ -95,11 +98,13 @@ export const bench: Command = {
               iters,
               ...(values.filter ? { filter: String(values.filter) } : {}),
               ...(precision ? { precision } : {}),
+              flags,
             }
           : {
               what: what as 'train' | 'infer',
               e2e: parseE2eOptions(values, what as 'train' | 'infer'),
               ...(precision ? { precision } : {}),
+              flags,
             };
       const r = await benchInBrowser(spec, (l) => console.error(l));
       const json = `${JSON.stringify(r, null, 2)}\n`;

@@ -65,11 +65,13 @@ import {
   stridedUniforms,
   tileKey,
   tileSharedBytes,
+  tileStageGroups,
   vec4Key,
 } from '../../shaders/matmul.js';
 import type { MmaTile } from '../../shaders/mma.js';
 import { isGradEnabled, record } from '../autograd.js';
-import { flag } from '../flags.js';
+import type { AdapterReport } from '../device.js';
+import { flag, type Precision } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
 import { gemmPrecision } from '../precision.js';
 import type { BufferBinding } from '../program.js';
@@ -135,22 +137,33 @@ export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
   return DEFAULT_TILE;
 }
 
-/** Why `t` cannot run on this device (its workgroup memory), or null when it can. */
+/** Why `t` cannot run on this device, or null when it can (tileAdapterProblem on the engine's adapter). */
 export function tileDeviceProblem(t: GemmTile): string | null {
-  const limit = runtime().gpu.report.limits.maxComputeWorkgroupStorageSize;
-  const bytes = tileSharedBytes(t, gemmPrecision());
-  return bytes > limit
-    ? `tile ${tileKey(t)} stages ${bytes} bytes of workgroup memory, more than this adapter's ${limit}`
-    : null;
+  return tileAdapterProblem(runtime().gpu.report, t, gemmPrecision());
+}
+
+/**
+ * Why `t` cannot run on the adapter `r`: more workgroup memory than it has, or a tile its driver is known
+ * not to survive — Chrome's SwiftShader (the CPU WebGPU of browsers without a GPU) loses the device after
+ * two to three minutes on a SIMT tile whose invocations stage more than one group of 4 rows per operand
+ * (t32x32, t128x64, t64x128; measured with Chromium 156 in headless mode, 2026-12-06: fwd, dgrad and wgrad
+ * convolutions; t64x64 and t128x128, and the same shapes with BK 8, run).
+ */
+export function tileAdapterProblem(r: AdapterReport, t: GemmTile, precision: Precision): string | null {
+  const limit = r.limits.maxComputeWorkgroupStorageSize;
+  const bytes = tileSharedBytes(t, precision);
+  if (bytes > limit)
+    return `tile ${tileKey(t)} stages ${bytes} bytes of workgroup memory, more than this adapter's ${limit}; choose a smaller tile, or one without double buffering (no trailing d)`;
+  const swiftShader = /swiftshader/i.test(`${r.vendor} ${r.architecture} ${r.device} ${r.description}`);
+  if (swiftShader && tileStageGroups(t) > 1)
+    return `tile ${tileKey(t)} stages ${tileStageGroups(t)} groups of 4 rows per invocation, which SwiftShader (the browser's CPU WebGPU) does not survive (the device is lost after minutes): use t64x64 or t128x128 there`;
+  return null;
 }
 
 /** `t`, or a clear error naming where it came from when the device cannot run it. */
 function fitting(t: GemmTile, source: string): GemmTile {
   const problem = tileDeviceProblem(t);
-  if (problem)
-    throw new Error(
-      `${source}: ${problem}; choose a smaller tile, or one without double buffering (no trailing d)`,
-    );
+  if (problem) throw new Error(`${source}: ${problem}`);
   return t;
 }
 
