@@ -46,8 +46,18 @@ export interface TuneResult {
   report: BenchReport;
   /** per GEMM key: the tile chosen and each tile's time (Σ calls × median over the shapes that run it) */
   choices: { key: string; tile: string; ms_by_tile: Record<string, number> }[];
-  /** per workload: conv ms per step with the flag's tile on every GEMM, and with the tuned ones */
-  gains: { group: string; flag_tile: string; flag_tile_ms: number; tuned_ms: number; speedup: number }[];
+  /**
+   * per workload: conv ms per step with the flag's tile on every GEMM, and with the tuned ones, summed
+   * over the workload's `shapes` tuned (all of them unless the budget ran out)
+   */
+  gains: {
+    group: string;
+    shapes: number;
+    flag_tile: string;
+    flag_tile_ms: number;
+    tuned_ms: number;
+    speedup: number;
+  }[];
   /** shapes timed with every tile, of all the shapes (fewer when the budget ran out) */
   shapes_tuned: number;
   shapes_total: number;
@@ -165,10 +175,11 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   // what the table changes, from the same timings: each workload's Σ calls × median, the flag's tile on
   // every GEMM against the choices made
   const flagTile = flag('GEMM_TILE');
-  const byGroup = new Map<string, { flag: number; tuned: number }>();
+  const byGroup = new Map<string, { flag: number; tuned: number; shapes: number }>();
   for (const [id, sh] of shapes) {
     const group = id.slice(0, id.indexOf('|'));
-    const g = byGroup.get(group) ?? { flag: 0, tuned: 0 };
+    const g = byGroup.get(group) ?? { flag: 0, tuned: 0, shapes: 0 };
+    g.shapes++;
     g.flag += sh.ms.get(flagTile) ?? Number.NaN;
     g.tuned += sh.keys.length > 0 ? (sh.ms.get(tiles[sh.keys[0]!]!) ?? Number.NaN) : Number.NaN;
     byGroup.set(group, g);
@@ -178,6 +189,7 @@ export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
     if (Number.isFinite(g.flag) && Number.isFinite(g.tuned) && g.tuned > 0)
       gains.push({
         group,
+        shapes: g.shapes,
         flag_tile: flagTile,
         flag_tile_ms: +g.flag.toFixed(3),
         tuned_ms: +g.tuned.toFixed(3),

@@ -43,6 +43,8 @@ describe('tune with a time budget', () => {
     // every tile of each, and the table: a choice between the two for each of their GEMMs, nothing else
     for (const name of ranked.slice(0, 2))
       expect(r.report.results.filter((x) => x.name === name).map((x) => x.tile)).toEqual(OPTIONS.tiles);
+    // what the table gives is said over the shapes timed: both, in the one workload (infer b1)
+    expect(r.gains.map((g) => [g.group, g.shapes])).toEqual([['infer b1', 2]]);
     expect(r.choices.length).toBeGreaterThan(0);
     expect(Object.keys(r.table.tiles)).toEqual(r.choices.map((c) => c.key));
     for (const c of r.choices) {

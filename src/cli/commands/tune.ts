@@ -114,7 +114,7 @@ export const tune: Command = {
     writeTileTable(path, merged);
     for (const g of gains)
       console.error(
-        `${g.group}: ${g.flag_tile_ms} ms of convs per step with ${g.flag_tile} everywhere, ${g.tuned_ms} ms tuned (×${g.speedup})`,
+        `${g.group}: ${g.flag_tile_ms} ms of convs per step with ${g.flag_tile} everywhere, ${g.tuned_ms} ms tuned (×${g.speedup}${shapes_tuned < shapes_total ? `; the ${g.shapes} shapes timed` : ''})`,
       );
     console.error(
       `wrote ${path}: ${Object.keys(table.tiles).length} GEMMs tuned now, ${Object.keys(merged.tiles).length} in the table`,
