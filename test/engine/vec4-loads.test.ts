@@ -18,9 +18,11 @@ import {
   setFlags,
   type Tensor,
   tensor,
+  withinStorageLimit,
 } from '../../src/engine/index.js';
 import type { Program } from '../../src/engine/program.js';
-import { GEMM_TILES, type GemmTile, mmaGemmTile } from '../../src/shaders/matmul.js';
+import { IM2COL_VEC4, weightOperand } from '../../src/shaders/conv.js';
+import { GEMM_TILES, type GemmOperand, type GemmTile, mmaGemmTile } from '../../src/shaders/matmul.js';
 import { type Conv, convRef, outSize, relErr } from '../helpers/conv-ref.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
@@ -135,6 +137,20 @@ describe('GEMM_VEC4: vectorised operand loads', () => {
           restore();
         }
       });
+
+  it('gives up the vec4 views, B first, where they would pass the storage-buffer limit', () => {
+    const a = IM2COL_VEC4;
+    const b = weightOperand('row', true);
+    const views = ([x, y]: [GemmOperand, GemmOperand]) => `${x.load4 ? 'a' : ''}${y.load4 ? 'b' : ''}`;
+    // a fused forward with bias, batch norm and residual: 9 buffers besides the views
+    expect(views(withinStorageLimit(a, b, 9, 16))).toBe('ab');
+    expect(views(withinStorageLimit(a, b, 9, 10))).toBe('a');
+    expect(views(withinStorageLimit(a, b, 9, 9))).toBe('');
+    expect(views(withinStorageLimit(a, b, 3, 8))).toBe('ab');
+    const [plainA] = withinStorageLimit(a, b, 8, 8);
+    expect(plainA.mode).toBe('row');
+    expect(plainA.wgsl('a')).toBe(a.wgsl('a'));
+  });
 
   it('a layout the vector loads cannot read keeps scalar loads (Co, Ci and H·W not multiples of 4)', async () => {
     const { keys } = await run({ n: 2, ci: 5, h: 3, w: 3, co: 6, kh: 1, kw: 1, s: 1, p: 0 }, false, true, 3);

@@ -336,6 +336,30 @@ function weightB(
   return { operand: weightOperand(mode, vec4), uniforms: weightUniforms(t, c, n, cn) };
 }
 
+/**
+ * The operands, without vectorised loads where their vec4 views would take the program past `limit`
+ * storage buffers per shader stage (`others`: the buffers it binds besides the views) — B's view is given up
+ * first, then A's. WebGPU guarantees 8; a fused forward with bias, batch norm and a residual binds 9 already,
+ * which is why the engine asks for the adapter's maximum (16 on lavapipe and NVIDIA under Dawn).
+ */
+export function withinStorageLimit(
+  a: GemmOperand,
+  b: GemmOperand,
+  others: number,
+  limit: number,
+): [GemmOperand, GemmOperand] {
+  const plain = (op: GemmOperand): GemmOperand => ({ mode: op.mode, wgsl: op.wgsl });
+  const views = () => (a.load4 ? 1 : 0) + (b.load4 ? 1 : 0);
+  if (b.load4 && others + views() > limit) b = plain(b);
+  if (a.load4 && others + views() > limit) a = plain(a);
+  return [a, b];
+}
+
+/** The storage buffers of a fused epilogue (batch norm's four, the residual). */
+function epilogueBuffers(e: EpilogueInputs | null): number {
+  return (e?.bn ? 4 : 0) + (e?.residual ? 1 : 0);
+}
+
 /** The vec4 views (`<name>4`) of the operands' tensors that read them with vectorised loads. */
 function vec4Bindings(
   a: GemmOperand,
@@ -453,8 +477,13 @@ function convForward(
   const kTiles = fwdKTiles(g, tile.bk, flat);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
-  const a = flag('GEMM_VEC4') && im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL;
-  const b = wb.operand;
+  // x, wt, y, the bias and the epilogue's buffers, and the vec4 views where they fit
+  const [a, b] = withinStorageLimit(
+    flag('GEMM_VEC4') && im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL,
+    wb.operand,
+    3 + (bias ? 1 : 0) + epilogueBuffers(epilogue),
+    runtime().gpu.report.limits.maxStorageBuffersPerShaderStage,
+  );
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g.co, splits, tile);
     const inputs: BufferBinding[] = [
@@ -881,19 +910,25 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   const kTiles = fwdKTiles(g1, tile.bk, false);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g1.co / tile.bn);
   const precision = gemmPrecision();
-  const a = flag('GEMM_VEC4') && im2colVec4(g1) ? IM2COL_VEC4 : IM2COL;
   // B(k = input channel, column) = w[k·Cout·4 + column]
   const wb = weightB('row', 0, g1.co, 1, cin, g1.co);
+  // x, wt, y and the epilogue's buffers, and the vec4 views where they fit
+  const [a, b] = withinStorageLimit(
+    flag('GEMM_VEC4') && im2colVec4(g1) ? IM2COL_VEC4 : IM2COL,
+    wb.operand,
+    3 + epilogueBuffers(epilogue),
+    runtime().gpu.report.limits.maxStorageBuffersPerShaderStage,
+  );
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g1.co, splits, tile);
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
     runtime().run({
       name: epi ? 'deconv2x2_fwd_fused' : 'deconv2x2_fwd',
-      key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, wb.operand)}`,
+      key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, b)}`,
       inputs: [
         { name: 'x', buffer: x.buffer },
         { name: 'wt', buffer: w.buffer },
-        ...vec4Bindings(a, 'x', x, wb.operand, 'wt', w),
+        ...vec4Bindings(a, 'x', x, b, 'wt', w),
         ...fused.inputs,
       ],
       outputs: [{ name: 'y', buffer: dst.buffer }],
@@ -911,7 +946,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
         tile,
         ctx: FWD_CTX,
         a,
-        b: wb.operand,
+        b,
         store: deconvStore(epi?.spec ?? null),
         fast: 'm',
         precision,
