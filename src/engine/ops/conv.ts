@@ -146,7 +146,7 @@ export function tileDeviceProblem(t: GemmTile): string | null {
  * Why `t` cannot run on the adapter `r`: more workgroup memory than it has, or a tile its driver is known
  * not to survive — Chrome's SwiftShader (the CPU WebGPU of browsers without a GPU) loses the device after
  * two to three minutes on a SIMT tile whose invocations stage more than one group of 4 rows per operand
- * (t32x32, t128x64, t64x128; measured with Chromium 156 in headless mode, 2026-12-06: fwd, dgrad and wgrad
+ * (t32x32, t128x64, t64x128; measured with Chromium 156 in headless mode, 2026-12-06: forward and weight-gradient
  * convolutions; t64x64 and t128x128, and the same shapes with BK 8, run).
  */
 export function tileAdapterProblem(r: AdapterReport, t: GemmTile, precision: Precision): string | null {
