@@ -295,6 +295,21 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
     }
     // the same 32×32 block with BK 8 stages one group: SwiftShader runs it
     expect(tileAdapterProblem(swiftShader, { bm: 32, bn: 32, bk: 8 }, 'f32')).toBeNull();
+    // GEMM_TILE=auto does not pick them there either: a GEMM that fills the GPU with 128×64 tiles only
+    const T = convTuning.targetWorkgroups;
+    const [M, N] = [64 * Math.ceil(T / 2) * 2, 128];
+    const restore = setFlags({ GEMM_TILE: 'auto' });
+    const report = runtime().gpu.report as { architecture: string };
+    const architecture = report.architecture;
+    try {
+      expect(gemmTileFor(M, N)).toBe(GEMM_TILES.t128x64);
+      report.architecture = 'swiftshader';
+      expect(gemmTileFor(M, N)).toBe(DEFAULT_TILE);
+      expect(gemmTileFor(16 * 64 * 64, 256)).toBe(GEMM_TILES.t128x128); // one group: still offered
+    } finally {
+      report.architecture = architecture;
+      restore();
+    }
   });
 
   it('a double-buffered tile stages twice the workgroup memory, and one the device cannot hold is refused by name', () => {

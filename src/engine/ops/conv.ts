@@ -130,9 +130,11 @@ export function gemmTileFor(M: number, N: number, key?: string): GemmTile {
       );
     return fitting(t, `GEMM_TILE=${name}`);
   }
+  // (only tiles this device can run: SwiftShader, for one, is not offered the rectangular ones)
   for (const candidate of AUTO_TILES) {
     const t = GEMM_TILES[candidate]!;
-    if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups) return t;
+    if (Math.ceil(M / t.bm) * Math.ceil(N / t.bn) >= convTuning.targetWorkgroups && !tileDeviceProblem(t))
+      return t;
   }
   return DEFAULT_TILE;
 }
