@@ -324,7 +324,8 @@ function weightUniforms(t: number, c: number, n: number, cn: number): Record<str
 
 /**
  * A weight as GEMM operand B (shaders/conv.ts weightOperand) with its uniforms: tap, channel and column
- * strides t, c, n, cn channels, `columns` columns; vectorised loads where GEMM_VEC4 and the layout allow.
+ * strides t, c, n, cn channels, `columns` columns; vectorised loads where the layout allows (vectorised()
+ * then decides whether they are used).
  */
 function weightB(
   mode: LoadMode,
@@ -334,7 +335,7 @@ function weightB(
   cn: number,
   columns: number,
 ): { operand: GemmOperand; uniforms: Record<string, ['u32', number]> } {
-  const vec4 = flag('GEMM_VEC4') && mode === 'row' && n === 1 && weightVec4(t, c, columns);
+  const vec4 = mode === 'row' && n === 1 && weightVec4(t, c, columns);
   return { operand: weightOperand(mode, vec4), uniforms: weightUniforms(t, c, n, cn) };
 }
 
@@ -350,11 +351,24 @@ export function withinStorageLimit(
   others: number,
   limit: number,
 ): [GemmOperand, GemmOperand] {
-  const plain = (op: GemmOperand): GemmOperand => ({ mode: op.mode, wgsl: op.wgsl });
   const views = () => (a.load4 ? 1 : 0) + (b.load4 ? 1 : 0);
   if (b.load4 && others + views() > limit) b = plain(b);
   if (a.load4 && others + views() > limit) a = plain(a);
   return [a, b];
+}
+
+/** `op` with element-by-element loads only. */
+function plain(op: GemmOperand): GemmOperand {
+  return { mode: op.mode, wgsl: op.wgsl };
+}
+
+/**
+ * The operands a conv GEMM runs with: their vectorised loads (where the layout allowed them) kept when
+ * GEMM_VEC4 is on and the views fit the adapter's storage-buffer limit beside the program's `others`.
+ */
+function vectorised(a: GemmOperand, b: GemmOperand, others: number): [GemmOperand, GemmOperand] {
+  if (!flag('GEMM_VEC4')) return [plain(a), plain(b)];
+  return withinStorageLimit(a, b, others, runtime().gpu.report.limits.maxStorageBuffersPerShaderStage);
 }
 
 /** The storage buffers of a fused epilogue (batch norm's four, the residual). */
@@ -480,11 +494,10 @@ function convForward(
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
   // x, wt, y, the bias and the epilogue's buffers, and the vec4 views where they fit
-  const [a, b] = withinStorageLimit(
-    flag('GEMM_VEC4') && im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL,
+  const [a, b] = vectorised(
+    im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL,
     wb.operand,
     3 + (bias ? 1 : 0) + epilogueBuffers(epilogue),
-    runtime().gpu.report.limits.maxStorageBuffersPerShaderStage,
   );
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g.co, splits, tile);
@@ -571,15 +584,16 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci, convKey('dgrad', g));
   const grid = gemmGrid(maxM, g.ci, g.s * g.s, tile);
   const precision = gemmPrecision();
-  const a = flag('GEMM_VEC4') && im2colVec4(g) ? DGRAD_G_VEC4 : DGRAD_G;
   const wb = weightB('row', g.co * g.ci, g.ci, 1, g.co, g.ci);
+  // g, wt, dx, and the vec4 views
+  const [a, b] = vectorised(im2colVec4(g) ? DGRAD_G_VEC4 : DGRAD_G, wb.operand, 3);
   runtime().run({
     name: 'conv2d_dgrad',
-    key: `${tileKey(tile)}${precisionKey(precision)}${vec4Key(a, wb.operand)}`,
+    key: `${tileKey(tile)}${precisionKey(precision)}${vec4Key(a, b)}`,
     inputs: [
       { name: 'g', buffer: gy.buffer },
       { name: 'wt', buffer: wt.buffer },
-      ...vec4Bindings(a, 'g', gy, wb.operand, 'wt', wt),
+      ...vec4Bindings(a, 'g', gy, b, 'wt', wt),
     ],
     outputs: [{ name: 'dx', buffer: dx.buffer }],
     uniforms: {
@@ -594,7 +608,7 @@ function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): T
       tile,
       ctx: DGRAD_CTX,
       a,
-      b: wb.operand,
+      b,
       store: DGRAD_STORE,
       fast: 'm',
       precision,
@@ -915,12 +929,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   // B(k = input channel, column) = w[k·Cout·4 + column]
   const wb = weightB('row', 0, g1.co, 1, cin, g1.co);
   // x, wt, y and the epilogue's buffers, and the vec4 views where they fit
-  const [a, b] = withinStorageLimit(
-    flag('GEMM_VEC4') && im2colVec4(g1) ? IM2COL_VEC4 : IM2COL,
-    wb.operand,
-    3 + epilogueBuffers(epilogue),
-    runtime().gpu.report.limits.maxStorageBuffersPerShaderStage,
-  );
+  const [a, b] = vectorised(im2colVec4(g1) ? IM2COL_VEC4 : IM2COL, wb.operand, 3 + epilogueBuffers(epilogue));
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g1.co, splits, tile);
     const fused = epi ? epilogueBindings(epi) : { inputs: [], uniforms: {} };
