@@ -74,6 +74,15 @@ export interface Flags {
    */
   CONV_FWD_SPLIT_K: boolean;
   /**
+   * Under PRECISION=f16 (where it runs f16), the frozen teacher's activations are stored in f16: each
+   * fused conv rounds its output once, after batch norm, residual and ReLU ran in f32, and the next conv
+   * reads that half — the value its f16 staging would have rounded the f32 one to, so only the residual
+   * adds and the three taps (widened back to f32 for the student and the losses) see the extra rounding.
+   * Half the bytes for every teacher activation written and read (AMP's autocast stores them in f16 too).
+   * Off: f32 storage as with PRECISION=f32, to measure what it gives.
+   */
+  F16_STORAGE: boolean;
+  /**
    * Vectorised (vec4) operand loads in the SIMT GEMM where the operand's 4-row groups are contiguous and
    * aligned: the conv weights of forward and input gradient (channels a multiple of 4: every RD++ conv),
    * the input and upstream gradient of 1×1 stride-1 convs, the 2×2 transposed conv's input — in the SIMT
@@ -99,6 +108,7 @@ const defaults: Flags = {
   LOG_DISPATCHES: false,
   ALLOW_UNSAFE_APIS: false,
   PRECISION: 'f32',
+  F16_STORAGE: true,
   DISPATCHES_PER_SUBMIT: 128,
   POOL_MAX_RESERVED_BYTES: Number.POSITIVE_INFINITY,
   VALIDATE_SHADERS: true,

@@ -10,6 +10,7 @@ export * from './memory.js';
 export * from './mma.js';
 export * from './mma-check.js';
 export * from './ops/blur.js';
+export * from './ops/cast.js';
 export * from './ops/conv.js';
 export * from './ops/cosine.js';
 export * from './ops/elementwise.js';

@@ -2,9 +2,10 @@
  * Which operand precision the GEMM family runs in: the flag PRECISION, where the device can do it.
  *
  * `f16` is PyTorch AMP's autocast for matmul and convolutions, done inside the one GEMM core: the loaders
- * still read f32 tensors, each operand value is rounded to f16 where it is staged in workgroup memory, and
+ * read f32 tensors (or the teacher's f16 activations, see below), each operand value is rounded to f16 where it is staged in workgroup memory, and
  * the products are summed in f32 (what tensor cores do with f16 inputs). Everything AMP keeps in f32 stays
- * f32 here too: tensor storage, bias and fused epilogues, norms, losses, Sinkhorn, softmax, cosine, Adam.
+ * f32 here too: bias and fused epilogues, norms, losses, Sinkhorn, softmax, cosine, Adam, and the storage
+ * of every tensor but the frozen teacher's activations, which are f16 (flag F16_STORAGE, frozenActivationDtype).
  * Weight gradients are GEMMs like the rest and run in f16 operands with f32 accumulation, as under AMP.
  *
  * The kernels need the WGSL extension `f16` (device feature `shader-f16`). A device without it is not an
@@ -13,6 +14,7 @@
  */
 import { flag, PRECISIONS, type Precision } from './flags.js';
 import { runtime } from './runtime.js';
+import type { DType } from './tensor.js';
 
 /** Check a precision given by a user (CLI option, setting) with a message naming the choices. */
 export function parsePrecision(value: string, where = 'precision'): Precision {
@@ -56,4 +58,33 @@ export function gemmPrecision(): Precision {
 /** Forget that the fallback warning was printed (tests). */
 export function resetPrecisionWarning(): void {
   warned = false;
+}
+
+let activations: DType = 'f32';
+
+/** The storage type conv2dFused gives its output when the call names none (see withActivations). */
+export function activationDtype(): DType {
+  return activations;
+}
+
+/**
+ * Run `fn` with conv2dFused's outputs stored as `dtype` unless a call says otherwise (an autocast-like
+ * scope for an inference chain; restored afterwards, also when fn throws).
+ */
+export function withActivations<T>(dtype: DType, fn: () => T): T {
+  const before = activations;
+  activations = dtype;
+  try {
+    return fn();
+  } finally {
+    activations = before;
+  }
+}
+
+/**
+ * The storage type of a frozen network's activations (the teacher's): f16 when the GEMMs run in f16 on
+ * this device and the flag F16_STORAGE is on, else f32.
+ */
+export function frozenActivationDtype(): DType {
+  return flag('F16_STORAGE') && gemmPrecision() === 'f16' ? 'f16' : 'f32';
 }

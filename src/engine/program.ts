@@ -35,8 +35,40 @@ export type ScalarType = 'f32' | 'u32' | 'i32';
 export interface BufferBinding {
   name: string;
   buffer: GPUBuffer;
-  /** WGSL element type of the array (default f32). `vec4<f32>` etc. are allowed. */
+  /**
+   * WGSL element type of the array (default f32). `vec4<f32>` etc. are allowed; a buffer holding an f16
+   * tensor must be bound with a type naming f16 (`f16`, `vec4<f16>`) and no other buffer may be.
+   */
   type?: string;
+}
+
+/** The buffers that hold f16 tensors now (tensor.ts tags every buffer it hands out; pooled ones change). */
+const halfBuffers = new WeakSet<GPUBuffer>();
+
+/** Record which storage type the tensor now owning `buf` has (called by tensor.ts empty()). */
+export function tagBufferDtype(buf: GPUBuffer, dtype: 'f32' | 'f16'): void {
+  if (dtype === 'f16') halfBuffers.add(buf);
+  else halfBuffers.delete(buf);
+}
+
+/**
+ * Throws when a binding reads an f16 tensor as something else or an f32 one as f16: the values would be
+ * garbage, so this is checked on every dispatch (a WeakSet lookup per binding).
+ */
+function checkBindingTypes(p: Program): void {
+  for (const b of p.inputs) checkBinding(p, b);
+  for (const b of p.outputs) checkBinding(p, b);
+}
+
+function checkBinding(p: Program, b: BufferBinding): void {
+  const type = b.type ?? 'f32';
+  const half = halfBuffers.has(b.buffer);
+  if (half !== type.includes('f16'))
+    throw new Error(
+      half
+        ? `program '${p.name}': '${b.name}' is an f16 tensor, but this op reads ${type} — only conv2dFused, maxPool2d and cast take f16 tensors (convert it with cast(t, 'f32'))`
+        : `program '${p.name}': '${b.name}' is bound as ${type} but holds an f32 tensor`,
+    );
 }
 
 export interface Program {
@@ -116,7 +148,9 @@ export class Runtime {
     if (p.uniforms) for (const k in p.uniforms) cacheKey += `${k}:${p.uniforms[k]![0]},`;
     let pipe = this.pipelines.get(cacheKey);
     if (pipe) return pipe;
-    const code = p.wgsl(header(p));
+    const text = p.wgsl(header(p));
+    // f16 bindings need the extension; kernels with f16 arithmetic enable it themselves
+    const code = hasHalfBinding(p) && !/^enable f16;/m.test(text) ? `enable f16;\n${text}` : text;
     if (flag('PRINT_SHADERS')) console.log(`// ---- ${cacheKey}\n${code}`);
     const module = this.device.createShaderModule({ code, label: p.name });
     if (flag('VALIDATE_SHADERS')) {
@@ -263,6 +297,7 @@ export class Runtime {
     if (x > maxWg || y > maxWg || z > maxWg) {
       throw new Error(`program '${p.name}': workgroup count [${x}, ${y}, ${z}] exceeds the limit ${maxWg}`);
     }
+    checkBindingTypes(p);
     const pipe = this.pipeline(p);
     for (const b of p.outputs) this.derived.invalidate(b.buffer);
     const layoutKey = this.layoutKey(p);
@@ -345,6 +380,10 @@ export class Runtime {
     this.derived.invalidate(buf);
     this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
   }
+}
+
+function hasHalfBinding(p: Program): boolean {
+  return [...p.inputs, ...p.outputs].some((b) => b.type?.includes('f16'));
 }
 
 /** Generate the binding declarations and the uniform struct of a program. */

@@ -10,11 +10,19 @@
  * There is no FinalizationRegistry: leaks show up in the memory counters, deterministically.
  */
 import type { GradNode } from './autograd.js';
+import { halfBitsToFloat } from './io/f16.js';
+import { tagBufferDtype } from './program.js';
 import { runtime } from './runtime.js';
 
-export type DType = 'f32';
+/**
+ * Storage types. Every op reads and writes `f32`; `f16` (2 bytes, needs the device feature shader-f16) is
+ * only produced and read by the ops that say so — conv2dFused, maxPool2d and cast — for the frozen
+ * teacher's activations under PRECISION=f16 (engine/precision.ts). Any other op given an f16 tensor stops
+ * with an error naming it (Runtime.run checks every binding against its buffer's type).
+ */
+export type DType = 'f32' | 'f16';
 
-export const BYTES: Record<DType, number> = { f32: 4 };
+export const BYTES: Record<DType, number> = { f32: 4, f16: 2 };
 
 export class Storage {
   refs = 1;
@@ -56,6 +64,7 @@ export class Tensor {
   ) {
     this.shape = Object.freeze([...shape]);
     this.size = numel(shape);
+    tagBufferDtype(storage.buffer, dtype);
     trackInScope(this);
   }
 
@@ -81,7 +90,7 @@ export class Tensor {
   }
 
   describe(): string {
-    return `${this.name ?? `#${this.id}`}[${this.shape.join(', ')}]`;
+    return `${this.name ?? `#${this.id}`}[${this.shape.join(', ')}]${this.dtype === 'f32' ? '' : ` ${this.dtype}`}`;
   }
 
   dispose(): void {
@@ -125,7 +134,11 @@ export class Tensor {
   /** Read the values back to the CPU (submits pending GPU work). */
   async read(): Promise<Float32Array> {
     const data = await runtime().read(this.buffer, this.byteLength);
-    return new Float32Array(data);
+    if (this.dtype === 'f32') return new Float32Array(data);
+    const half = new Uint16Array(data, 0, this.size);
+    const out = new Float32Array(this.size);
+    for (let i = 0; i < half.length; i++) out[i] = halfBitsToFloat(half[i]!);
+    return out;
   }
 
   /** Read a single-element tensor. */

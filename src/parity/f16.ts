@@ -11,11 +11,21 @@
  * Numbers: measured on Mesa lavapipe (round-to-nearest, subnormals kept) with the ops and rd18 fixtures,
  * tolerance ≈ 3–4 × the measurement, because WGSL lets a GPU round f32 → f16 to either neighbour and sum
  * in another order (docs: README, section Precision). rd18 (max over the category; measured → tolerance):
- *   features 7.0e-3 → 2e-2 (student0; the decoder's last layers), scalars 3.8e-3 → 1e-2 (recon, a mean of
+ *   features 7.0e-3 → 2e-2 (student0; the decoder's last layers), scalars 3.8e-3 → 1e-2 (4e-2 since f16 storage, below; recon, a mean of
  *   1 − cos with cos ≈ 0.999: the features' error on the 1 − cos scale), grads_val 0.25 → 0.75 per element
  *   (float32 itself misses by 2.5%: this step is ill-conditioned), grads_l2 3.8e-2 → 0.1, running 1.1e-3 →
  *   4e-3, eval 3.5e-4 → 1.5e-3. grads_abs (exact zeros) keeps the fixture's bound. ops: conv2d/deconv
  *   ≤ 5.8e-4 (y, dx, dw) → 2e-3.
+ *
+ * Since the teacher's activations are stored in f16 under PRECISION=f16 (flag F16_STORAGE, as AMP stores
+ * them), rd18 measures (2026-12-07, lavapipe; F16_STORAGE off → on): scalars recon 1.20e-3 → 1.17e-2 and
+ * L_proj 1.28e-3 → 1.16e-2 (tolerance 1e-2 → 4e-2), L_distill and loss 3.4e-5 → 3.9e-5, features 5.6e-3
+ * → 6.6e-3, grads_val 0.30 → 0.24, grads_l2 3.2e-2 → 3.4e-2, running 1.1e-3 → 1.2e-3, eval 3.2e-4 →
+ * 4.2e-4 (all within the tolerances above). Why recon moves most: it is 1 − cos(proj(T_noisy), proj(T))
+ * = 8.1e-4, so the 9.5e-6 that the rounded residual stream moves the cosine by is 1.2 % of it. It is the
+ * rounding itself, not the kernels: f32 storage with every teacher conv's output rounded to f16 and back
+ * (cast) gives the same figures to three digits (1.17e-2 / 1.16e-2 / 3.90e-5), and with f32 GEMMs 7.8e-3;
+ * rounding only the three taps changes nothing (the projection's f16 operands round them anyway).
  */
 import type { Precision } from '../engine/flags.js';
 
@@ -25,7 +35,7 @@ export const F16_OP_TOLERANCE: Readonly<Record<string, number>> = { conv2d: 2e-3
 /** Whole-network categories (model fixtures) under f16; a category not named keeps the fixture's. */
 export const F16_MODEL_TOLERANCE: Readonly<Record<string, number>> = {
   features: 2e-2,
-  scalars: 1e-2,
+  scalars: 4e-2,
   grads_val: 0.75,
   grads_l2: 0.1,
   running: 4e-3,

@@ -28,6 +28,11 @@
  *           conv whose weight is that tensor, computed without transposing it; its dx is the same kind
  *           of GEMM with g read space-to-depth (SPACE_TO_DEPTH: K = Co·4, N = Ci), its dw a wgrad.
  *
+ * Storage types: the forward's input x and a fused residual may be f16 tensors (the frozen teacher's
+ * activations under PRECISION=f16); every read of them goes through f32(…) / vec4<f32>(…), an identity for
+ * f32 bindings, so one loader serves both. A fused forward may store f16 (storeAs: the f32 result of the
+ * whole epilogue rounded once); split-K partials are always f32.
+ *
  * Also here: the weight transpose (a 3-D permutation), and the bias gradient (a per-channel tree
  * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
  * in the pipeline keys.
@@ -115,7 +120,7 @@ fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
 }
 fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   var v = 0.0;
-  if (o.ok && k.ok) { v = x[o.off + k.ch * u.h * u.w]; }
+  if (o.ok && k.ok) { v = f32(x[o.off + k.ch * u.h * u.w]); }
   return v;
 }`,
 };
@@ -127,7 +132,7 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
 function load4Wgsl(ok: string, view: string, offset: string): (p: 'a' | 'b') => string {
   return (p) => `fn ${p}_load4(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> vec4<f32> {
   var v = vec4<f32>(0.0);
-  if (${ok}) { v = ${view}[(${offset}) >> 2u]; }
+  if (${ok}) { v = vec4<f32>(${view}[(${offset}) >> 2u]); }
   return v;
 }`;
 }
@@ -173,7 +178,7 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   let ix = r.ix0 + k.kx;
   var v = 0.0;
   if (o.ok && k.ok && iy >= 0 && iy < i32(u.h) && ix >= 0 && ix < i32(u.w)) {
-    v = x[r.base + (k.ch * u.h + u32(iy)) * u.w + u32(ix)];
+    v = f32(x[r.base + (k.ch * u.h + u32(iy)) * u.w + u32(ix)]);
   }
   return v;
 }`,
@@ -249,7 +254,7 @@ export function epilogueKey(e: FwdEpilogue | null): string {
 export function epilogueWgsl(e: FwdEpilogue | null): string {
   const lines = ['  var z = v;'];
   if (e?.bn) lines.push('  z = (z - bn_rm[n]) * ((1.0 / sqrt(bn_rv[n] + u.eps)) * bn_w[n]) + bn_b[n];');
-  if (e?.residual) lines.push('  z = z + res[idx];');
+  if (e?.residual) lines.push('  z = z + f32(res[idx]);');
   if (e?.relu) lines.push('  z = max(z, 0.0);');
   return `fn epi(v: f32, n: u32, idx: u32) -> f32 {
 ${lines.join('\n')}
@@ -262,15 +267,20 @@ ${lines.join('\n')}
  * With `epilogue` (no split: one slice) the value goes through it; partials are stored raw and the
  * epilogue runs in the slice sum (splitSumEpilogueShader).
  */
-export function fwdStore(bias: boolean, epilogue: FwdEpilogue | null = null): string {
+export function fwdStore(
+  bias: boolean,
+  epilogue: FwdEpilogue | null = null,
+  out: 'f32' | 'f16' = 'f32',
+): string {
   const v = `v${bias ? ' + select(0.0, bias[n], c.z == 0u)' : ''}`;
   if (epilogue)
     return `${epilogueWgsl(epilogue)}
 fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let hw = u.ho * u.wo;
   let idx = ((m / hw) * u.co + n) * hw + m % hw;
-  y[idx] = epi(${v}, n, idx);
+  y[idx] = ${storeAs(out, `epi(${v}, n, idx)`)};
 }`;
+  if (out !== 'f32') throw new Error('fwdStore: split-K partials (no epilogue) are stored in f32');
   return `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let hw = u.ho * u.wo;
   y[c.z * c.m * c.n + ((m / hw) * u.co + n) * hw + m % hw] = ${v};
@@ -278,8 +288,23 @@ fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
 }
 
 /** y[i] = epi(Σ_z part[z·n + i]) for an NCHW output (channel (i / hw) % co): split-K plus the epilogue. */
-export function splitSumEpilogueShader(e: FwdEpilogue, wgSize = 256): (header: string) => string {
-  return splitSumShader(wgSize, { prelude: epilogueWgsl(e), line: 'y[i] = epi(s, (i / u.hw) % u.co, i);' });
+export function splitSumEpilogueShader(
+  e: FwdEpilogue,
+  out: 'f32' | 'f16' = 'f32',
+  wgSize = 256,
+): (header: string) => string {
+  return splitSumShader(wgSize, {
+    prelude: epilogueWgsl(e),
+    line: `y[i] = ${storeAs(out, 'epi(s, (i / u.hw) % u.co, i)')};`,
+  });
+}
+
+/**
+ * A value computed in f32 as stored into an output of storage type `out`: rounded once, after the whole
+ * epilogue (batch norm, residual, ReLU run in f32 on the f32 sum, as AMP's autocast keeps them).
+ */
+function storeAs(out: 'f32' | 'f16', v: string): string {
+  return out === 'f16' ? `f16(${v})` : v;
 }
 
 // ---- transposed conv (kernel 2, stride 2) forward, one GEMM ----

@@ -41,7 +41,8 @@
  * tiles as vec4<f16> — each loaded f32 value is rounded to f16 once, when it is staged — and converts
  * them back to f32 before the FMA, so every product of two f16 values is exact in f32 and the sum is an
  * f32 accumulation: "f16 operands, f32 accumulate", the numerics of tensor cores and of PyTorch AMP. The
- * loaders, the store and any epilogue are the same f32 code in both. The staging tiles take half the
+ * loaders, the store and any epilogue are the same f32 code in both (a conv loader reading an f16 tensor
+ * widens it to f32 first — exact — so an f16-stored value is staged unchanged). The staging tiles take half the
  * workgroup memory; the arithmetic is still f32 FMAs (no packed f16 math, no tensor cores here).
  */
 

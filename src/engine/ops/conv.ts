@@ -73,10 +73,10 @@ import { isGradEnabled, record } from '../autograd.js';
 import type { AdapterReport } from '../device.js';
 import { flag, type Precision } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
-import { gemmPrecision } from '../precision.js';
+import { activationDtype, gemmPrecision } from '../precision.js';
 import type { BufferBinding } from '../program.js';
 import { runtime } from '../runtime.js';
-import { empty, keep, type Tensor } from '../tensor.js';
+import { BYTES, type DType, empty, keep, type Tensor } from '../tensor.js';
 import { gemmKey, traceSplits, tunedSplits, tunedTile } from '../tile-table.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
@@ -386,8 +386,8 @@ function vec4Bindings(
   bTensor: Tensor,
 ): BufferBinding[] {
   const views: BufferBinding[] = [];
-  if (a.load4) views.push({ name: `${aName}4`, buffer: aTensor.buffer, type: 'vec4<f32>' });
-  if (b.load4) views.push({ name: `${bName}4`, buffer: bTensor.buffer, type: 'vec4<f32>' });
+  if (a.load4) views.push({ name: `${aName}4`, buffer: aTensor.buffer, type: `vec4<${aTensor.dtype}>` });
+  if (b.load4) views.push({ name: `${bName}4`, buffer: bTensor.buffer, type: `vec4<${bTensor.dtype}>` });
   return views;
 }
 
@@ -445,13 +445,15 @@ interface EpilogueInputs {
   spec: FwdEpilogue;
   bn: { weight: Tensor; bias: Tensor; mean: Tensor; variance: Tensor; eps: number } | null;
   residual: Tensor | null;
+  /** the output's storage type */
+  out: DType;
 }
 
 function epilogueBindings(e: EpilogueInputs): {
-  inputs: { name: string; buffer: GPUBuffer }[];
+  inputs: BufferBinding[];
   uniforms: Record<string, ['f32', number]>;
 } {
-  const inputs: { name: string; buffer: GPUBuffer }[] = [];
+  const inputs: BufferBinding[] = [];
   if (e.bn)
     inputs.push(
       { name: 'bn_w', buffer: e.bn.weight.buffer },
@@ -459,7 +461,7 @@ function epilogueBindings(e: EpilogueInputs): {
       { name: 'bn_rm', buffer: e.bn.mean.buffer },
       { name: 'bn_rv', buffer: e.bn.variance.buffer },
     );
-  if (e.residual) inputs.push({ name: 'res', buffer: e.residual.buffer });
+  if (e.residual) inputs.push({ name: 'res', buffer: e.residual.buffer, type: e.residual.dtype });
   return { inputs, uniforms: e.bn ? { eps: ['f32', e.bn.eps] } : {} };
 }
 
@@ -472,7 +474,7 @@ function convForward(
   stableWeight: boolean,
 ): Tensor {
   traced('fwd', g, bias !== null, w);
-  const y = empty([g.n, g.co, g.ho, g.wo]);
+  const y = empty([g.n, g.co, g.ho, g.wo], epilogue?.out ?? 'f32');
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
   // copy (contiguous along o).
@@ -502,7 +504,7 @@ function convForward(
   const launch = (dst: Tensor, splits: number, tps: number, epi: EpilogueInputs | null) => {
     const grid = gemmGrid(M, g.co, splits, tile);
     const inputs: BufferBinding[] = [
-      { name: 'x', buffer: x.buffer },
+      { name: 'x', buffer: x.buffer, type: x.dtype },
       { name: 'wt', buffer: wt.buffer },
       ...vec4Bindings(a, 'x', x, b, 'wt', wt),
     ];
@@ -512,7 +514,7 @@ function convForward(
       name: epi ? 'conv2d_fwd_fused' : 'conv2d_fwd',
       key: `${tileKey(tile)}|w:${mode}${flat ? '|flatK' : ''}|bias:${!!bias}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, b)}`,
       inputs: [...inputs, ...fused.inputs],
-      outputs: [{ name: 'y', buffer: dst.buffer }],
+      outputs: [{ name: 'y', buffer: dst.buffer, type: dst.dtype }],
       uniforms: {
         ...convUniforms(g),
         ...wb.uniforms,
@@ -528,7 +530,7 @@ function convForward(
         ctx: flat ? FWD_FLAT_CTX : FWD_CTX,
         a,
         b,
-        store: fwdStore(!!bias, epi?.spec ?? null),
+        store: fwdStore(!!bias, epi?.spec ?? null, dst.dtype),
         fast: 'm',
         precision,
       }),
@@ -558,7 +560,7 @@ function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, 
     name: 'splitk_sum_fused',
     key: epilogueKey(e.spec),
     inputs: [{ name: 'part', buffer: part.buffer }, ...fused.inputs],
-    outputs: [{ name: 'y', buffer: y.buffer }],
+    outputs: [{ name: 'y', buffer: y.buffer, type: y.dtype }],
     uniforms: {
       n: ['u32', n],
       splits: ['u32', splits],
@@ -567,8 +569,8 @@ function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, 
       ...fused.uniforms,
     },
     workgroups: grid1d(n),
-    cost: { bytes: 4 * n * (splits + 1 + (e.residual ? 1 : 0)) },
-    wgsl: splitSumEpilogueShader(e.spec),
+    cost: { bytes: n * (4 * splits + BYTES[y.dtype] + (e.residual ? BYTES[e.residual.dtype] : 0)) },
+    wgsl: splitSumEpilogueShader(e.spec, y.dtype),
   });
 }
 
@@ -731,6 +733,10 @@ function savedFor(x: Tensor, w: Tensor): Tensor[] {
  */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   checkConvInputs('conv2d', x, w, bias);
+  if (x.dtype !== 'f32')
+    throw new Error(
+      `conv2d: input ${x.describe()} is ${x.dtype}; only conv2dFused (no gradient) reads f16 inputs`,
+    );
   const g = convGeom('conv2d', x.shape, w.shape, opts);
   // kept packed when w cannot change before the next call (see packedWeight)
   const y = convForward(x, w, bias, g, null, canFuseInference(w));
@@ -765,6 +771,11 @@ export interface ConvEpilogue {
   residual?: Tensor;
   /** ReLU last */
   relu?: boolean;
+  /**
+   * The output's storage type: f16 rounds the epilogue's f32 result once, when it is stored (needs
+   * shader-f16). Default: activationDtype() — f32 unless a withActivations scope says otherwise.
+   */
+  dtype?: DType;
 }
 
 /**
@@ -816,10 +827,17 @@ function fusedEpilogue(
   const eps = bn?.eps ?? 1e-5;
   if (!(eps > 0)) throw new Error(`${op}: eps must be positive, got ${eps}`);
   if (epilogue.residual) expectShape(`${op} (residual)`, epilogue.residual, out);
+  const dtype = epilogue.dtype ?? activationDtype();
+  const halves = [...operands, epilogue.residual].filter((t) => t?.dtype === 'f16').length;
+  if ((dtype === 'f16' || halves > 0) && !runtime().gpu.has('shader-f16'))
+    throw new Error(
+      `${op}: f16 tensors need the device feature shader-f16, which this GPU (or its WebGPU implementation) does not offer`,
+    );
   return {
     spec: { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu },
     bn: bn ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps } : null,
     residual: epilogue.residual ?? null,
+    out: dtype,
   };
 }
 
@@ -1063,6 +1081,10 @@ export function convTranspose2dFused(x: Tensor, w: Tensor, epilogue: ConvEpilogu
   const cout = w.shape[1]!;
   const [n, , h, wd] = x.shape as [number, number, number, number];
   const e = fusedEpilogue('convTranspose2dFused', [x, w], epilogue, [n, cout, 2 * h, 2 * wd]);
+  if (e.out !== 'f32' || x.dtype !== 'f32' || e.residual?.dtype === 'f16')
+    throw new Error(
+      `convTranspose2dFused: f16 storage is for the teacher's convolutions; the transposed conv reads and writes f32 (input ${x.describe()}, output ${e.out})`,
+    );
   return deconvForward(x, w, deconvGeom(x.shape, cout), e);
 }
 

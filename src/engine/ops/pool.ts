@@ -28,8 +28,13 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
   const ow = Math.floor((w + 2 * p - k) / s) + 1;
   if (oh < 1 || ow < 1)
     throw new Error(`maxPool2d: input ${x.describe()} is smaller than the ${k}×${k} window (padding ${p})`);
-  const y = empty([n, c, oh, ow]);
   const withArg = isGradEnabled() && x.requiresGrad;
+  if (withArg && x.dtype !== 'f32')
+    throw new Error(
+      `maxPool2d: ${x.describe()} is ${x.dtype} and requires a gradient; only f32 pools have one`,
+    );
+  // the window's maximum is one of its values, so an f16 input gives an exact f16 output
+  const y = empty([n, c, oh, ow], x.dtype);
   const arg = withArg ? empty([n, c, oh, ow]) : null;
   const uniforms: Record<string, [ScalarType, number]> = {
     n: ['u32', y.size],
@@ -46,9 +51,9 @@ export function maxPool2d(x: Tensor, opts: MaxPoolOptions): Tensor {
   rt.run({
     name: 'maxpool_fwd',
     key: withArg ? 'arg' : 'noarg',
-    inputs: [{ name: 'x', buffer: x.buffer }],
+    inputs: [{ name: 'x', buffer: x.buffer, type: x.dtype }],
     outputs: [
-      { name: 'y', buffer: y.buffer },
+      { name: 'y', buffer: y.buffer, type: y.dtype },
       ...(arg ? [{ name: 'arg', buffer: arg.buffer, type: 'u32' }] : []),
     ],
     uniforms: { ...uniforms },

@@ -1,13 +1,14 @@
 /**
  * The torchvision ImageNet teachers (spec §2.2): ResNet-18 (BasicBlock ×[2,2,2]) and WideResNet-50-2
  * (Bottleneck ×[3,4,6], width = 2·planes), stem + layer1..layer3 only (layer4 is never computed), frozen,
- * BN in eval mode, run without autograd. Keys are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
+ * BN in eval mode, run without autograd (frozen.ts). Keys are torchvision's (`conv1.weight`, `layer1.0.bn1.running_mean`,
  * …) so the official `.pth` files load directly; `layer4.*`, `fc.*` and `num_batches_tracked` are ignored.
  * Preprocessing: RGB in [0, 1], ImageNet mean/std (see src/model/preprocess.ts).
  */
-import { maxPool2d, noGrad, release, type Tensor } from '../../engine/index.js';
+import { maxPool2d, release, type Tensor } from '../../engine/index.js';
 import { basicBlock, bottleneck, convBn, declareBasicBlock, declareBottleneck } from '../blocks.js';
 import { NetState } from '../state.js';
+import { frozenTaps } from './frozen.js';
 
 export type TorchTeacherKind = 'resnet18' | 'wide_resnet50_2';
 
@@ -23,7 +24,10 @@ export interface Teacher {
   readonly channels: [number, number, number];
   /** How input images must be normalised for this teacher. */
   readonly preprocess: 'imagenet' | 'caffe';
-  /** T1, T2, T3 for a preprocessed batch [B, 3, H, W] (no gradient is recorded). */
+  /**
+   * T1, T2, T3 (f32) for a preprocessed batch [B, 3, H, W] (no gradient is recorded; the activations in
+   * between are f16 under PRECISION=f16, see frozen.ts).
+   */
   forward(x: Tensor): [Tensor, Tensor, Tensor];
 }
 
@@ -71,7 +75,7 @@ export class TorchvisionTeacher implements Teacher {
   forward(x: Tensor): [Tensor, Tensor, Tensor] {
     const cfg = LAYERS[this.name];
     const s = this.state;
-    return noGrad(() => {
+    return frozenTaps(() => {
       const stem = convBn(s, x, 'conv1', 'bn1', { stride: 2, padding: 3, training: false, relu: true });
       let h = maxPool2d(stem, { kernel: 3, stride: 2, padding: 1 });
       release(stem);

@@ -1,0 +1,38 @@
+/**
+ * cast: a tensor's values in another storage type (engine/tensor.ts DType). f32 → f16 rounds to the
+ * nearest half (WGSL lets the device pick either neighbour when a value lies between two; every GPU we
+ * know rounds to nearest even), f16 → f32 is exact. f16 storage holds the frozen teacher's activations
+ * under PRECISION=f16, so cast has no gradient: casting a tensor that requires one is an error.
+ */
+import { grid1d, main1d } from '../../shaders/common.js';
+import { isGradEnabled } from '../autograd.js';
+import { runtime } from '../runtime.js';
+import { BYTES, type DType, empty, type Tensor } from '../tensor.js';
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (isGradEnabled() && x.requiresGrad)
+    throw new Error(
+      `cast: ${x.describe()} requires a gradient, and cast has none (f16 storage is for frozen, inference-only activations)`,
+    );
+  if ((dtype === 'f16' || x.dtype === 'f16') && !runtime().gpu.has('shader-f16'))
+    throw new Error(
+      `cast ${x.dtype} → ${dtype}: f16 tensors need the device feature shader-f16, which this GPU (or its WebGPU implementation) does not offer`,
+    );
+  // a new tensor even when the type is the same, so the caller owns (and may release) both
+  if (x.dtype === dtype) return x.view(x.shape);
+  const y = empty(x.shape, dtype);
+  runtime().run({
+    name: 'cast',
+    inputs: [{ name: 'x', buffer: x.buffer, type: x.dtype }],
+    outputs: [{ name: 'y', buffer: y.buffer, type: dtype }],
+    uniforms: { n: ['u32', x.size] },
+    workgroups: grid1d(x.size),
+    cost: { bytes: x.size * (BYTES[x.dtype] + BYTES[dtype]) },
+    wgsl: (h) => `${h}
+${main1d()}
+  if (i >= u.n) { return; }
+  y[i] = ${dtype}(x[i]);
+}`,
+  });
+  return y;
+}
