@@ -74,8 +74,11 @@ export interface E2eResult {
   packed_weights: PackedWeights;
   /** whether aligned GEMM operands were read with vec4 loads (the flag GEMM_VEC4) */
   gemm_vec4: boolean;
-  /** the storage type of the frozen teacher's activations (f16 under --precision f16 unless F16_STORAGE=0) */
-  teacher_activations: DType;
+  /**
+   * the storage type of the activations no gradient reads — the teacher's, the whole model's in inference
+   * (f16 under --precision f16 unless F16_STORAGE=0)
+   */
+  frozen_activations: DType;
   dispatches_per_step: number;
   submits_per_step: number;
   buffers_created_per_step: number;
@@ -219,7 +222,7 @@ async function measure(
     packed_weights_mib: +(packed / MIB).toFixed(1),
     packed_weights: flag('KEEP_PACKED_WEIGHTS'),
     gemm_vec4: flag('GEMM_VEC4'),
-    teacher_activations: frozenActivationDtype(),
+    frozen_activations: frozenActivationDtype(),
     dispatches_per_step: per(c0.dispatches, c1.dispatches),
     submits_per_step: per(c0.submits, c1.submits),
     buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),

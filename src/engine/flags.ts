@@ -74,12 +74,14 @@ export interface Flags {
    */
   CONV_FWD_SPLIT_K: boolean;
   /**
-   * Under PRECISION=f16 (where it runs f16), the frozen teacher's activations are stored in f16: each
-   * fused conv rounds its output once, after batch norm, residual and ReLU ran in f32, and the next conv
-   * reads that half — the value its f16 staging would have rounded the f32 one to, so only the residual
-   * adds and the three taps (widened back to f32 for the student and the losses) see the extra rounding.
-   * Half the bytes for every teacher activation written and read (AMP's autocast stores them in f16 too).
-   * Off: f32 storage as with PRECISION=f32, to measure what it gives.
+   * Under PRECISION=f16 (where it runs f16), the activations no gradient reads are stored in f16: the
+   * frozen teacher's (training and inference) and, in evaluation (`test`, `predict`, `bench infer`), the
+   * projection's, OCBE's and decoder's too (src/model/frozen.ts). Each fused conv / transposed conv rounds its
+   * output once, after batch norm, residual and ReLU ran in f32, and the next GEMM reads that half — the
+   * value its f16 staging would have rounded the f32 one to — so only residual adds, instance norms and
+   * the outputs (widened back to f32 for the student, the losses and the anomaly maps) see the extra
+   * rounding. Half the bytes for every such activation written and read (AMP's autocast stores them in
+   * f16 too). Off: f32 storage as with PRECISION=f32, to measure what it gives.
    */
   F16_STORAGE: boolean;
   /**

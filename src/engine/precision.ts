@@ -4,8 +4,9 @@
  * `f16` is PyTorch AMP's autocast for matmul and convolutions, done inside the one GEMM core: the loaders
  * read f32 tensors (or the teacher's f16 activations, see below), each operand value is rounded to f16 where it is staged in workgroup memory, and
  * the products are summed in f32 (what tensor cores do with f16 inputs). Everything AMP keeps in f32 stays
- * f32 here too: bias and fused epilogues, norms, losses, Sinkhorn, softmax, cosine, Adam, and the storage
- * of every tensor but the frozen teacher's activations, which are f16 (flag F16_STORAGE, frozenActivationDtype).
+ * f32 here too: bias and fused epilogues, norms' statistics, losses, Sinkhorn, softmax, cosine, Adam, and
+ * the storage of every tensor but the activations no gradient reads — the teacher's, and in evaluation the
+ * whole model's — which are f16 (flag F16_STORAGE, frozenActivationDtype, src/model/frozen.ts).
  * Weight gradients are GEMMs like the rest and run in f16 operands with f32 accumulation, as under AMP.
  *
  * The kernels need the WGSL extension `f16` (device feature `shader-f16`). A device without it is not an
@@ -82,8 +83,8 @@ export function withActivations<T>(dtype: DType, fn: () => T): T {
 }
 
 /**
- * The storage type of a frozen network's activations (the teacher's): f16 when the GEMMs run in f16 on
- * this device and the flag F16_STORAGE is on, else f32.
+ * The storage type of a frozen network's activations (the teacher's; the whole model's in evaluation):
+ * f16 when the GEMMs run in f16 on this device and the flag F16_STORAGE is on, else f32.
  */
 export function frozenActivationDtype(): DType {
   return flag('F16_STORAGE') && gemmPrecision() === 'f16' ? 'f16' : 'f32';

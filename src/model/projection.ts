@@ -4,7 +4,14 @@
  * indices 0, 3, 6, 9 (`proj_a.proj.0.weight` …). PyTorch's default conv init. Used on the normal and the
  * noisy teacher features with the same weights.
  */
-import { conv2d, instanceNormLeakyRelu, release, type Tensor } from '../engine/index.js';
+import {
+  canFuseInference,
+  conv2d,
+  conv2dFused,
+  instanceNormLeakyRelu,
+  release,
+  type Tensor,
+} from '../engine/index.js';
 import { NetState } from './state.js';
 
 const NAMES = ['proj_a', 'proj_b', 'proj_c'] as const;
@@ -30,7 +37,12 @@ export class Projection {
     let h = x;
     for (let i = 0; i < 4; i++) {
       const p = `${n}.proj.${3 * i}`;
-      const c = conv2d(h, s.get(`${p}.weight`), s.get(`${p}.bias`), { stride: 1, padding: 1 });
+      const w = s.get(`${p}.weight`);
+      const b = s.get(`${p}.bias`);
+      // in inference the fused conv (no epilogue) stores in the activations' type (f16 under --precision f16)
+      const c = canFuseInference(h, w, b)
+        ? conv2dFused(h, w, b, { stride: 1, padding: 1 }, {})
+        : conv2d(h, w, b, { stride: 1, padding: 1 });
       if (h !== x) release(h);
       h = instanceNormLeakyRelu(c, 0.01);
       release(c);

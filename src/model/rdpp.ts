@@ -22,6 +22,7 @@
  *     diameter, which is geomloss's own default (the clouds' bounding-box diagonal) instead of 1e7;
  *   - the mean over the B pairs, so the weight 0.2/1.11 does not grow with the batch size.
  */
+
 import {
   add,
   cosineEmbeddingLoss,
@@ -45,6 +46,7 @@ import {
   transposeLast2,
 } from '../engine/index.js';
 import { Decoder } from './decoder.js';
+import { frozenActivations } from './frozen.js';
 import { Ocbe } from './ocbe.js';
 import { Projection } from './projection.js';
 import type { NetState } from './state.js';
@@ -168,11 +170,15 @@ export class Rdpp {
   private anomalyMapsNoGrad(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {
     const [, , h, w] = img.shape as [number, number, number, number];
     const t = this.teacher.forward(img);
-    const p = this.proj.forward(t);
-    const z = this.ocbe.forward(p, false);
-    release(...p);
-    const s = this.decoder.forward(z, false);
-    release(z);
+    // the student's activations too are f16 under --precision f16 (frozen.ts); s comes back in f32
+    const s = frozenActivations(() => {
+      const p = this.proj.forward(t);
+      const z = this.ocbe.forward(p, false);
+      release(...p);
+      const out = this.decoder.forward(z, false);
+      release(z);
+      return out;
+    });
     let raw: Tensor | null = null;
     for (let k = 0; k < 3; k++) {
       const cos = cosineMap(t[k]!, s[k]!);

@@ -21,7 +21,8 @@
  * them), rd18 measures (2026-12-07, lavapipe; F16_STORAGE off → on): scalars recon 1.20e-3 → 1.17e-2 and
  * L_proj 1.28e-3 → 1.16e-2 (tolerance 1e-2 → 4e-2), L_distill and loss 3.4e-5 → 3.9e-5, features 5.6e-3
  * → 6.6e-3, grads_val 0.30 → 0.24, grads_l2 3.2e-2 → 3.4e-2, running 1.1e-3 → 1.2e-3, eval 3.2e-4 →
- * 4.2e-4 (all within the tolerances above). Why recon moves most: it is 1 − cos(proj(T_noisy), proj(T))
+ * 4.7e-4 (with the evaluation's projection, OCBE and decoder activations in f16 as well; all within the
+ * tolerances above). Why recon moves most: it is 1 − cos(proj(T_noisy), proj(T))
  * = 8.1e-4, so the 9.5e-6 that the rounded residual stream moves the cosine by is 1.2 % of it. It is the
  * rounding itself, not the kernels: f32 storage with every teacher conv's output rounded to f16 and back
  * (cast) gives the same figures to three digits (1.17e-2 / 1.16e-2 / 3.90e-5), and with f32 GEMMs 7.8e-3;

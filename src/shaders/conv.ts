@@ -316,7 +316,7 @@ function storeAs(out: 'f32' | 'f16', v: string): string {
  * 1×1 conv this GEMM is (co = 4·Cout; ho × wo = the input's H × W). Slice z (split-K) goes to y + z·|y|,
  * raw; without a split, `epilogue` (batch norm, residual, ReLU on channel o) runs here, as in fwdStore.
  */
-export function deconvStore(epilogue: FwdEpilogue | null = null): string {
+export function deconvStore(epilogue: FwdEpilogue | null = null, out: 'f32' | 'f16' = 'f32'): string {
   const index = `fn deconv_index(c: Ctx, m: u32, n: u32) -> u32 {
   let hw = u.ho * u.wo;
   let pix = m % hw;
@@ -329,8 +329,9 @@ export function deconvStore(epilogue: FwdEpilogue | null = null): string {
 ${epilogueWgsl(epilogue)}
 fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let idx = deconv_index(c, m, n);
-  y[idx] = epi(v, n >> 2u, idx);
+  y[idx] = ${storeAs(out, 'epi(v, n >> 2u, idx)')};
 }`;
+  if (out !== 'f32') throw new Error('deconvStore: split-K partials (no epilogue) are stored in f32');
   return `${index}
 fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   y[c.z * c.m * c.n + deconv_index(c, m, n)] = v;

@@ -31,9 +31,18 @@
 
 export type Act = 'none' | 'relu' | 'leaky';
 
-/** The WGSL type of one V-wide element (f32 or vec4<f32>). */
-export function vecType(v: 1 | 4): string {
-  return v === 4 ? 'vec4<f32>' : 'f32';
+/** The WGSL type of one V-wide element (f32 or vec4<f32>; f16 / vec4<f16> for f16 storage). */
+export function vecType(v: 1 | 4, dtype: 'f32' | 'f16' = 'f32'): string {
+  return v === 4 ? `vec4<${dtype}>` : dtype;
+}
+
+/**
+ * `e`, an element of a tensor stored as `dtype`, as the f32 type the kernels compute in (f16 storage: the
+ * inference path's instance norm under PRECISION=f16 reads and writes halves; the statistics and the
+ * arithmetic stay f32).
+ */
+function widen(v: 1 | 4, dtype: 'f32' | 'f16', e: string): string {
+  return dtype === 'f32' ? e : `${vecType(v)}(${e})`;
 }
 
 /** Threads per workgroup of the reduction kernels. */
@@ -90,7 +99,12 @@ function actGrad(act: Act, T: string, g: string, z: string): string {
  * Bindings: x (V-vectors), part (3 floats per item). Uniforms: inner, outer, count, groups, chunk,
  * splits, total (see the header).
  */
-export function statsPartialWgsl(header: string, v: 1 | 4, tpg: number): string {
+export function statsPartialWgsl(
+  header: string,
+  v: 1 | 4,
+  tpg: number,
+  xType: 'f32' | 'f16' = 'f32',
+): string {
   const T = vecType(v);
   const laneMerge =
     v === 4
@@ -107,7 +121,7 @@ ${entry(tpg)}
   var mean = ${T}(0.0);
   var m2 = ${T}(0.0);
   for (var j = start + lane; j < stop; j += ${tpg}u) {
-    let v = x[goff(grp, j)];
+    let v = ${widen(v, xType, 'x[goff(grp, j)]')};
     n += 1.0;
     let d = v - mean;
     mean += d * (1.0 / n);
@@ -173,13 +187,21 @@ function zExpr(affine: boolean, xv: string): string {
 }
 
 /** apply: y = act(z), elementwise over V-vectors, grid1d launch. */
-export function applyWgsl(header: string, main: string, v: 1 | 4, affine: boolean, act: Act): string {
+export function applyWgsl(
+  header: string,
+  main: string,
+  v: 1 | 4,
+  affine: boolean,
+  act: Act,
+  dtype: 'f32' | 'f16' = 'f32',
+): string {
+  const y = actExpr(act, vecType(v), 'z');
   return `${header}
 ${main}
   if (i >= u.n) { return; }
   let g = (i / u.inner) % u.groups;
-  let z = ${zExpr(affine, 'x[i]')};
-  y[i] = ${actExpr(act, vecType(v), 'z')};
+  let z = ${zExpr(affine, widen(v, dtype, 'x[i]'))};
+  y[i] = ${dtype === 'f32' ? y : `${vecType(v, dtype)}(${y})`};
 }`;
 }
 

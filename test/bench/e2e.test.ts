@@ -28,7 +28,7 @@ describe('bench train / infer', () => {
       expect(r.buffers_created_per_step).toBe(0);
       expect(r.adapter).toMatch(/^node: /);
       expect(r.precision).toBe('f32');
-      expect(r.teacher_activations).toBe('f32');
+      expect(r.frozen_activations).toBe('f32');
       // everything the benchmark allocated is released
       expect(runtime().pool.snapshot().liveBytes).toBe(live);
     });

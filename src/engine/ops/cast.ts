@@ -1,8 +1,9 @@
 /**
  * cast: a tensor's values in another storage type (engine/tensor.ts DType). f32 → f16 rounds to the
  * nearest half (WGSL lets the device pick either neighbour when a value lies between two; every GPU we
- * know rounds to nearest even), f16 → f32 is exact. f16 storage holds the frozen teacher's activations
- * under PRECISION=f16, so cast has no gradient: casting a tensor that requires one is an error.
+ * know rounds to nearest even), f16 → f32 is exact. f16 storage holds the activations no gradient reads
+ * under PRECISION=f16 (model/frozen.ts), so cast has no gradient: casting a tensor that requires one is an
+ * error.
  */
 import { grid1d, main1d } from '../../shaders/common.js';
 import { isGradEnabled } from '../autograd.js';

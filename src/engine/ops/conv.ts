@@ -911,6 +911,10 @@ function checkDeconv(op: string, xShape: readonly number[], w: Tensor): void {
  */
 export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
   checkDeconv('convTranspose2d', x.shape, w);
+  if (x.dtype !== 'f32')
+    throw new Error(
+      `convTranspose2d: input ${x.describe()} is ${x.dtype}; only convTranspose2dFused (no gradient) reads f16 inputs`,
+    );
   if (x.size === 0 || w.size === 0)
     throw new Error(`convTranspose2d: empty input ${x.describe()} or weight ${w.describe()}`);
   const g = deconvGeom(x.shape, w.shape[1]!);
@@ -935,7 +939,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
   traced('deconv', g, false, w);
   const [n, cin, h, wd] = x.shape as [number, number, number, number];
   const cout = w.shape[1]!;
-  const y = empty([n, cout, 2 * h, 2 * wd]);
+  const y = empty([n, cout, 2 * h, 2 * wd], epilogue?.out ?? 'f32');
   // the 1×1 conv whose output columns are (o, i, j)
   const g1: ConvGeom = { n, ci: cin, h, w: wd, co: 4 * cout, kh: 1, kw: 1, s: 1, p: 0, ho: h, wo: wd };
   const M = n * h * wd;
@@ -955,12 +959,12 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
       name: epi ? 'deconv2x2_fwd_fused' : 'deconv2x2_fwd',
       key: `${tileKey(tile)}|${epilogueKey(epi?.spec ?? null)}${precisionKey(precision)}${vec4Key(a, b)}`,
       inputs: [
-        { name: 'x', buffer: x.buffer },
+        { name: 'x', buffer: x.buffer, type: x.dtype },
         { name: 'wt', buffer: w.buffer },
         ...vec4Bindings(a, 'x', x, b, 'wt', w),
         ...fused.inputs,
       ],
-      outputs: [{ name: 'y', buffer: dst.buffer }],
+      outputs: [{ name: 'y', buffer: dst.buffer, type: dst.dtype }],
       uniforms: {
         ...convUniforms(g1),
         ...wb.uniforms,
@@ -976,7 +980,7 @@ function deconvForward(x: Tensor, w: Tensor, g: ConvGeom, epilogue: EpilogueInpu
         ctx: FWD_CTX,
         a,
         b,
-        store: deconvStore(epi?.spec ?? null),
+        store: deconvStore(epi?.spec ?? null, dst.dtype),
         fast: 'm',
         precision,
       }),
@@ -1081,10 +1085,6 @@ export function convTranspose2dFused(x: Tensor, w: Tensor, epilogue: ConvEpilogu
   const cout = w.shape[1]!;
   const [n, , h, wd] = x.shape as [number, number, number, number];
   const e = fusedEpilogue('convTranspose2dFused', [x, w], epilogue, [n, cout, 2 * h, 2 * wd]);
-  if (e.out !== 'f32' || x.dtype !== 'f32' || e.residual?.dtype === 'f16')
-    throw new Error(
-      `convTranspose2dFused: f16 storage is for the teacher's convolutions; the transposed conv reads and writes f32 (input ${x.describe()}, output ${e.out})`,
-    );
   return deconvForward(x, w, deconvGeom(x.shape, cout), e);
 }
 

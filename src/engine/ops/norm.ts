@@ -22,7 +22,7 @@ import {
   statsPartialWgsl,
   vecType,
 } from '../../shaders/norm.js';
-import { record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
 import type { ScalarType } from '../program.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -130,11 +130,11 @@ function batchStats(
   rt.run({
     name: 'norm_stats_partial',
     key: `v${g.v}|tpg${s.tpg}`,
-    inputs: [{ name: 'x', buffer: x.buffer, type: vecType(g.v) }],
+    inputs: [{ name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) }],
     outputs: [{ name: 'part', buffer: part.buffer }],
     uniforms: reduceUniforms(g, s),
     workgroups: grid1d(s.workgroups, 1),
-    wgsl: (h) => statsPartialWgsl(h, g.v, s.tpg),
+    wgsl: (h) => statsPartialWgsl(h, g.v, s.tpg, x.dtype),
   });
   const stats = empty([g.groups * 2]);
   rt.run({
@@ -189,16 +189,17 @@ function apply(
   act: Act,
   slope: number,
 ): Tensor {
-  const y = empty(x.shape);
+  // the output is stored like the input (f16 only on the inference path: no gradient reads it)
+  const y = empty(x.shape, x.dtype);
   runtime().run({
     name: 'norm_apply',
     key: `v${g.v}|${ACT_KEY(act, affine)}`,
     inputs: [
-      { name: 'x', buffer: x.buffer, type: vecType(g.v) },
+      { name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) },
       { name: 'stats', buffer: stats.buffer },
       ...affineBindings(affine),
     ],
-    outputs: [{ name: 'y', buffer: y.buffer, type: vecType(g.v) }],
+    outputs: [{ name: 'y', buffer: y.buffer, type: vecType(g.v, y.dtype) }],
     uniforms: {
       n: ['u32', g.nvec],
       inner: ['u32', g.inner],
@@ -206,7 +207,7 @@ function apply(
       slope: ['f32', slope],
     },
     workgroups: grid1d(g.nvec),
-    wgsl: (h) => applyWgsl(h, main1d(), g.v, affine !== null, act),
+    wgsl: (h) => applyWgsl(h, main1d(), g.v, affine !== null, act, x.dtype),
   });
   return y;
 }
@@ -330,6 +331,10 @@ function batchNormImpl(
   act: Act,
 ): Tensor {
   checkNCHW(op, x);
+  if (x.dtype !== 'f32')
+    throw new Error(
+      `${op}: ${x.describe()} is ${x.dtype}; batch norm reads f32 (in inference it is fused into the conv)`,
+    );
   checkChannelVector(op, 'weight', weight, x);
   checkChannelVector(op, 'bias', bias, x);
   checkChannelVector(op, 'runningMean', runningMean, x);
@@ -414,6 +419,8 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     throw new Error(
       `${op}: needs more than 1 spatial element per plane (H·W = ${g.elems} for ${x.describe()})`,
     );
+  if (x.dtype !== 'f32' && isGradEnabled() && x.requiresGrad)
+    throw new Error(`${op}: ${x.describe()} is ${x.dtype} and requires a gradient; only f32 norms have one`);
   const stats = batchStats(x, g, eps, null);
   const y = apply(x, g, stats, null, act, slope);
   record(

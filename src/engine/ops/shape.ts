@@ -25,7 +25,8 @@ interface Block {
 function blockCopy(src: Tensor, dst: Tensor, b: Block): void {
   if (b.outer * b.inner === 0) return;
   const v = [b.inner, b.srcStride, b.srcOff, b.dstStride, b.dstOff].every((e) => e % 4 === 0) ? 4 : 1;
-  const T = v === 4 ? 'vec4<f32>' : 'f32';
+  // a copy of the stored values: f16 tensors (inference activations) move as halves
+  const T = v === 4 ? `vec4<${src.dtype}>` : src.dtype;
   const n = (b.outer * b.inner) / v;
   runtime().run({
     name: 'block_copy',
@@ -63,11 +64,13 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
       throw new Error(
         `concat: ${t.describe()} does not match ${first.describe()} in every dimension except axis ${a}`,
       );
+    if (t.dtype !== first.dtype)
+      throw new Error(`concat: ${t.describe()} and ${first.describe()} have different storage types`);
   }
   const shape = [...first.shape];
   shape[a] = tensors.reduce((s, t) => s + t.shape[a]!, 0);
   const outer = numel(first.shape.slice(0, a));
-  const y = empty(shape);
+  const y = empty(shape, first.dtype);
   const stride = numel(shape.slice(a));
   const offsets: number[] = [];
   let off = 0;

@@ -8,8 +8,8 @@
  * `.weight/.bias` for convs and `.gamma/.beta/.mean/.var` for BN).
  */
 import { conv2dFused, maxPool2d, release, type Tensor } from '../../engine/index.js';
+import { frozenActivations } from '../frozen.js';
 import { NetState } from '../state.js';
-import { frozenTaps } from './frozen.js';
 import type { Teacher } from './torchvision.js';
 
 const STAGES: { stage: number; blocks: string[]; filters: [number, number, number]; stride: number }[] = [
@@ -94,7 +94,7 @@ export class KerasResnet50Teacher implements Teacher {
   }
 
   forward(x: Tensor): [Tensor, Tensor, Tensor] {
-    return frozenTaps(() => {
+    return frozenActivations((): [Tensor, Tensor, Tensor] => {
       const stem = this.convBn(x, 'conv1', 'bn_conv1', 2, 3, true);
       // Keras pads with zeros before a valid 3×3/2 max pool; after a ReLU that equals −∞ padding.
       let h = maxPool2d(stem, { kernel: 3, stride: 2, padding: 1 });

@@ -7,8 +7,8 @@
  */
 import { maxPool2d, release, type Tensor } from '../../engine/index.js';
 import { basicBlock, bottleneck, convBn, declareBasicBlock, declareBottleneck } from '../blocks.js';
+import { frozenActivations } from '../frozen.js';
 import { NetState } from '../state.js';
-import { frozenTaps } from './frozen.js';
 
 export type TorchTeacherKind = 'resnet18' | 'wide_resnet50_2';
 
@@ -75,7 +75,7 @@ export class TorchvisionTeacher implements Teacher {
   forward(x: Tensor): [Tensor, Tensor, Tensor] {
     const cfg = LAYERS[this.name];
     const s = this.state;
-    return frozenTaps(() => {
+    return frozenActivations((): [Tensor, Tensor, Tensor] => {
       const stem = convBn(s, x, 'conv1', 'bn1', { stride: 2, padding: 3, training: false, relu: true });
       let h = maxPool2d(stem, { kernel: 3, stride: 2, padding: 1 });
       release(stem);
