@@ -79,8 +79,8 @@ export interface Flags {
    * projection's, OCBE's and decoder's too (src/model/frozen.ts). Each fused conv / transposed conv rounds its
    * output once, after batch norm, residual and ReLU ran in f32, and the next GEMM reads that half — the
    * value its f16 staging would have rounded the f32 one to — so only residual adds, instance norms and
-   * the outputs (widened back to f32 for the student, the losses and the anomaly maps) see the extra
-   * rounding. Half the bytes for every such activation written and read (AMP's autocast stores them in
+   * what the frozen part hands on (the teacher's taps, widened to f32 for the student and the losses; the
+   * taps and the decoder's outputs, read as halves by the anomaly maps' cosine) see the extra rounding. Half the bytes for every such activation written and read (AMP's autocast stores them in
    * f16 too). Off: f32 storage as with PRECISION=f32, to measure what it gives.
    */
   F16_STORAGE: boolean;

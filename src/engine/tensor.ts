@@ -17,7 +17,7 @@ import { runtime } from './runtime.js';
 /**
  * Storage types. Every op reads and writes `f32`; `f16` (2 bytes, needs the device feature shader-f16) is
  * only produced and read by the ops that say so — conv2dFused, convTranspose2dFused, maxPool2d,
- * instanceNorm(LeakyRelu) without gradient, concat and cast — for the activations no gradient reads under
+ * instanceNorm(LeakyRelu) without gradient, concat, cast, and cosineMap (reads) — for the activations no gradient reads under
  * PRECISION=f16 (engine/precision.ts, model/frozen.ts). Any other op given an f16 tensor stops with an error
  * naming it (Runtime.run checks every binding against its buffer's type).
  */

@@ -169,20 +169,23 @@ export class Rdpp {
 
   private anomalyMapsNoGrad(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {
     const [, , h, w] = img.shape as [number, number, number, number];
-    const t = this.teacher.forward(img);
-    // the student's activations too are f16 under --precision f16 (frozen.ts); s comes back in f32
-    const s = frozenActivations(() => {
+    // every activation up to the cosines is f16 under --precision f16 (frozen.ts): the teacher's taps
+    // and the decoder's outputs too, read as halves by cosineMap; the cosines are f32
+    const cosines = frozenActivations(() => {
+      const t = this.teacher.forward(img);
       const p = this.proj.forward(t);
       const z = this.ocbe.forward(p, false);
       release(...p);
-      const out = this.decoder.forward(z, false);
+      const s = this.decoder.forward(z, false);
       release(z);
-      return out;
+      return [0, 1, 2].map((k) => {
+        const cos = cosineMap(t[k]!, s[k]!);
+        release(t[k], s[k]);
+        return cos;
+      });
     });
     let raw: Tensor | null = null;
-    for (let k = 0; k < 3; k++) {
-      const cos = cosineMap(t[k]!, s[k]!);
-      release(t[k], s[k]);
+    for (const cos of cosines) {
       const m = oneMinus(cos);
       release(cos);
       const up = resizeBilinear(m, h, w);

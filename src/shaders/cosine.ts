@@ -166,7 +166,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * Map forward: inputs a, b [B, C, HW]; output rec with slots q = b·HW + p. Uniforms: C, HW, P, off, n.
  * Dispatch: grid1d(P, 256 / S).
  */
-export function cosMapWGSL(S: number) {
+export function cosMapWGSL(S: number, aType: 'f32' | 'f16' = 'f32', bType: 'f32' | 'f16' = 'f32') {
+  // f16 inputs (evaluation under f16 storage) are widened as they are read; the sums stay f32
+  const A = (e: string) => (aType === 'f32' ? `a[${e}]` : `f32(a[${e}])`);
+  const B = (e: string) => (bType === 'f32' ? `b[${e}]` : `f32(b[${e}])`);
   return (h: string) => `${h}
 ${cosFns('torch')}
 var<workgroup> sh: array<vec4<f32>, ${RWG}>;
@@ -176,17 +179,17 @@ ${mainMap(S)}
     var e = idx0;
     var ch = s;
     for (; ch + 3u * S < u.C; ch = ch + 4u * S) {
-      let a0 = a[e]; let b0 = b[e];
-      let a1 = a[e + step]; let b1 = b[e + step];
-      let a2 = a[e + 2u * step]; let b2 = b[e + 2u * step];
-      let a3 = a[e + 3u * step]; let b3 = b[e + 3u * step];
+      let a0 = ${A('e')}; let b0 = ${B('e')};
+      let a1 = ${A('e + step')}; let b1 = ${B('e + step')};
+      let a2 = ${A('e + 2u * step')}; let b2 = ${B('e + 2u * step')};
+      let a3 = ${A('e + 3u * step')}; let b3 = ${B('e + 3u * step')};
       acc = acc + vec4<f32>((a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3),
                             (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3),
                             (b0 * b0 + b1 * b1) + (b2 * b2 + b3 * b3), 0.0);
       e = e + 4u * step;
     }
     for (; ch < u.C; ch = ch + S) {
-      let va = a[e]; let vb = b[e];
+      let va = ${A('e')}; let vb = ${B('e')};
       acc = acc + vec4<f32>(va * vb, va * va, vb * vb, 0.0);
       e = e + step;
     }

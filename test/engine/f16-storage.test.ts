@@ -22,6 +22,7 @@ import {
   convTranspose2d,
   convTranspose2dFused,
   convTuning,
+  cosineMap,
   EMULATED_MMA_TILE,
   frozenActivationDtype,
   instanceNormLeakyRelu,
@@ -264,6 +265,25 @@ describe('the rest of the inference path in f16: deconv, instance norm, concat',
         return [y, instanceNormLeakyRelu(cast(x16, 'f32'), 0.01)];
       });
       expectBits(half!, toF16(wide!), `instance norm ${shape.join('×')}`);
+    }
+  });
+
+  it('cosineMap of f16 inputs is the cosine of the widened inputs (both, or one of them)', async (ctx) => {
+    if (!hasF16) ctx.skip();
+    for (const shape of [
+      [2, 37, 5, 6],
+      [1, 3, 4, 4],
+    ]) {
+      const [both, one, wide] = await readScoped(() => {
+        const n = shape.reduce((p, q) => p * q);
+        const a16 = cast(tensor(randn(n, 81), shape), 'f16');
+        const b16 = cast(tensor(randn(n, 82), shape), 'f16');
+        const aw = cast(a16, 'f32');
+        const bw = cast(b16, 'f32');
+        return [cosineMap(a16, b16), cosineMap(aw, b16), cosineMap(aw, bw)];
+      });
+      expectBits(both!, wide!, `cosine ${shape.join('×')}, both f16`);
+      expectBits(one!, wide!, `cosine ${shape.join('×')}, b f16`);
     }
   });
 
@@ -529,8 +549,11 @@ describe('RD++ inference under PRECISION=f16 stores the student’s activations 
       // 15 teacher convs + 12 projection convs, 12 instance norms, 3 OCBE convs, a concat, 2 OCBE blocks, the decoder
       expect(written.length).toBeGreaterThan(60);
       for (const p of written) expect(p.outputs[0]!.type, p.name).toMatch(/f16/);
-      // the teacher's taps and the decoder's outputs are widened for the cosine: 6 casts
-      expect(half.programs.filter((p) => p.name === 'cast')).toHaveLength(6);
+      // the teacher's taps and the decoder's outputs stay f16 up to the cosine, which reads halves: no cast
+      expect(half.programs.filter((p) => p.name === 'cast')).toHaveLength(0);
+      const cos = half.programs.filter((p) => p.name === 'cos_map');
+      expect(cos).toHaveLength(3);
+      for (const p of cos) expect(p.inputs.map((i) => i.type)).toEqual(['f16', 'f16']);
       expect(wide.programs.some((p) => p.outputs.some((o) => o.type?.includes('f16')))).toBe(false);
       const eMap = relErr(half.smooth, wide.smooth);
       const eScore = relErr(half.scores, wide.scores);

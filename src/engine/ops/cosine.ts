@@ -29,7 +29,7 @@ import {
   rowGrid,
   targetWorkgroups,
 } from '../../shaders/reduce.js';
-import { record } from '../autograd.js';
+import { isGradEnabled, record } from '../autograd.js';
 import type { Program } from '../program.js';
 import { runtime } from '../runtime.js';
 import { empty, Storage, Tensor } from '../tensor.js';
@@ -186,13 +186,13 @@ function mapForward(a: Tensor, b: Tensor, rec: GPUBuffer, off: number): void {
     name: 'cos_map',
     key: `${S}`,
     inputs: [
-      { name: 'a', buffer: a.buffer },
-      { name: 'b', buffer: b.buffer },
+      { name: 'a', buffer: a.buffer, type: a.dtype },
+      { name: 'b', buffer: b.buffer, type: b.dtype },
     ],
     outputs: [{ name: 'rec', buffer: rec }],
     uniforms: mapUniforms(a, off),
     workgroups: grid1d(P, 256 / S),
-    wgsl: cosMapWGSL(S),
+    wgsl: cosMapWGSL(S, a.dtype, b.dtype),
   });
 }
 
@@ -288,6 +288,12 @@ export const cosineInternals = {
 /** Per-pixel cosine over channels: [B, C, H, W] × 2 → [B, H, W] (any rank ≥ 2: reduces dim 1). */
 export function cosineMap(a: Tensor, b: Tensor): Tensor {
   checkPair('cosineMap', a, b, 2, '[B, C, H, W]');
+  // f16 inputs (the evaluation's frozen activations) have no gradient
+  for (const t of [a, b])
+    if (t.dtype !== 'f32' && isGradEnabled() && t.requiresGrad)
+      throw new Error(
+        `cosineMap: ${t.describe()} is ${t.dtype} and requires a gradient; only f32 inputs have one`,
+      );
   const { P } = mapDims(a);
   const y = recordTensor(0, P, [a.shape[0]!, ...a.shape.slice(2)]);
   mapForward(a, b, y.buffer, 0);
