@@ -396,6 +396,10 @@ describe('other ops and f16 tensors', () => {
       expect(() => batchNorm(img, ones, ones, ones, ones, { training: true })).toThrow(
         /batchNorm: .* f16; batch norm reads f32/,
       );
+      // parameters stay f32 even where activations may be f16
+      expect(() => conv2dFused(img, cast(w, 'f16'), null, { padding: 1 }, {})).toThrow(
+        /conv2dFused: .* f16; weights, bias and batch-norm parameters are f32/,
+      );
     });
   });
 

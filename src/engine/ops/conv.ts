@@ -828,7 +828,13 @@ function fusedEpilogue(
   if (!(eps > 0)) throw new Error(`${op}: eps must be positive, got ${eps}`);
   if (epilogue.residual) expectShape(`${op} (residual)`, epilogue.residual, out);
   const dtype = epilogue.dtype ?? activationDtype();
-  const halves = [...operands, epilogue.residual].filter((t) => t?.dtype === 'f16').length;
+  // only activations (the input x = operands[0] and the residual) may be f16; parameters are f32
+  for (const t of [...operands.slice(1), bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar])
+    if (t && t.dtype !== 'f32')
+      throw new Error(
+        `${op}: ${t.describe()} is ${t.dtype}; weights, bias and batch-norm parameters are f32`,
+      );
+  const halves = [operands[0], epilogue.residual].filter((t) => t?.dtype === 'f16').length;
   if ((dtype === 'f16' || halves > 0) && !runtime().gpu.has('shader-f16'))
     throw new Error(
       `${op}: f16 tensors need the device feature shader-f16, which this GPU (or its WebGPU implementation) does not offer`,
