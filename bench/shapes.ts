@@ -44,6 +44,8 @@ export interface ShapeOptions {
   inferBatches: number[];
   /** GEMM tiles to time each shape with (names from GEMM_TILES); default: the engine's own choice */
   tiles?: string[];
+  /** where to say which tiles are left out (default: stderr / the console's error stream) */
+  log?: (line: string) => void;
 }
 
 /** The tile names of `--tiles`: `all`, or a comma-separated list of GEMM_TILES names. */
@@ -164,11 +166,11 @@ function body(s: ConvShape, g: ConvGeom): { inputs: number[][]; run: (t: Tensor[
   return { inputs: [xs, gs], run: ([x, gy]) => conv2dBackwardWeight(x!, gy!, ws, opts) };
 }
 
-/** The named tiles this device can run (workgroup memory); the others are left out, and said so. */
-function tilesThatFit(names: string[]): string[] {
+/** The named tiles this device can run (workgroup memory); the others are left out, and said so (`say`). */
+function tilesThatFit(names: string[], say: (line: string) => void): string[] {
   return names.filter((name) => {
     const problem = tileDeviceProblem(GEMM_TILES[name]!);
-    if (problem) console.error(`shapes: leaving out ${name}: ${problem}`);
+    if (problem) say(`shapes: leaving out ${name}: ${problem}`);
     return problem === null;
   });
 }
@@ -176,7 +178,8 @@ function tilesThatFit(names: string[]): string[] {
 /** Benchmark cases for every distinct conv GEMM of the network's training step and inference. */
 export async function shapeCases(o: ShapeOptions): Promise<BenchCase[]> {
   const cases: BenchCase[] = [];
-  const tiles: (string | null)[] = o.tiles && o.tiles.length > 0 ? tilesThatFit(o.tiles) : [null];
+  const say = o.log ?? ((line: string) => console.error(line));
+  const tiles: (string | null)[] = o.tiles && o.tiles.length > 0 ? tilesThatFit(o.tiles, say) : [null];
   const add = (s: ConvShape, batch: number) => {
     const g = scaleGeom(s.geom, o.imageSize, batch);
     const b = body(s, g);

@@ -74,9 +74,11 @@ interface Shape {
 export async function tuneTiles(o: TuneOptions): Promise<TuneResult> {
   if (o.tiles.length < 2) throw new Error('tune: name at least two tiles to choose from');
   const now = o.now ?? (() => performance.now());
+  o.log?.('tracing the network’s convolutions…');
+  const all = await shapeCases({ ...o, tiles: o.tiles });
+  // the budget is for timing: tracing the network (a training step, on a slow GPU many seconds) is not in it
   const stopAt = o.budgetS === undefined ? Number.POSITIVE_INFINITY : now() + o.budgetS * 1000;
   const spent = () => now() >= stopAt;
-  const all = await shapeCases({ ...o, tiles: o.tiles });
   const cases = byShare(all.filter((c) => !o.filter || o.filter.test(`${c.family} ${c.name}`)));
   if (cases.length === 0) throw new Error('tune: no shape matches the filter');
   // progress: the timed (shape, tile) pairs of the first pass counted, the few of the second named

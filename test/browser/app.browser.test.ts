@@ -728,4 +728,60 @@ describe('the browser app', () => {
     lap('narrow layout checked');
     expect(h.errors).toEqual([]);
   }, 60_000);
+
+  it('tunes the GEMM tiles on this GPU, keeps them per adapter and precision, and uses them (also after a reload)', async () => {
+    const { page } = h;
+    await page.setViewportSize({ width: 1000, height: 900 });
+    expect(await state(page, (s) => s.tiles)).toBeNull();
+    await expect(page.locator('#tune-status').textContent()).resolves.toMatch(/^No tuned tiles for this GPU/);
+    // the ResNet-18 network of the tests before, small: the largest shapes first, for at most 45 s of timing
+    await page.fill('#size', '32');
+    await page.fill('#batch', '2');
+    await page.fill('#tune-seconds', '45');
+    await page.click('#tune');
+    await page.waitForFunction(
+      () => (globalThis as unknown as { rdppApp: AppState }).rdppApp.busy === null,
+      undefined,
+      {
+        timeout: 240_000,
+      },
+    );
+    expect(await state(page, (s) => s.error)).toBeNull();
+    const line = await state(page, (s) => s.tiles);
+    expect(line).toMatch(
+      /^Tuned \d+ of \d+ convolution shapes \((\d+) GEMMs; \d+ in this GPU's table, f32\)\. /,
+    );
+    console.log(line);
+    const keys = await page.evaluate(() =>
+      Object.keys(localStorage).filter((k) => k.startsWith('rdpp.tiles.')),
+    );
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(/^rdpp\.tiles\.f32\./);
+    const table = JSON.parse((await page.evaluate((k) => localStorage.getItem(k), keys[0]!))!) as {
+      precision: string;
+      tiles: Record<string, string>;
+    };
+    expect(table.precision).toBe('f32');
+    const chosen = Object.values(table.tiles);
+    expect(chosen.length).toBeGreaterThan(0);
+    // only tiles SwiftShader survives are offered there (engine/ops/conv.ts tileAdapterProblem)
+    for (const t of chosen) expect(t).toMatch(/^t(64x64|128x128)d?(\/s\d+)?$/);
+    // the next task uses the table and scores as before (another tile only reorders the sums)
+    const again = await inspectAgain(page);
+    expect(await state(page, (s) => s.tiles)).toBe(
+      `Tuned tiles: ${chosen.length} convolutions (${(table as unknown as { made: string }).made})`,
+    );
+    again.forEach((r, i) => {
+      expect(rel(r.score, r18Scores[i]!)).toBeLessThanOrEqual(1e-5);
+    });
+    // a new page on the same GPU finds it
+    await page.reload();
+    await page.waitForFunction(() => {
+      const p = (globalThis as unknown as { rdppApp: AppState }).rdppApp?.phase;
+      return p && p !== 'starting';
+    });
+    expect(await state(page, (s) => s.tiles)).toMatch(/^Tuned tiles: \d+ convolutions/);
+    lap('tiles tuned and kept');
+    expect(h.errors).toEqual([]);
+  }, 300_000);
 });

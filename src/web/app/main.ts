@@ -9,6 +9,7 @@
  */
 import {
   type GpuContext,
+  gemmPrecision,
   initEngine,
   type Precision,
   parsePrecision,
@@ -31,6 +32,7 @@ import type { Trainer } from '../../train/trainer.js';
 import { renderLossChart, renderScoreHistogram } from './charts.js';
 import { decodeImageBlob, droppedFiles, imageFiles } from './decode.js';
 import { loadTeacherFrom, type TeacherSource } from './teacher.js';
+import { tuneHere, useStoredTiles } from './tiles.js';
 
 export interface AppResult {
   name: string;
@@ -76,6 +78,8 @@ export interface AppState {
   precision: Precision;
   /** whether f16 GEMMs run on tensor cores (subgroup matrices) on this device, and why (engine/mma.ts) */
   mma: string | null;
+  /** the tuned GEMM tiles in use for the current precision (tiles.ts), null when none are stored */
+  tiles: string | null;
 }
 
 export interface AppDebug {
@@ -110,6 +114,7 @@ export function startApp(): AppState {
     busy: null,
     precision: 'f32',
     mma: null,
+    tiles: null,
   };
   const app = new App(state);
   const g = globalThis as unknown as { rdppApp: AppState; rdppAppDebug: AppDebug };
@@ -127,7 +132,7 @@ interface Snapshot {
 }
 
 /** Buttons that need a live GPU device. */
-const GPU_BUTTONS = ['teacher-load', 'train'];
+const GPU_BUTTONS = ['teacher-load', 'train', 'tune'];
 const GPU_INPUTS = ['teacher-files', 'teacher-torch', 'ckpt-file', 'test-files'];
 
 class App {
@@ -168,6 +173,7 @@ class App {
       this.attach(await openBrowserGpu());
       const r = this.gpu!.report;
       gpuStatus.textContent = `WebGPU ready: ${r.vendor} ${r.architecture} ${r.description}`.trim();
+      this.showTiles(useStoredTiles(r, 'f32'));
       this.s.phase = 'ready';
     } catch (e) {
       this.s.phase = 'no-webgpu';
@@ -323,6 +329,8 @@ class App {
     const status = $('precision-status');
     setFlags({ PRECISION: p });
     this.s.precision = p;
+    // the tiles tuned on this GPU for the precision the GEMMs run in (f16 may fall back to f32)
+    if (this.gpu) this.showTiles(useStoredTiles(this.gpu.report, gemmPrecision()));
     if (p !== 'f16') {
       status.textContent = '';
       return;
@@ -333,6 +341,37 @@ class App {
       this.mmaDecidedOn = this.gpu;
     }
     status.textContent = this.s.mma ?? '';
+  }
+
+  private showTiles(line: string | null): void {
+    this.s.tiles = line;
+    const el = $('tune-status');
+    el.classList.remove('error');
+    el.textContent = line ?? 'No tuned tiles for this GPU: every convolution runs the default tile.';
+  }
+
+  /**
+   * Time the network's convolutions with every GEMM tile on this GPU (tiles.ts) for at most the seconds
+   * asked, for the teacher, image size and batch on the page, and keep the fastest for the next tasks.
+   */
+  private async tune(): Promise<void> {
+    const status = $('tune-status');
+    const kind = this.s.teacher?.kind ?? 'resnet50-keras';
+    const teacher = kind === 'wide_resnet50_2' ? 'wrn50' : kind;
+    const seconds = this.num('tune-seconds');
+    if (!(seconds > 0)) throw new Error('Tuning time: give a number of seconds greater than 0.');
+    const line = await tuneHere(this.gpu!.report, {
+      teacher,
+      imageSize: this.num('size'),
+      trainBatch: this.num('batch'),
+      inferBatch: 4,
+      seconds,
+      log: (l) => {
+        status.textContent = `Tuning (${teacher}, ${this.num('size')}², at most ${seconds} s): ${l}`;
+      },
+    });
+    this.s.tiles = line;
+    this.ok(status, line);
   }
 
   // ---- wiring ------------------------------------------------------------------------------------------
@@ -361,6 +400,9 @@ class App {
         ? `${precision.value}: from the next task (${this.s.busy} runs in ${this.s.precision})`
         : '';
     });
+    $('tune').addEventListener('click', () =>
+      this.task('tuning the kernels', $('tune-status'), () => this.tune()),
+    );
     const teacherStatus = $('teacher-status');
     $('teacher-load').addEventListener('click', () =>
       this.task('loading the teacher', teacherStatus, () => this.switchTeacher({ kind: 'keras-served' })),
