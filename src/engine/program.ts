@@ -45,7 +45,7 @@ export interface BufferBinding {
 /** The buffers that hold f16 tensors now (tensor.ts tags every buffer it hands out; pooled ones change). */
 const halfBuffers = new WeakSet<GPUBuffer>();
 
-/** Record which storage type the tensor now owning `buf` has (called by tensor.ts empty()). */
+/** Record which storage type the tensor now owning `buf` has (called by every Tensor constructor). */
 export function tagBufferDtype(buf: GPUBuffer, dtype: 'f32' | 'f16'): void {
   if (dtype === 'f16') halfBuffers.add(buf);
   else halfBuffers.delete(buf);

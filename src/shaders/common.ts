@@ -26,6 +26,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /**
+ * `e`, a WGSL value of type `from`, as type `to` (`f32`, `f16`, `vec4<f32>`, …): a conversion only where
+ * the types differ, so a kernel generated for f32 storage is the same text as before f16 storage existed.
+ * Widening f16 → f32 is exact; narrowing rounds (to nearest even on every GPU we know; WGSL allows either
+ * neighbour).
+ */
+export function convert(e: string, from: string, to: string): string {
+  return from === to ? e : `${to}(${e})`;
+}
+
+/**
  * An index helper (after onnxruntime's IndicesHelper): for a tensor `name` whose dims are the WGSL
  * expressions `dims` (usually uniforms), generates
  *   fn <name>_at(i0: u32, ..., ik: u32) -> u32      (row-major offset)

@@ -30,14 +30,14 @@
  *
  * Storage types: the forward's input x and a fused residual may be f16 tensors (the frozen teacher's
  * activations under PRECISION=f16); every read of them goes through f32(…) / vec4<f32>(…), an identity for
- * f32 bindings, so one loader serves both. A fused forward may store f16 (storeAs: the f32 result of the
+ * f32 bindings, so one loader serves both. A fused forward may store f16 (common.ts convert: the f32 result of the
  * whole epilogue rounded once); split-K partials are always f32.
  *
  * Also here: the weight transpose (a 3-D permutation), and the bias gradient (a per-channel tree
  * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
  * in the pipeline keys.
  */
-import { indexer } from './common.js';
+import { convert, indexer } from './common.js';
 import { type GemmOperand, type LoadMode, splitSumShader } from './matmul.js';
 
 /** Shape of one convolution in its forward orientation. */
@@ -278,7 +278,7 @@ export function fwdStore(
 fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let hw = u.ho * u.wo;
   let idx = ((m / hw) * u.co + n) * hw + m % hw;
-  y[idx] = ${storeAs(out, `epi(${v}, n, idx)`)};
+  y[idx] = ${convert(`epi(${v}, n, idx)`, 'f32', out)};
 }`;
   if (out !== 'f32') throw new Error('fwdStore: split-K partials (no epilogue) are stored in f32');
   return `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
@@ -295,16 +295,8 @@ export function splitSumEpilogueShader(
 ): (header: string) => string {
   return splitSumShader(wgSize, {
     prelude: epilogueWgsl(e),
-    line: `y[i] = ${storeAs(out, 'epi(s, (i / u.hw) % u.co, i)')};`,
+    line: `y[i] = ${convert('epi(s, (i / u.hw) % u.co, i)', 'f32', out)};`,
   });
-}
-
-/**
- * A value computed in f32 as stored into an output of storage type `out`: rounded once, after the whole
- * epilogue (batch norm, residual, ReLU run in f32 on the f32 sum, as AMP's autocast keeps them).
- */
-function storeAs(out: 'f32' | 'f16', v: string): string {
-  return out === 'f16' ? `f16(${v})` : v;
 }
 
 // ---- transposed conv (kernel 2, stride 2) forward, one GEMM ----
@@ -329,7 +321,7 @@ export function deconvStore(epilogue: FwdEpilogue | null = null, out: 'f32' | 'f
 ${epilogueWgsl(epilogue)}
 fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
   let idx = deconv_index(c, m, n);
-  y[idx] = ${storeAs(out, 'epi(v, n >> 2u, idx)')};
+  y[idx] = ${convert('epi(v, n >> 2u, idx)', 'f32', out)};
 }`;
   if (out !== 'f32') throw new Error('deconvStore: split-K partials (no epilogue) are stored in f32');
   return `${index}

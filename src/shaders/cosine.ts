@@ -27,6 +27,7 @@
  * Two cosine forms: `torch` = a·b / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)) (CosineSimilarity);
  * `embed` = a·b / √((‖a‖² + 1e-12)(‖b‖² + 1e-12)) (CosineEmbeddingLoss).
  */
+import { convert } from './common.js';
 import { CHUNK, chunkLoop, mainRows, PER, RWG, treeReduce } from './reduce.js';
 
 export type CosForm = 'torch' | 'embed';
@@ -168,8 +169,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  */
 export function cosMapWGSL(S: number, aType: 'f32' | 'f16' = 'f32', bType: 'f32' | 'f16' = 'f32') {
   // f16 inputs (evaluation under f16 storage) are widened as they are read; the sums stay f32
-  const A = (e: string) => (aType === 'f32' ? `a[${e}]` : `f32(a[${e}])`);
-  const B = (e: string) => (bType === 'f32' ? `b[${e}]` : `f32(b[${e}])`);
+  const A = (e: string) => convert(`a[${e}]`, aType, 'f32');
+  const B = (e: string) => convert(`b[${e}]`, bType, 'f32');
   return (h: string) => `${h}
 ${cosFns('torch')}
 var<workgroup> sh: array<vec4<f32>, ${RWG}>;

@@ -47,6 +47,7 @@
  */
 
 import type { Precision } from '../engine/flags.js';
+import { convert } from './common.js';
 import { kLoop, kLoopDouble, type Staging, TILE_ORIGIN } from './gemm-loop.js';
 import { type MmaTile, mmaBlock, mmaKey, mmaProblem, mmaShader, mmaSharedBytes, mmaThreads } from './mma.js';
 
@@ -297,7 +298,7 @@ export function gemmShader(spec: GemmSpec): (header: string) => string {
   // f16 staging: widened to f32 when read, so the FMAs (and the accumulators) stay f32
   const stage = f16 ? 'f16' : 'f32';
   const halves = t.db ? 2 : 1;
-  const widen = (e: string) => (f16 ? `vec4<f32>(${e})` : e);
+  const widen = (e: string) => convert(e, `vec4<${stage}>`, 'vec4<f32>');
   // invocations along M and N; strip j of an invocation's rows starts j·(BM/TM) groups of 4 further on
   const im = t.bm / tm;
   const inN = t.bn / tn;

@@ -29,6 +29,8 @@
  * sums plus two reads and one write for dx (ideal for a two-pass design on tensors larger than cache).
  */
 
+import { convert } from './common.js';
+
 export type Act = 'none' | 'relu' | 'leaky';
 
 /** The WGSL type of one V-wide element (f32 or vec4<f32>; f16 / vec4<f16> for f16 storage). */
@@ -42,7 +44,7 @@ export function vecType(v: 1 | 4, dtype: 'f32' | 'f16' = 'f32'): string {
  * arithmetic stay f32).
  */
 function widen(v: 1 | 4, dtype: 'f32' | 'f16', e: string): string {
-  return dtype === 'f32' ? e : `${vecType(v)}(${e})`;
+  return convert(e, vecType(v, dtype), vecType(v));
 }
 
 /** Threads per workgroup of the reduction kernels. */
@@ -195,13 +197,13 @@ export function applyWgsl(
   act: Act,
   dtype: 'f32' | 'f16' = 'f32',
 ): string {
-  const y = actExpr(act, vecType(v), 'z');
+  const y = convert(actExpr(act, vecType(v), 'z'), vecType(v), vecType(v, dtype));
   return `${header}
 ${main}
   if (i >= u.n) { return; }
   let g = (i / u.inner) % u.groups;
   let z = ${zExpr(affine, widen(v, dtype, 'x[i]'))};
-  y[i] = ${dtype === 'f32' ? y : `${vecType(v, dtype)}(${y})`};
+  y[i] = ${y};
 }`;
 }
 
