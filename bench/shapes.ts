@@ -137,12 +137,20 @@ export function convShapeFlops(g: ConvGeom): number {
   return 2 * g.n * g.ho * g.wo * g.co * g.ci * g.kh * g.kw;
 }
 
+/**
+ * A shape's name: everything that tells it from the workload's other shapes (the fields of `key`), so one
+ * name is one shape — tune and best_tiles pair timings by (workload, name). A teacher conv and a student
+ * conv of the same sizes and calls differ only in the weight being frozen; a padding other than k/2, a
+ * bias, a frozen weight are said where they apply.
+ */
 function label(s: ConvShape, g: ConvGeom): string {
+  const tail = `N${g.n}${s.bias ? ' +bias' : ''}${s.frozenWeight ? ' frozen' : ''} ×${s.calls} (${s.workload})`;
   // a transposed conv is traced in the geometry of the conv it transposes (deconvGeom): name its own
   if (s.pass === 'deconv' || s.pass === 'deconv-dx')
-    return `${s.pass.padEnd(5)} convT2x2 s2 ${g.ho}x${g.wo} ${g.co}→${g.ci} N${g.n} ×${s.calls} (${s.workload})`;
-  const k = `conv${g.kh}x${g.kw}${g.s > 1 ? ` s${g.s}` : ''}`;
-  return `${s.pass.padEnd(5)} ${k} ${g.h}x${g.w} ${g.ci}→${g.co} N${g.n} ×${s.calls} (${s.workload})`;
+    return `${s.pass.padEnd(5)} convT2x2 s2 ${g.ho}x${g.wo} ${g.co}→${g.ci} ${tail}`;
+  const pad = g.p === Math.floor(g.kh / 2) ? '' : ` p${g.p}`;
+  const k = `conv${g.kh}x${g.kw}${g.s > 1 ? ` s${g.s}` : ''}${pad}`;
+  return `${s.pass.padEnd(5)} ${k} ${g.h}x${g.w} ${g.ci}→${g.co} ${tail}`;
 }
 
 /** The inputs of one traced GEMM and its call; input 1 is the weight, except in a weight gradient. */

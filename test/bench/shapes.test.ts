@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { knownPeakGflops } from '../../bench/harness.js';
-import { scaleGeom, traceWorkload } from '../../bench/shapes.js';
+import { scaleGeom, shapeCases, traceWorkload } from '../../bench/shapes.js';
 import {
   backward,
   conv2d,
@@ -97,6 +97,24 @@ describe('network shapes', () => {
       .filter((s) => s.pass === 'fwd' && [3, 64, 128].includes(s.geom.ci) && s.geom.n === 2)
       .reduce((a, s) => a + s.calls, 0);
     expect(teacherConvs).toBeGreaterThanOrEqual(15);
+  });
+
+  it('gives every shape of a workload its own name (tune and best_tiles pair timings by name)', async () => {
+    // resnet18's inference at batch 32 has a teacher 3×3 (frozen weight) and a decoder 3×3 of the same
+    // sizes and calls: once both were "fwd conv3x3 16x16 256→256 N32 ×3 (infer)", and tune kept one's time
+    const cases = await shapeCases({
+      teacher: 'resnet18',
+      imageSize: 256,
+      trainBatch: 16,
+      inferBatches: [1, 32],
+    });
+    const named = cases.map((c) => `${c.group}|${c.name}`);
+    expect(new Set(named).size).toBe(named.length);
+    const twins = cases.filter((c) => c.group === 'infer b32' && / conv3x3 16x16 256→256 N32 /.test(c.name));
+    expect(twins.map((c) => c.name).sort()).toEqual([
+      'fwd   conv3x3 16x16 256→256 N32 frozen ×3 (infer)',
+      'fwd   conv3x3 16x16 256→256 N32 ×3 (infer)',
+    ]);
   });
 
   it('scales a traced shape to the image size and batch exactly, and refuses sizes it cannot', () => {
