@@ -19,6 +19,7 @@ import {
   runtime,
   scope,
   setFlags,
+  splitCount,
   type Tensor,
   tensor,
   tileAdapterProblem,
@@ -246,6 +247,37 @@ describe('conv2d against a float64 reference (forward, dx, dw, db)', () => {
       restore();
     }
     await checkConv({ n: 2, ci: 40, h: 5, w: 5, co: 7, kh: 1, kw: 1, s: 1, p: 0 }, true, 66);
+  });
+
+  it('splits K only where it takes fewer waves × K tiles per slice, and as float32 accuracy and memory bound it', () => {
+    Object.assign(convTuning, {
+      minKTilesPerSplit: 8,
+      maxKTilesPerSplit: 256,
+      maxSplits: 64,
+      targetWorkgroups: 528,
+    });
+    const slice = 2 ** 20; // bytes per slice of partials: the 256 MiB bound allows 256 slices
+    // ResNet-18 inference at 128², batch 32 (traced): 512 tiles nearly fill a wave — K in one pass (it was
+    // split in two: two waves of half the K, the same time, and 16 MiB of partials for an 8 MiB output)
+    expect(splitCount(512, 36, slice)).toBe(1);
+    // 128 tiles: 4 slices are one wave of 1/4 of K; 5 (as before) were 640 workgroups, two waves of 1/5
+    expect(splitCount(128, 144, slice)).toBe(4);
+    expect(splitCount(256, 72, slice)).toBe(2);
+    // batch 1 (16 tiles of a 3×3 512→512 at 16², 288 K tiles): 32 slices fill one wave with 9 K tiles each
+    expect(splitCount(16, 288, slice)).toBe(32);
+    // not below 8 K tiles per slice, not over maxSplits (64 slices: 157 K tiles each; 61, within 1/16: 164)
+    expect(splitCount(1, 40, slice)).toBe(5);
+    expect(splitCount(1, 10_000, slice)).toBe(61);
+    // float32 accuracy: at most 256 K tiles per slice even when the tiles fill the GPU many times over (64
+    // slices round to whole waves 3 % faster than 3 — noise, not worth 21 times the partials)…
+    expect(splitCount(4096, 576, slice)).toBe(3);
+    // …unless the partial buffer's bound (256 MiB, or the adapter's binding limit) cannot hold the slices
+    const bound = Math.min(
+      convTuning.maxPartialBytes,
+      runtime().gpu.report.limits.maxStorageBufferBindingSize,
+    );
+    expect(splitCount(4096, 576, bound / 2)).toBe(2);
+    expect(splitCount(4096, 576, bound + 1)).toBe(1);
   });
 
   it('GEMM_TILE picks tiles by name or by shape (auto) and names the choices when unknown', () => {

@@ -83,9 +83,10 @@ export type { ConvGeom } from '../../shaders/conv.js';
 
 /**
  * Tuning knobs. Split-K (weight gradients, matmul, and forward convolutions unless the flag
- * CONV_FWD_SPLIT_K is off): a GEMM whose M×N tiles are fewer than `targetWorkgroups` splits its K tiles
- * over more workgroups (at least `minKTilesPerSplit` per slice), and splits further so that one slice
- * accumulates at most `maxKTilesPerSplit` tiles (float32 accuracy) unless `maxSplits` or
+ * CONV_FWD_SPLIT_K is off): a GEMM whose M×N tiles leave much of a wave of `targetWorkgroups` workgroups
+ * (the GPU's workgroups at once) idle splits its K tiles over more workgroups (at least
+ * `minKTilesPerSplit` per slice) where that takes fewer waves × K tiles (splitCount), and splits so that
+ * one slice accumulates at most `maxKTilesPerSplit` tiles (float32 accuracy) unless `maxSplits` or
  * `maxPartialBytes` forbid it. Input-gradient GEMMs (K = Cout·taps ≤ ~9k, M = N·H·W of a training batch)
  * run K in one pass. `tile` fixes the block tile of every GEMM (tests); null takes it from the flag
  * GEMM_TILE. Tests lower the thresholds to exercise split-K.
@@ -199,11 +200,33 @@ function maxSplitsForBytes(sliceBytes: number): number {
   return Math.max(1, Math.floor(partialBytesLimit() / Math.max(sliceBytes, 1)));
 }
 
-function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
+/**
+ * The engine's split count for a GEMM of `tiles` output tiles and `kTiles` K tiles, `sliceBytes` per slice
+ * of partials: the count that runs the GEMM in the fewest waves × K tiles per slice — its time when
+ * `targetWorkgroups` workgroups run at once — or, of the counts within 1/16 of that time, the fewest
+ * slices (each slice is written, read back and summed). At least the slices float32 accuracy asks for (`maxKTilesPerSplit` K tiles per
+ * slice); at most what `minKTilesPerSplit`, `maxSplits` and the partial buffer's bound allow, which win.
+ * So a GEMM that fills a wave already runs K in one pass (512 tiles: splitting in two makes two waves of
+ * half the work, the same time, plus the partials), and a split stops short of spilling into another wave
+ * (128 tiles × 5 = 640 workgroups take two waves of 1/5 of K; × 4 one wave of 1/4).
+ */
+export function splitCount(tiles: number, kTiles: number, sliceBytes: number): number {
   const t = convTuning;
-  let s = Math.max(Math.ceil(t.targetWorkgroups / tiles), Math.ceil(kTiles / t.maxKTilesPerSplit));
-  s = Math.min(s, Math.floor(kTiles / t.minKTilesPerSplit), t.maxSplits);
-  return Math.max(1, Math.min(s, maxSplitsForBytes(sliceBytes)));
+  const most = Math.max(
+    1,
+    Math.min(Math.floor(kTiles / t.minKTilesPerSplit), t.maxSplits, maxSplitsForBytes(sliceBytes)),
+  );
+  const least = Math.min(most, Math.max(1, Math.ceil(kTiles / t.maxKTilesPerSplit)));
+  const time = (s: number) => {
+    const perSlice = Math.ceil(kTiles / s);
+    const slices = Math.ceil(kTiles / perSlice);
+    return Math.ceil((tiles * slices) / t.targetWorkgroups) * perSlice;
+  };
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let s = least; s <= most; s++) fastest = Math.min(fastest, time(s));
+  // within 1/16 of the fastest (rounding to whole waves is noise when the waves are many) the fewest slices
+  for (let s = least; s < most; s++) if (time(s) <= fastest * (1 + 1 / 16)) return s;
+  return most;
 }
 
 /**
