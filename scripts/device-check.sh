@@ -15,7 +15,8 @@
 #                      the tables come back as tiles-*.table.json), whole steps with those tables, with
 #                      GEMM_TILE=auto, without the forward split-K and without vec4 loads, the same steps with
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
-#                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, every kernel benchmark
+#                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, f32 parity on every carried
+#                      fixture, every kernel benchmark
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 out=${OUT:-/tmp/rdpp-out}
@@ -114,6 +115,10 @@ kernels)
   RDPP_ALLOW_UNSAFE_APIS=1 run shapes-wrn50-f16-mma bench shapes "${net[@]}" --precision f16 --iters 3
   [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
   unset RDPP_GEMM_MMA
+  # float32 parity on this GPU (issue 12: every fixture passes in f32 on the H200 too), when fixtures are carried
+  for f in .device-fixtures/golden/ops.json .device-fixtures/golden/rd18.json .device-fixtures/golden/wrn50.json; do
+    [ -f "$f" ] && run "parity-$(basename "$f" .json)" parity "$f" --json
+  done
   # every conv shape with every GEMM tile: `rdpp tune` keeps the fastest per GEMM in a table (written to
   # $OUT, so it comes back; its JSON has every timing), then whole steps with the tuned table, with the
   # rule GEMM_TILE=auto, and with the default tile; batch-1 inference without the forward split-K
