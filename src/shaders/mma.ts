@@ -253,6 +253,11 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
   if (problem) throw new Error(`subgroup-matrix tile ${mmaKey(x)} is not a valid configuration: ${problem}`);
   if (spec.precision !== 'f16')
     throw new Error('subgroup-matrix GEMM tiles take f16 operands: use them with precision f16 only');
+  // the text is built when the runtime compiles the pipeline (a cache miss), not at every dispatch
+  return (header) => mmaWgsl(spec, x, header);
+}
+
+function mmaWgsl(spec: GemmSpec, x: MmaTile, header: string): string {
   const T = mmaThreads(x);
   const { bm, bn, bk } = mmaBlock(x);
   const { sa, sb } = strides(x);
@@ -310,7 +315,7 @@ export function mmaShader(spec: GemmSpec, x: MmaTile): (header: string) => strin
     : `enable f16;\nenable chromium_experimental_subgroup_matrix;\n${
         nsg > 1 ? `diagnostic(off, ${MMA_UNIFORMITY_RULE});\n` : ''
       }`;
-  return (header) => `${directives}${header}
+  return `${directives}${header}
 const BM = ${bm}u;
 const BN = ${bn}u;
 const BK = ${bk}u;
