@@ -204,8 +204,9 @@ function maxSplitsForBytes(sliceBytes: number): number {
  * The engine's split count for a GEMM of `tiles` output tiles and `kTiles` K tiles, `sliceBytes` per slice
  * of partials: the count that runs the GEMM in the fewest waves × K tiles per slice — its time when
  * `targetWorkgroups` workgroups run at once — or, of the counts within 1/16 of that time, the fewest
- * slices (each slice is written, read back and summed). At least the slices float32 accuracy asks for (`maxKTilesPerSplit` K tiles per
- * slice); at most what `minKTilesPerSplit`, `maxSplits` and the partial buffer's bound allow, which win.
+ * slices (each slice is written, read back and summed). At least the slices float32 accuracy asks for
+ * (`maxKTilesPerSplit` K tiles per slice); at most what `minKTilesPerSplit`, `maxSplits` and the partial
+ * buffer's bound allow, which win.
  * So a GEMM that fills a wave already runs K in one pass (512 tiles: splitting in two makes two waves of
  * half the work, the same time, plus the partials), and a split stops short of spilling into another wave
  * (128 tiles × 5 = 640 workgroups take two waves of 1/5 of K; × 4 one wave of 1/4).
