@@ -139,6 +139,9 @@ kernels)
   RDPP_GEMM_TILE=auto run infer-b32-auto bench infer "${net[@]}" "${infer32[@]}"
   RDPP_GEMM_TILE=auto run infer-b1-auto bench infer "${net[@]}" "${infer1[@]}"
   RDPP_CONV_FWD_SPLIT_K=0 run infer-b1-nosplit bench infer "${net[@]}" "${infer1[@]}"
+  # batch-1 latency against how soon the GPU gets work: a submit every 32 / 128 (default) / 1000 dispatches
+  RDPP_DISPATCHES_PER_SUBMIT=32 run infer-b1-submit32 bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_DISPATCHES_PER_SUBMIT=1000 run infer-b1-submit1000 bench infer "${net[@]}" "${infer1[@]}"
   # element-by-element operand loads against the default vec4 loads (GEMM_VEC4; the same bits either way)
   RDPP_GEMM_VEC4=0 run train-novec4 bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_GEMM_VEC4=0 run infer-b32-novec4 bench infer "${net[@]}" "${infer32[@]}"
