@@ -20,11 +20,13 @@
  * Passes (each a separate program; V = 4 when H·W is a multiple of 4, which RD++'s shapes all are):
  *   stats_partial  (n, mean, M2) per chunk                                     reads x once
  *   stats_final    per group: mean, 1/√(σ²+eps); BN train also updates the running stats in place
+ *   stats_apply    IN whose groups one item reduces whole: stats_partial, stats_final and apply in one
  *   eval_stats     per channel from the running stats (BN eval)
  *   apply          y = act((x − mean)·invstd·γ + β)                            reads x, writes y
  *   grad_partial   per chunk: Σg', Σg'·x̂, with g' = g·act'(z) (z recomputed from x, not stored)
  *   grad_final     per group: dβ = Σg', dγ = Σg'·x̂
  *   dx             batch stats: dx = γ·invstd·(g' − (Σg' + x̂·Σg'x̂)/n); fixed stats: dx = γ·invstd·g'
+ *   grad_dx        IN whose groups one item reduces whole: grad_partial, grad_final and dx in one
  * Forward costs one read for the statistics plus one read and one write; backward two reads for the
  * sums plus two reads and one write for dx (ideal for a two-pass design on tensors larger than cache).
  */
@@ -97,16 +99,10 @@ function actGrad(act: Act, T: string, g: string, z: string): string {
 }
 
 /**
- * stats_partial: Welford per thread (per vector lane), lanes merged, then a Chan tree in workgroup memory.
- * Bindings: x (V-vectors), part (3 floats per item). Uniforms: inner, outer, count, groups, chunk,
- * splits, total (see the header).
+ * The reduction of stats_partial and stats_apply: Welford per thread (per vector lane), lanes merged, then
+ * a Chan tree in workgroup memory; afterwards sh[t − lane] holds the item's (n, mean, M2).
  */
-export function statsPartialWgsl(
-  header: string,
-  v: 1 | 4,
-  tpg: number,
-  xType: 'f32' | 'f16' = 'f32',
-): string {
+function welfordWgsl(v: 1 | 4, tpg: number, xType: 'f32' | 'f16'): string {
   const T = vecType(v);
   const laneMerge =
     v === 4
@@ -114,12 +110,7 @@ export function statsPartialWgsl(
   let dm = mean - vec4<f32>(lm);
   var acc = vec3<f32>(n * 4.0, lm, dot(m2, vec4<f32>(1.0)) + n * dot(dm, dm));`
       : `  var acc = vec3<f32>(n, mean, m2);`;
-  return `${header}
-var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${chan}
-${entry(tpg)}
-  var n = 0.0;
+  return `  var n = 0.0;
   var mean = ${T}(0.0);
   var m2 = ${T}(0.0);
   for (var j = start + lane; j < stop; j += ${tpg}u) {
@@ -131,12 +122,70 @@ ${entry(tpg)}
   }
 ${laneMerge}
   sh[t] = acc;
-${segmentTree(tpg, 'chan(sh[t], sh[t + k])')}
+${segmentTree(tpg, 'chan(sh[t], sh[t + k])')}`;
+}
+
+/**
+ * stats_partial: (n, mean, M2) of each item (welfordWgsl). Bindings: x (V-vectors), part (3 floats per
+ * item). Uniforms: inner, outer, count, groups, chunk, splits, total (see the header).
+ */
+export function statsPartialWgsl(
+  header: string,
+  v: 1 | 4,
+  tpg: number,
+  xType: 'f32' | 'f16' = 'f32',
+): string {
+  return `${header}
+var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
+${groupOffset}
+${chan}
+${entry(tpg)}
+${welfordWgsl(v, tpg, xType)}
   if (lane == 0u && live) {
     let r = sh[t];
     part[3u * item] = r.x;
     part[3u * item + 1u] = r.y;
     part[3u * item + 2u] = r.z;
+  }
+}`;
+}
+
+/**
+ * stats_apply: statistics and apply in one pass, for groups one item reduces whole (splits = 1: every
+ * instance-norm plane of RD++ up to 64×64 = 1,024 vectors — IN's groups are planes, so this is its
+ * forward at every size the projection layers see). The item's lanes reduce the group as stats_partial
+ * does, read its (n, mean, M2) back from workgroup memory, compute mean and 1/√(σ² + eps) as stats_final
+ * does (a Chan merge of one partial into nothing is that partial, so the numbers are the same), write
+ * them for the backward, and write y = act((x − mean)·invstd) over the group, apply's expression — one
+ * dispatch instead of three, and no statistics round trip through memory. No affine (instance norm).
+ * Bindings: x, y (V-vectors), stats. Uniforms: the reduction's, eps, slope.
+ */
+export function statsApplyWgsl(
+  header: string,
+  v: 1 | 4,
+  tpg: number,
+  act: Act,
+  dtype: 'f32' | 'f16' = 'f32',
+): string {
+  const y = convert(actExpr(act, vecType(v), 'z'), vecType(v), vecType(v, dtype));
+  return `${header}
+var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
+${groupOffset}
+${chan}
+${entry(tpg)}
+${welfordWgsl(v, tpg, dtype)}
+  let r = chan(vec3<f32>(0.0), sh[t - lane]);
+  let g = grp;
+  let mu = r.y;
+  let invstd = 1.0 / sqrt(r.z / r.x + u.eps);
+  if (lane == 0u && live) {
+    stats[2u * g] = mu;
+    stats[2u * g + 1u] = invstd;
+  }
+  for (var j = start + lane; j < stop; j += ${tpg}u) {
+    let o = goff(g, j);
+    let z = (${widen(v, dtype, 'x[o]')} - mu) * invstd;
+    y[o] = ${y};
   }
 }`;
 }
@@ -208,10 +257,10 @@ ${main}
 }
 
 /**
- * grad_partial: per chunk, Σg' and Σg'·x̂ (x̂ = (x − mean)·invstd), g' the upstream gradient through the
- * activation. Output: part[2·item], part[2·item+1].
+ * The reduction of grad_partial and grad_dx: per thread Σg' and Σg'·(x − mean) over the item's slice, g'
+ * the upstream gradient through the activation; afterwards sh[t − lane] holds the item's two sums.
  */
-export function gradPartialWgsl(header: string, v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
+function gradSumsWgsl(v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
   const T = vecType(v);
   const sum = (e: string) => (v === 4 ? `dot(${e}, vec4<f32>(1.0))` : e);
   const gp =
@@ -219,11 +268,7 @@ export function gradPartialWgsl(header: string, v: 1 | 4, tpg: number, affine: b
       ? '    let gp = gy[o];'
       : `    let z = ${zExpr(affine, 'xv')};
     let gp = ${actGrad(act, T, 'gy[o]', 'z')};`;
-  return `${header}
-var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${entry(tpg)}
-  let g = min(grp, u.groups - 1u);
+  return `  let g = min(grp, u.groups - 1u);
   let mean = stats[2u * g];
   var sg = ${T}(0.0);
   var sgx = ${T}(0.0);
@@ -235,10 +280,49 @@ ${gp}
     sgx += gp * (xv - mean);
   }
   sh[t] = vec2<f32>(${sum('sg')}, ${sum('sgx')});
-${segmentTree(tpg, 'sh[t] + sh[t + k]')}
+${segmentTree(tpg, 'sh[t] + sh[t + k]')}`;
+}
+
+/**
+ * grad_partial: per chunk, Σg' and Σg'·x̂ (x̂ = (x − mean)·invstd), g' the upstream gradient through the
+ * activation. Output: part[2·item], part[2·item+1].
+ */
+export function gradPartialWgsl(header: string, v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
+  return `${header}
+var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
+${groupOffset}
+${entry(tpg)}
+${gradSumsWgsl(v, tpg, affine, act)}
   if (lane == 0u && live) {
     part[2u * item] = sh[t].x;
     part[2u * item + 1u] = sh[t].y * stats[2u * g + 1u];
+  }
+}`;
+}
+
+/**
+ * grad_dx: instance norm's input gradient in one pass where one item reduces each plane whole (as
+ * stats_apply): the item's lanes form Σg' and Σg'·x̂ as grad_partial does, read them back from workgroup
+ * memory (grad_final's sum of one partial is that partial) and write dx = invstd·(g' − (Σg' + x̂·Σg'x̂)/n)
+ * over the plane, norm_dx's expression. No affine. Bindings: x, gy, stats, dx. Uniforms: the reduction's,
+ * slope, inv_n.
+ */
+export function gradDxWgsl(header: string, v: 1 | 4, tpg: number, act: Act): string {
+  const gp = act === 'none' ? 'gy[o]' : actGrad(act, vecType(v), 'gy[o]', `(${zExpr(false, 'xv')})`);
+  return `${header}
+var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
+${groupOffset}
+${entry(tpg)}
+${gradSumsWgsl(v, tpg, false, act)}
+  let sgs = sh[t - lane].x;
+  let sgxs = sh[t - lane].y * stats[2u * g + 1u];
+  for (var j = start + lane; j < stop; j += ${tpg}u) {
+    let o = goff(grp, j);
+    let xv = x[o];
+    let gp = ${gp};
+    let s = stats[2u * g + 1u];
+    let xh = (xv - stats[2u * g]) * stats[2u * g + 1u];
+    dx[o] = s * (gp - (sgs + xh * sgxs) * u.inv_n);
   }
 }`;
 }

@@ -546,10 +546,12 @@ describe('RD++ inference under PRECISION=f16 stores the student’s activations 
         'conv2d_fwd_fused',
         'deconv2x2_fwd_fused',
         'splitk_sum_fused',
-        'norm_apply',
+        'norm_stats_apply',
         'block_copy',
       ];
       const written = half.programs.filter((p) => writers.includes(p.name));
+      // every instance norm in one dispatch (statistics and output), writing its output as halves
+      expect(half.programs.filter((p) => p.name === 'norm_stats_apply')).toHaveLength(12);
       // 15 teacher convs + 12 projection convs, 12 instance norms, 3 OCBE convs, a concat, 2 OCBE blocks, the decoder
       expect(written.length).toBeGreaterThan(60);
       for (const p of written) expect(p.outputs[0]!.type, p.name).toMatch(/f16/);

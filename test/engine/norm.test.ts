@@ -7,12 +7,14 @@ import {
   backward,
   batchNorm,
   batchNormRelu,
+  cast,
   concat,
   instanceNorm,
   instanceNormLeakyRelu,
   leakyRelu,
   maxPool2d,
   noGrad,
+  normTuning,
   relu,
   reshape,
   runtime,
@@ -392,6 +394,60 @@ describe('instanceNorm', () => {
       x.dispose();
     });
   }
+
+  it('runs forward and input gradient in one dispatch each where one item reduces each plane, bit for bit as in three', async () => {
+    // [2,3,5,7]: scalar layout; [2,3,8,8] and [2,64,32,32]: vec4 (32×32 = 256 vectors per plane, the
+    // projection's deepest size at 256²); [1,2,96,96]: 2,304 vectors per plane, split — three passes
+    const shapes: [Shape, number][] = [
+      [[2, 3, 5, 7], 1],
+      [[2, 3, 8, 8], 1],
+      [[2, 64, 32, 32], 1],
+      [[1, 2, 96, 96], 3],
+    ];
+    for (const [shape, dispatches] of shapes) {
+      for (const leaky of [false, true]) {
+        const n = numel(shape);
+        const xd = Float32Array.from(randn(n, 71, 3), (v) => v + 20);
+        const gd = randn(n, 72);
+        const x = leaf(xd, shape);
+        const op = () => (leaky ? instanceNormLeakyRelu(x, 0.01) : instanceNorm(x));
+        const before = runtime().counters.dispatches;
+        scope(() => noGrad(op).dispose());
+        expect(runtime().counters.dispatches - before, `${shape}`).toBe(dispatches);
+        const d0 = runtime().counters.dispatches;
+        const one = await run(op, [x], gd);
+        const d1 = runtime().counters.dispatches;
+        normTuning.singlePass = false;
+        try {
+          const three = await run(op, [x], gd);
+          // forward and input gradient: one dispatch each instead of three
+          const saved = runtime().counters.dispatches - d1 - (d1 - d0);
+          expect(saved, `${shape} dispatches saved`).toBe(dispatches === 1 ? 4 : 0);
+          expect(Array.from(one.y), `${shape} y`).toEqual(Array.from(three.y));
+          expect(Array.from(one.grads[0]!), `${shape} dx`).toEqual(Array.from(three.grads[0]!));
+        } finally {
+          normTuning.singlePass = true;
+        }
+        x.dispose();
+      }
+    }
+  });
+
+  it("in one dispatch with f16 storage (inference) writes the three-pass path's halves", async (ctx) => {
+    if (!(await gpu()).has('shader-f16')) ctx.skip();
+    const x = tensor(
+      Float32Array.from(randn(2 * 8 * 16 * 16, 73), (v) => 4 * v),
+      [2, 8, 16, 16],
+    );
+    const read = () => scope(() => noGrad(() => instanceNormLeakyRelu(cast(x, 'f16'), 0.01)));
+    const a = read();
+    normTuning.singlePass = false;
+    const b = read();
+    normTuning.singlePass = true;
+    expect(a.dtype).toBe('f16');
+    expect(Array.from(await a.read())).toEqual(Array.from(await b.read()));
+    for (const t of [x, a, b]) t.dispose();
+  });
 
   it('instanceNormLeakyRelu equals leakyRelu(instanceNorm) forward and backward', async () => {
     const shape: Shape = [2, 3, 6, 5];

@@ -15,9 +15,11 @@ import {
   applyWgsl,
   dxWgsl,
   evalStatsWgsl,
+  gradDxWgsl,
   gradFinalWgsl,
   gradPartialWgsl,
   REDUCE_WG,
+  statsApplyWgsl,
   statsFinalWgsl,
   statsPartialWgsl,
   vecType,
@@ -70,6 +72,12 @@ interface Split {
   total: number;
   workgroups: number;
 }
+
+/**
+ * Whether instance norm's forward and input gradient run in one dispatch each where they can (statsApply,
+ * gradDx); tests turn it off to compare.
+ */
+export const normTuning = { singlePass: true };
 
 /** Vectors one item reduces when a group is split (big enough to amortise, small enough to fill). */
 const CHUNK_TARGET = 2048;
@@ -161,6 +169,62 @@ function batchStats(
   });
   part.dispose();
   return stats;
+}
+
+/**
+ * Instance norm's statistics and output in one dispatch (stats_apply) when one item reduces each plane
+ * whole (`splitPlan` gives one split); null otherwise, or when `normTuning.singlePass` is off (tests
+ * compare both paths). Returns y and the [mean, invstd] per plane the backward reads.
+ */
+function statsApply(
+  x: Tensor,
+  g: Geometry,
+  eps: number,
+  act: Act,
+  slope: number,
+): { y: Tensor; stats: Tensor } | null {
+  const s = splitPlan(g);
+  if (s.splits !== 1 || !normTuning.singlePass) return null;
+  const y = empty(x.shape, x.dtype);
+  const stats = empty([g.groups * 2]);
+  runtime().run({
+    name: 'norm_stats_apply',
+    key: `v${g.v}|tpg${s.tpg}|${act}`,
+    inputs: [{ name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) }],
+    outputs: [
+      { name: 'y', buffer: y.buffer, type: vecType(g.v, y.dtype) },
+      { name: 'stats', buffer: stats.buffer },
+    ],
+    uniforms: { ...reduceUniforms(g, s), eps: ['f32', eps], slope: ['f32', slope] },
+    workgroups: grid1d(s.workgroups, 1),
+    wgsl: (h) => statsApplyWgsl(h, g.v, s.tpg, act, x.dtype),
+  });
+  return { y, stats };
+}
+
+/**
+ * Instance norm's input gradient in one dispatch (grad_dx) where statsApply ran in one (one split per
+ * plane); null otherwise.
+ */
+function gradDx(x: Tensor, gy: Tensor, g: Geometry, stats: Tensor, act: Act, slope: number): Tensor | null {
+  const s = splitPlan(g);
+  if (s.splits !== 1 || !normTuning.singlePass) return null;
+  const dx = empty(x.shape);
+  const T = vecType(g.v);
+  runtime().run({
+    name: 'norm_grad_dx',
+    key: `v${g.v}|tpg${s.tpg}|${act}`,
+    inputs: [
+      { name: 'x', buffer: x.buffer, type: T },
+      { name: 'gy', buffer: gy.buffer, type: T },
+      { name: 'stats', buffer: stats.buffer },
+    ],
+    outputs: [{ name: 'dx', buffer: dx.buffer, type: T }],
+    uniforms: { ...reduceUniforms(g, s), slope: ['f32', slope], inv_n: ['f32', 1 / g.elems] },
+    workgroups: grid1d(s.workgroups, 1),
+    wgsl: (h) => gradDxWgsl(h, g.v, s.tpg, act),
+  });
+  return dx;
 }
 
 /** [mean, invstd] per channel from running statistics (a snapshot: later updates don't change it). */
@@ -421,13 +485,19 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     );
   if (x.dtype !== 'f32' && isGradEnabled() && x.requiresGrad)
     throw new Error(`${op}: ${x.describe()} is ${x.dtype} and requires a gradient; only f32 norms have one`);
-  const stats = batchStats(x, g, eps, null);
-  const y = apply(x, g, stats, null, act, slope);
+  const single = statsApply(x, g, eps, act, slope);
+  const stats = single?.stats ?? batchStats(x, g, eps, null);
+  const y = single?.y ?? apply(x, g, stats, null, act, slope);
   record(
     op,
     y,
     [x],
     (gy) => {
+      const single = gradDx(x, gy, g, stats, act, slope);
+      if (single) {
+        stats.dispose();
+        return [single];
+      }
       const sums = gradSums(x, gy, g, stats, null, act, slope);
       const dx = inputGrad(x, gy, g, stats, sums, null, act, slope);
       stats.dispose();
