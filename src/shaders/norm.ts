@@ -20,13 +20,13 @@
  * Passes (each a separate program; V = 4 when H·W is a multiple of 4, which RD++'s shapes all are):
  *   stats_partial  (n, mean, M2) per chunk                                     reads x once
  *   stats_final    per group: mean, 1/√(σ²+eps); BN train also updates the running stats in place
- *   stats_apply    IN whose groups one item reduces whole: stats_partial, stats_final and apply in one
+ *   stats_apply    groups one item reduces whole (IN; BN train): stats_partial, stats_final, apply in one
  *   eval_stats     per channel from the running stats (BN eval)
  *   apply          y = act((x − mean)·invstd·γ + β)                            reads x, writes y
  *   grad_partial   per chunk: Σg', Σg'·x̂, with g' = g·act'(z) (z recomputed from x, not stored)
  *   grad_final     per group: dβ = Σg', dγ = Σg'·x̂
  *   dx             batch stats: dx = γ·invstd·(g' − (Σg' + x̂·Σg'x̂)/n); fixed stats: dx = γ·invstd·g'
- *   grad_dx        IN whose groups one item reduces whole: grad_partial, grad_final and dx in one
+ *   grad_dx        groups one item reduces whole, batch stats: grad_partial, grad_final and dx in one
  * Forward costs one read for the statistics plus one read and one write; backward two reads for the
  * sums plus two reads and one write for dx (ideal for a two-pass design on tensors larger than cache).
  */
@@ -152,13 +152,14 @@ ${welfordWgsl(v, tpg, xType)}
 
 /**
  * stats_apply: statistics and apply in one pass, for groups one item reduces whole (splits = 1: every
- * instance-norm plane of RD++ up to 64×64 = 1,024 vectors — IN's groups are planes, so this is its
- * forward at every size the projection layers see). The item's lanes reduce the group as stats_partial
+ * instance-norm plane of RD++ up to 64×64, and batch-norm channels of up to 2,048 vectors of N·H·W — the
+ * OCBE's and the decoder's deep layers in training). The item's lanes reduce the group as stats_partial
  * does, read its (n, mean, M2) back from workgroup memory, compute mean and 1/√(σ² + eps) as stats_final
- * does (a Chan merge of one partial into nothing is that partial, so the numbers are the same), write
- * them for the backward, and write y = act((x − mean)·invstd) over the group, apply's expression — one
- * dispatch instead of three, and no statistics round trip through memory. No affine (instance norm).
- * Bindings: x, y (V-vectors), stats. Uniforms: the reduction's, eps, slope.
+ * does (a Chan merge of one partial into nothing is that partial, so the numbers are the same), write them
+ * for the backward (`running`: and update the running statistics as stats_final does), and write
+ * y = act(z) over the group, z as apply computes it — one dispatch instead of three, and no statistics
+ * round trip through memory. Bindings: x, (w, b with `affine`), y, stats, (rm, rv with `running`).
+ * Uniforms: the reduction's, eps, slope, momentum.
  */
 export function statsApplyWgsl(
   header: string,
@@ -166,8 +167,11 @@ export function statsApplyWgsl(
   tpg: number,
   act: Act,
   dtype: 'f32' | 'f16' = 'f32',
+  o: { affine?: boolean; running?: boolean } = {},
 ): string {
   const y = convert(actExpr(act, vecType(v), 'z'), vecType(v), vecType(v, dtype));
+  const xv = widen(v, dtype, 'x[o]');
+  const z = o.affine ? `(${xv} - mu) * (invstd * w[g]) + b[g]` : `(${xv} - mu) * invstd`;
   return `${header}
 var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
 ${groupOffset}
@@ -181,10 +185,16 @@ ${welfordWgsl(v, tpg, dtype)}
   if (lane == 0u && live) {
     stats[2u * g] = mu;
     stats[2u * g + 1u] = invstd;
+${
+  o.running
+    ? `    rm[g] = (1.0 - u.momentum) * rm[g] + u.momentum * r.y;
+    rv[g] = (1.0 - u.momentum) * rv[g] + u.momentum * (r.z / (r.x - 1.0));`
+    : ''
+}
   }
   for (var j = start + lane; j < stop; j += ${tpg}u) {
     let o = goff(g, j);
-    let z = (${widen(v, dtype, 'x[o]')} - mu) * invstd;
+    let z = ${z};
     y[o] = ${y};
   }
 }`;
@@ -301,26 +311,36 @@ ${gradSumsWgsl(v, tpg, affine, act)}
 }
 
 /**
- * grad_dx: instance norm's input gradient in one pass where one item reduces each plane whole (as
- * stats_apply): the item's lanes form Σg' and Σg'·x̂ as grad_partial does, read them back from workgroup
- * memory (grad_final's sum of one partial is that partial) and write dx = invstd·(g' − (Σg' + x̂·Σg'x̂)/n)
- * over the plane, norm_dx's expression. No affine. Bindings: x, gy, stats, dx. Uniforms: the reduction's,
- * slope, inv_n.
+ * grad_dx: the input gradient with batch statistics in one pass where one item reduces each group whole
+ * (as stats_apply): the item's lanes form Σg' and Σg'·x̂ as grad_partial does, read them back from
+ * workgroup memory (grad_final's sum of one partial is that partial; with `affine` they are dβ and dγ,
+ * written to sum_g and sum_gx) and write dx = γ·invstd·(g' − (Σg' + x̂·Σg'x̂)/n) over the group,
+ * norm_dx's expression. Bindings: x, gy, stats, (w, b with `affine`), dx, (sum_g, sum_gx with `affine`).
+ * Uniforms: the reduction's, slope, inv_n.
  */
-export function gradDxWgsl(header: string, v: 1 | 4, tpg: number, act: Act): string {
-  const gp = act === 'none' ? 'gy[o]' : actGrad(act, vecType(v), 'gy[o]', `(${zExpr(false, 'xv')})`);
+export function gradDxWgsl(header: string, v: 1 | 4, tpg: number, act: Act, affine = false): string {
+  const gp = act === 'none' ? 'gy[o]' : actGrad(act, vecType(v), 'gy[o]', `(${zExpr(affine, 'xv')})`);
+  const scale = affine ? 'stats[2u * g + 1u] * w[g]' : 'stats[2u * g + 1u]';
   return `${header}
 var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
 ${groupOffset}
 ${entry(tpg)}
-${gradSumsWgsl(v, tpg, false, act)}
+${gradSumsWgsl(v, tpg, affine, act)}
   let sgs = sh[t - lane].x;
   let sgxs = sh[t - lane].y * stats[2u * g + 1u];
+${
+  affine
+    ? `  if (lane == 0u && live) {
+    sum_g[g] = sgs;
+    sum_gx[g] = sgxs;
+  }`
+    : ''
+}
   for (var j = start + lane; j < stop; j += ${tpg}u) {
     let o = goff(grp, j);
     let xv = x[o];
     let gp = ${gp};
-    let s = stats[2u * g + 1u];
+    let s = ${scale};
     let xh = (xv - stats[2u * g]) * stats[2u * g + 1u];
     dx[o] = s * (gp - (sgs + xh * sgxs) * u.inv_n);
   }

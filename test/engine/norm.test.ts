@@ -259,6 +259,49 @@ describe('batchNorm', () => {
     });
   }
 
+  it('in training, runs forward and backward in one dispatch each where one item reduces a channel, bit for bit as in three', async () => {
+    // [3,5,7,9] scalar and [2,3,8,4] vec4: one split per channel; [2,3,64,80]: two splits, three passes
+    const cases: [Shape, boolean][] = [
+      [[3, 5, 7, 9], true],
+      [[2, 3, 8, 4], true],
+      [[2, 3, 64, 80], false],
+    ];
+    for (const [shape, single] of cases) {
+      for (const withRelu of [false, true]) {
+        const [, c] = shape;
+        const n = numel(shape);
+        const xd = Float32Array.from(randn(n, 23, 2), (v) => v + 10);
+        const gd = randn(n, 24);
+        const w = leaf(channelVec(c, 25, 1, 0.2), [c]);
+        const b = leaf(channelVec(c, 26, 0, 0.3), [c]);
+        const x = leaf(xd, shape);
+        const pass = async () => {
+          const rm = tensor(channelVec(c, 27, 0, 0.1), [c]);
+          const rv = tensor(channelVec(c, 28, 1, 0.2), [c]);
+          const op = withRelu ? batchNormRelu : batchNorm;
+          const d0 = runtime().counters.dispatches;
+          const r = await run(() => op(x, w, b, rm, rv, { training: true }), [x, w, b], gd);
+          const dispatches = runtime().counters.dispatches - d0;
+          const out = [r.y, ...r.grads, await rm.read(), await rv.read()].map((a) => Array.from(a));
+          rm.dispose();
+          rv.dispose();
+          return { out, dispatches };
+        };
+        const one = await pass();
+        normTuning.singlePass = false;
+        try {
+          const three = await pass();
+          // y, dx, dγ, dβ, running mean and variance
+          for (let k = 0; k < 6; k++) expect(one.out[k], `${shape} output ${k}`).toEqual(three.out[k]);
+          expect(three.dispatches - one.dispatches, `${shape}`).toBe(single ? 4 : 0);
+        } finally {
+          normTuning.singlePass = true;
+        }
+        for (const t of [x, w, b]) t.dispose();
+      }
+    }
+  });
+
   it('running stats follow the momentum formula over two train calls (custom momentum)', async () => {
     const shape: Shape = [2, 3, 5, 6];
     const c = 3;

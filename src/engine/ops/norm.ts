@@ -74,8 +74,8 @@ interface Split {
 }
 
 /**
- * Whether instance norm's forward and input gradient run in one dispatch each where they can (statsApply,
- * gradDx); tests turn it off to compare.
+ * Whether a norm with batch statistics (instance norm; batch norm in training) runs its forward and its
+ * input gradient in one dispatch each where it can (statsApply, gradDx); tests turn it off to compare.
  */
 export const normTuning = { singlePass: true };
 
@@ -172,14 +172,17 @@ function batchStats(
 }
 
 /**
- * Instance norm's statistics and output in one dispatch (stats_apply) when one item reduces each plane
+ * A norm's batch statistics and output in one dispatch (stats_apply) when one item reduces each group
  * whole (`splitPlan` gives one split); null otherwise, or when `normTuning.singlePass` is off (tests
- * compare both paths). Returns y and the [mean, invstd] per plane the backward reads.
+ * compare both paths). Returns y and the [mean, invstd] per group the backward reads; `running` (BN
+ * train) is updated in place as batchStats does.
  */
 function statsApply(
   x: Tensor,
   g: Geometry,
   eps: number,
+  affine: Affine | null,
+  running: { rm: Tensor; rv: Tensor; momentum: number } | null,
   act: Act,
   slope: number,
 ): { y: Tensor; stats: Tensor } | null {
@@ -189,42 +192,72 @@ function statsApply(
   const stats = empty([g.groups * 2]);
   runtime().run({
     name: 'norm_stats_apply',
-    key: `v${g.v}|tpg${s.tpg}|${act}`,
-    inputs: [{ name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) }],
+    key: `v${g.v}|tpg${s.tpg}|${ACT_KEY(act, affine)}|${running ? 'running' : 'plain'}`,
+    inputs: [{ name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) }, ...affineBindings(affine)],
     outputs: [
       { name: 'y', buffer: y.buffer, type: vecType(g.v, y.dtype) },
       { name: 'stats', buffer: stats.buffer },
+      ...(running
+        ? [
+            { name: 'rm', buffer: running.rm.buffer },
+            { name: 'rv', buffer: running.rv.buffer },
+          ]
+        : []),
     ],
-    uniforms: { ...reduceUniforms(g, s), eps: ['f32', eps], slope: ['f32', slope] },
+    uniforms: {
+      ...reduceUniforms(g, s),
+      eps: ['f32', eps],
+      slope: ['f32', slope],
+      momentum: ['f32', running?.momentum ?? 0],
+    },
     workgroups: grid1d(s.workgroups, 1),
-    wgsl: (h) => statsApplyWgsl(h, g.v, s.tpg, act, x.dtype),
+    wgsl: (h) =>
+      statsApplyWgsl(h, g.v, s.tpg, act, x.dtype, { affine: affine !== null, running: running !== null }),
   });
   return { y, stats };
 }
 
 /**
- * Instance norm's input gradient in one dispatch (grad_dx) where statsApply ran in one (one split per
- * plane); null otherwise.
+ * The input gradient with batch statistics in one dispatch (grad_dx) where statsApply could run in one
+ * (one split per group); with `affine` also Σg' (dβ) and Σg'·x̂ (dγ). Null otherwise.
  */
-function gradDx(x: Tensor, gy: Tensor, g: Geometry, stats: Tensor, act: Act, slope: number): Tensor | null {
+function gradDx(
+  x: Tensor,
+  gy: Tensor,
+  g: Geometry,
+  stats: Tensor,
+  affine: Affine | null,
+  act: Act,
+  slope: number,
+): { dx: Tensor; sums: { sg: Tensor; sgx: Tensor } | null } | null {
   const s = splitPlan(g);
   if (s.splits !== 1 || !normTuning.singlePass) return null;
   const dx = empty(x.shape);
+  const sums = affine ? { sg: empty([g.groups]), sgx: empty([g.groups]) } : null;
   const T = vecType(g.v);
   runtime().run({
     name: 'norm_grad_dx',
-    key: `v${g.v}|tpg${s.tpg}|${act}`,
+    key: `v${g.v}|tpg${s.tpg}|${ACT_KEY(act, affine)}`,
     inputs: [
       { name: 'x', buffer: x.buffer, type: T },
       { name: 'gy', buffer: gy.buffer, type: T },
       { name: 'stats', buffer: stats.buffer },
+      ...affineBindings(affine),
     ],
-    outputs: [{ name: 'dx', buffer: dx.buffer, type: T }],
+    outputs: [
+      { name: 'dx', buffer: dx.buffer, type: T },
+      ...(sums
+        ? [
+            { name: 'sum_g', buffer: sums.sg.buffer },
+            { name: 'sum_gx', buffer: sums.sgx.buffer },
+          ]
+        : []),
+    ],
     uniforms: { ...reduceUniforms(g, s), slope: ['f32', slope], inv_n: ['f32', 1 / g.elems] },
     workgroups: grid1d(s.workgroups, 1),
-    wgsl: (h) => gradDxWgsl(h, g.v, s.tpg, act),
+    wgsl: (h) => gradDxWgsl(h, g.v, s.tpg, act, affine !== null),
   });
-  return dx;
+  return { dx, sums };
 }
 
 /** [mean, invstd] per channel from running statistics (a snapshot: later updates don't change it). */
@@ -420,11 +453,13 @@ function batchNormImpl(
       if (t.storage === runningMean.storage || t.storage === runningVar.storage)
         throw new Error(`${op}: ${t.describe()} shares its buffer with a running statistic that is updated`);
   }
-  const stats = opts.training
-    ? batchStats(x, g, eps, { rm: runningMean, rv: runningVar, momentum })
-    : runningStats(runningMean, runningVar, eps);
   const affine = { w: weight, b: bias };
-  const y = apply(x, g, stats, affine, act, 0);
+  const running = { rm: runningMean, rv: runningVar, momentum };
+  const single = opts.training ? statsApply(x, g, eps, affine, running, act, 0) : null;
+  const stats =
+    single?.stats ??
+    (opts.training ? batchStats(x, g, eps, running) : runningStats(runningMean, runningVar, eps));
+  const y = single?.y ?? apply(x, g, stats, affine, act, 0);
   record(
     op,
     y,
@@ -432,8 +467,18 @@ function batchNormImpl(
     (gy) => {
       const needX = x.requiresGrad;
       const needParams = weight.requiresGrad || bias.requiresGrad;
-      const sums = opts.training || needParams ? gradSums(x, gy, g, stats, affine, act, 0) : null;
-      const dx = needX ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0) : null;
+      // batch statistics and a gradient for x: dx, dβ and dγ in one dispatch where the groups allow it
+      const one = opts.training && needX ? gradDx(x, gy, g, stats, affine, act, 0) : null;
+      const sums = one
+        ? one.sums
+        : opts.training || needParams
+          ? gradSums(x, gy, g, stats, affine, act, 0)
+          : null;
+      const dx = one
+        ? one.dx
+        : needX
+          ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0)
+          : null;
       stats.dispose();
       const db = sums && bias.requiresGrad ? sums.sg.view(bias.shape) : null;
       const dw = sums && weight.requiresGrad ? sums.sgx.view(weight.shape) : null;
@@ -485,7 +530,7 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     );
   if (x.dtype !== 'f32' && isGradEnabled() && x.requiresGrad)
     throw new Error(`${op}: ${x.describe()} is ${x.dtype} and requires a gradient; only f32 norms have one`);
-  const single = statsApply(x, g, eps, act, slope);
+  const single = statsApply(x, g, eps, null, null, act, slope);
   const stats = single?.stats ?? batchStats(x, g, eps, null);
   const y = single?.y ?? apply(x, g, stats, null, act, slope);
   record(
@@ -493,10 +538,10 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     y,
     [x],
     (gy) => {
-      const single = gradDx(x, gy, g, stats, act, slope);
+      const single = gradDx(x, gy, g, stats, null, act, slope);
       if (single) {
         stats.dispose();
-        return [single];
+        return [single.dx];
       }
       const sums = gradSums(x, gy, g, stats, null, act, slope);
       const dx = inputGrad(x, gy, g, stats, sums, null, act, slope);
