@@ -142,6 +142,9 @@ kernels)
   # batch-1 latency against how soon the GPU gets work: a submit every 32 / 128 (default) / 1000 dispatches
   RDPP_DISPATCHES_PER_SUBMIT=32 run infer-b1-submit32 bench infer "${net[@]}" "${infer1[@]}"
   RDPP_DISPATCHES_PER_SUBMIT=1000 run infer-b1-submit1000 bench infer "${net[@]}" "${infer1[@]}"
+  # norms in three passes each way against the default single pass where a group fits one item
+  RDPP_NORM_SINGLE_PASS=0 run train-norm3 bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_NORM_SINGLE_PASS=0 run infer-b1-norm3 bench infer "${net[@]}" "${infer1[@]}"
   # element-by-element operand loads against the default vec4 loads (GEMM_VEC4; the same bits either way)
   RDPP_GEMM_VEC4=0 run train-novec4 bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_GEMM_VEC4=0 run infer-b32-novec4 bench infer "${net[@]}" "${infer32[@]}"

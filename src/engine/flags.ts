@@ -93,6 +93,13 @@ export interface Flags {
    */
   GEMM_VEC4: boolean;
   /**
+   * Norms with batch statistics (instance norm; batch norm in training) run statistics and output in one
+   * dispatch, and the input gradient in one, where one workgroup item reduces a group whole (src/shaders/
+   * norm.ts: stats_apply, grad_dx); off: always three passes each way. Bit-identical results on lavapipe;
+   * fewer launches against fewer threads on the elementwise part, which only a GPU can weigh.
+   */
+  NORM_SINGLE_PASS: boolean;
+  /**
    * Which multi-tap conv weights keep their copy in the layout the GEMM reads ([taps, Cin, Cout] for the
    * forward, [taps, Cout, Cin] for a transposed conv) from one call to the next, instead of copying at every
    * call: `frozen` (the default) only weights without a gradient — the teacher, in training and inference
@@ -119,6 +126,7 @@ const defaults: Flags = {
   GEMM_MMA: 'auto',
   CONV_FWD_SPLIT_K: true,
   GEMM_VEC4: true,
+  NORM_SINGLE_PASS: true,
   KEEP_PACKED_WEIGHTS: 'frozen',
 };
 

@@ -14,11 +14,11 @@ import {
   leakyRelu,
   maxPool2d,
   noGrad,
-  normTuning,
   relu,
   reshape,
   runtime,
   scope,
+  setFlags,
   slice,
   type Tensor,
   tensor,
@@ -288,14 +288,14 @@ describe('batchNorm', () => {
           return { out, dispatches };
         };
         const one = await pass();
-        normTuning.singlePass = false;
+        const restore = setFlags({ NORM_SINGLE_PASS: false });
         try {
           const three = await pass();
           // y, dx, dγ, dβ, running mean and variance
           for (let k = 0; k < 6; k++) expect(one.out[k], `${shape} output ${k}`).toEqual(three.out[k]);
           expect(three.dispatches - one.dispatches, `${shape}`).toBe(single ? 4 : 0);
         } finally {
-          normTuning.singlePass = true;
+          restore();
         }
         for (const t of [x, w, b]) t.dispose();
       }
@@ -460,7 +460,7 @@ describe('instanceNorm', () => {
         const d0 = runtime().counters.dispatches;
         const one = await run(op, [x], gd);
         const d1 = runtime().counters.dispatches;
-        normTuning.singlePass = false;
+        const restore = setFlags({ NORM_SINGLE_PASS: false });
         try {
           const three = await run(op, [x], gd);
           // forward and input gradient: one dispatch each instead of three
@@ -469,7 +469,7 @@ describe('instanceNorm', () => {
           expect(Array.from(one.y), `${shape} y`).toEqual(Array.from(three.y));
           expect(Array.from(one.grads[0]!), `${shape} dx`).toEqual(Array.from(three.grads[0]!));
         } finally {
-          normTuning.singlePass = true;
+          restore();
         }
         x.dispose();
       }
@@ -484,9 +484,9 @@ describe('instanceNorm', () => {
     );
     const read = () => scope(() => noGrad(() => instanceNormLeakyRelu(cast(x, 'f16'), 0.01)));
     const a = read();
-    normTuning.singlePass = false;
+    const restore = setFlags({ NORM_SINGLE_PASS: false });
     const b = read();
-    normTuning.singlePass = true;
+    restore();
     expect(a.dtype).toBe('f16');
     expect(Array.from(await a.read())).toEqual(Array.from(await b.read()));
     for (const t of [x, a, b]) t.dispose();

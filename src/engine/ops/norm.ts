@@ -25,6 +25,7 @@ import {
   vecType,
 } from '../../shaders/norm.js';
 import { isGradEnabled, record } from '../autograd.js';
+import { flag } from '../flags.js';
 import type { ScalarType } from '../program.js';
 import { runtime } from '../runtime.js';
 import { empty, type Tensor } from '../tensor.js';
@@ -72,12 +73,6 @@ interface Split {
   total: number;
   workgroups: number;
 }
-
-/**
- * Whether a norm with batch statistics (instance norm; batch norm in training) runs its forward and its
- * input gradient in one dispatch each where it can (statsApply, gradDx); tests turn it off to compare.
- */
-export const normTuning = { singlePass: true };
 
 /** Vectors one item reduces when a group is split (big enough to amortise, small enough to fill). */
 const CHUNK_TARGET = 2048;
@@ -173,7 +168,7 @@ function batchStats(
 
 /**
  * A norm's batch statistics and output in one dispatch (stats_apply) when one item reduces each group
- * whole (`splitPlan` gives one split); null otherwise, or when `normTuning.singlePass` is off (tests
+ * whole (`splitPlan` gives one split); null otherwise, or when the flag NORM_SINGLE_PASS is off (tests
  * compare both paths). Returns y and the [mean, invstd] per group the backward reads; `running` (BN
  * train) is updated in place as batchStats does.
  */
@@ -187,7 +182,7 @@ function statsApply(
   slope: number,
 ): { y: Tensor; stats: Tensor } | null {
   const s = splitPlan(g);
-  if (s.splits !== 1 || !normTuning.singlePass) return null;
+  if (s.splits !== 1 || !flag('NORM_SINGLE_PASS')) return null;
   const y = empty(x.shape, x.dtype);
   const stats = empty([g.groups * 2]);
   runtime().run({
@@ -231,7 +226,7 @@ function gradDx(
   slope: number,
 ): { dx: Tensor; sums: { sg: Tensor; sgx: Tensor } | null } | null {
   const s = splitPlan(g);
-  if (s.splits !== 1 || !normTuning.singlePass) return null;
+  if (s.splits !== 1 || !flag('NORM_SINGLE_PASS')) return null;
   const dx = empty(x.shape);
   const sums = affine ? { sg: empty([g.groups]), sgx: empty([g.groups]) } : null;
   const T = vecType(g.v);
