@@ -160,7 +160,9 @@ kernels)
   # f16 operands with the teacher's activations in f32 (F16_STORAGE=0) against the default f16 storage
   RDPP_F16_STORAGE=0 run train-f16-f32storage bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   RDPP_F16_STORAGE=0 run infer-b32-f16-f32storage bench infer "${net[@]}" "${infer32[@]}" --precision f16
-  run kernels bench --iters 5
+  kernels=(--iters 5)
+  [ -n "${RDPP_CHECK_SMALL:-}" ] && kernels=(--iters 1 --small)
+  run kernels bench "${kernels[@]}"
   ;;
 esac
 tail -n 60 "$log"
