@@ -86,6 +86,19 @@ const chan = `fn chan(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
   return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
 }`;
 
+/**
+ * The top of every reduction kernel (stats_partial, stats_apply, grad_partial, grad_dx): the bindings'
+ * header, the workgroup array the tree reduces in (`sh` of `elem`), the group addressing, `helpers`
+ * (chan for the statistics) and the entry with its item, lane and range.
+ */
+function reductionKernel(header: string, elem: 'vec3<f32>' | 'vec2<f32>', tpg: number, helpers = ''): string {
+  return `${header}
+var<workgroup> sh: array<${elem}, ${REDUCE_WG}>;
+${groupOffset}
+${helpers}
+${entry(tpg)}`;
+}
+
 /** Activation and its gradient (the mask is taken on z, the pre-activation, recomputed from x). */
 function actExpr(act: Act, T: string, z: string): string {
   if (act === 'relu') return `max(${z}, ${T}(0.0))`;
@@ -135,11 +148,7 @@ export function statsPartialWgsl(
   tpg: number,
   xType: 'f32' | 'f16' = 'f32',
 ): string {
-  return `${header}
-var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${chan}
-${entry(tpg)}
+  return `${reductionKernel(header, 'vec3<f32>', tpg, chan)}
 ${welfordWgsl(v, tpg, xType)}
   if (lane == 0u && live) {
     let r = sh[t];
@@ -171,12 +180,9 @@ export function statsApplyWgsl(
 ): string {
   const y = convert(actExpr(act, vecType(v), 'z'), vecType(v), vecType(v, dtype));
   const xv = widen(v, dtype, 'x[o]');
-  const z = o.affine ? `(${xv} - mu) * (invstd * w[g]) + b[g]` : `(${xv} - mu) * invstd`;
-  return `${header}
-var<workgroup> sh: array<vec3<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${chan}
-${entry(tpg)}
+  // the statistics as computed here: lane 0 is still writing them to `stats`
+  const z = zExpr(o.affine === true, xv, 'mu', 'invstd');
+  return `${reductionKernel(header, 'vec3<f32>', tpg, chan)}
 ${welfordWgsl(v, tpg, dtype)}
   let r = chan(vec3<f32>(0.0), sh[t - lane]);
   let g = grp;
@@ -241,11 +247,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /** The normalised value z of element `i` (flat, vectors) of group `g`: (x − mean)·invstd·γ + β. */
-function zExpr(affine: boolean, xv: string): string {
-  return affine
-    ? `(${xv} - stats[2u * g]) * (stats[2u * g + 1u] * w[g]) + b[g]`
-    : `(${xv} - stats[2u * g]) * stats[2u * g + 1u]`;
+function zExpr(affine: boolean, xv: string, mean = 'stats[2u * g]', invstd = 'stats[2u * g + 1u]'): string {
+  return affine ? `(${xv} - ${mean}) * (${invstd} * w[g]) + b[g]` : `(${xv} - ${mean}) * ${invstd}`;
 }
+
+/** g' = the upstream gradient `gy` through the activation (its mask taken on z, recomputed from xv). */
+function actGradOf(act: Act, v: 1 | 4, affine: boolean, gy: string): string {
+  return act === 'none' ? gy : actGrad(act, vecType(v), gy, `(${zExpr(affine, 'xv')})`);
+}
+
+/** The factor of dx: γ·invstd (invstd without affine). */
+const dxScale = (affine: boolean) => (affine ? 'stats[2u * g + 1u] * w[g]' : 'stats[2u * g + 1u]');
+
+/** dx with batch statistics, into `dst`, from the group's Σg' and Σg'·x̂ (`sg`, `sgx`), g' in gp, s = dxScale. */
+const batchDx = (indent: string, dst: string, sg: string, sgx: string) =>
+  `${indent}let xh = (xv - stats[2u * g]) * stats[2u * g + 1u];
+${indent}${dst} = s * (gp - (${sg} + xh * ${sgx}) * u.inv_n);`;
 
 /** apply: y = act(z), elementwise over V-vectors, grid1d launch. */
 export function applyWgsl(
@@ -298,10 +315,7 @@ ${segmentTree(tpg, 'sh[t] + sh[t + k]')}`;
  * activation. Output: part[2·item], part[2·item+1].
  */
 export function gradPartialWgsl(header: string, v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
-  return `${header}
-var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${entry(tpg)}
+  return `${reductionKernel(header, 'vec2<f32>', tpg)}
 ${gradSumsWgsl(v, tpg, affine, act)}
   if (lane == 0u && live) {
     part[2u * item] = sh[t].x;
@@ -319,12 +333,7 @@ ${gradSumsWgsl(v, tpg, affine, act)}
  * Uniforms: the reduction's, slope, inv_n.
  */
 export function gradDxWgsl(header: string, v: 1 | 4, tpg: number, act: Act, affine = false): string {
-  const gp = act === 'none' ? 'gy[o]' : actGrad(act, vecType(v), 'gy[o]', `(${zExpr(affine, 'xv')})`);
-  const scale = affine ? 'stats[2u * g + 1u] * w[g]' : 'stats[2u * g + 1u]';
-  return `${header}
-var<workgroup> sh: array<vec2<f32>, ${REDUCE_WG}>;
-${groupOffset}
-${entry(tpg)}
+  return `${reductionKernel(header, 'vec2<f32>', tpg)}
 ${gradSumsWgsl(v, tpg, affine, act)}
   let sgs = sh[t - lane].x;
   let sgxs = sh[t - lane].y * stats[2u * g + 1u];
@@ -339,10 +348,9 @@ ${
   for (var j = start + lane; j < stop; j += ${tpg}u) {
     let o = goff(grp, j);
     let xv = x[o];
-    let gp = ${gp};
-    let s = ${scale};
-    let xh = (xv - stats[2u * g]) * stats[2u * g + 1u];
-    dx[o] = s * (gp - (sgs + xh * sgxs) * u.inv_n);
+    let gp = ${actGradOf(act, v, affine, 'gy[o]')};
+    let s = ${dxScale(affine)};
+${batchDx('    ', 'dx[o]', 'sgs', 'sgxs')}
   }
 }`;
 }
@@ -376,19 +384,14 @@ export function dxWgsl(
   affine: boolean,
   act: Act,
 ): string {
-  const gp = act === 'none' ? 'gy[i]' : actGrad(act, vecType(v), 'gy[i]', `(${zExpr(affine, 'xv')})`);
-  const scale = affine ? 'stats[2u * g + 1u] * w[g]' : 'stats[2u * g + 1u]';
-  const body = batch
-    ? `  let xh = (xv - stats[2u * g]) * stats[2u * g + 1u];
-  dx[i] = s * (gp - (sg[g] + xh * sgx[g]) * u.inv_n);`
-    : `  dx[i] = s * gp;`;
+  const body = batch ? batchDx('  ', 'dx[i]', 'sg[g]', 'sgx[g]') : `  dx[i] = s * gp;`;
   return `${header}
 ${main}
   if (i >= u.n) { return; }
   let g = (i / u.inner) % u.groups;
   let xv = x[i];
-  let gp = ${gp};
-  let s = ${scale};
+  let gp = ${actGradOf(act, v, affine, 'gy[i]')};
+  let s = ${dxScale(affine)};
 ${body}
 }`;
 }

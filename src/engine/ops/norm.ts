@@ -166,6 +166,12 @@ function batchStats(
   return stats;
 }
 
+/** The plan of a single-pass kernel (statsApply, gradDx): one split per group, NORM_SINGLE_PASS on; else null. */
+function singlePassPlan(g: Geometry): Split | null {
+  const s = splitPlan(g);
+  return s.splits === 1 && flag('NORM_SINGLE_PASS') ? s : null;
+}
+
 /**
  * A norm's batch statistics and output in one dispatch (stats_apply) when one item reduces each group
  * whole (`splitPlan` gives one split); null otherwise, or when the flag NORM_SINGLE_PASS is off (tests
@@ -181,8 +187,8 @@ function statsApply(
   act: Act,
   slope: number,
 ): { y: Tensor; stats: Tensor } | null {
-  const s = splitPlan(g);
-  if (s.splits !== 1 || !flag('NORM_SINGLE_PASS')) return null;
+  const s = singlePassPlan(g);
+  if (!s) return null;
   const y = empty(x.shape, x.dtype);
   const stats = empty([g.groups * 2]);
   runtime().run({
@@ -225,8 +231,8 @@ function gradDx(
   act: Act,
   slope: number,
 ): { dx: Tensor; sums: { sg: Tensor; sgx: Tensor } | null } | null {
-  const s = splitPlan(g);
-  if (s.splits !== 1 || !flag('NORM_SINGLE_PASS')) return null;
+  const s = singlePassPlan(g);
+  if (!s) return null;
   const dx = empty(x.shape);
   const sums = affine ? { sg: empty([g.groups]), sgx: empty([g.groups]) } : null;
   const T = vecType(g.v);
@@ -464,16 +470,10 @@ function batchNormImpl(
       const needParams = weight.requiresGrad || bias.requiresGrad;
       // batch statistics and a gradient for x: dx, dβ and dγ in one dispatch where the groups allow it
       const one = opts.training && needX ? gradDx(x, gy, g, stats, affine, act, 0) : null;
-      const sums = one
-        ? one.sums
-        : opts.training || needParams
-          ? gradSums(x, gy, g, stats, affine, act, 0)
-          : null;
-      const dx = one
-        ? one.dx
-        : needX
-          ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0)
-          : null;
+      const sums =
+        one?.sums ?? (opts.training || needParams ? gradSums(x, gy, g, stats, affine, act, 0) : null);
+      const dx =
+        one?.dx ?? (needX ? inputGrad(x, gy, g, stats, opts.training ? sums : null, affine, act, 0) : null);
       stats.dispose();
       const db = sums && bias.requiresGrad ? sums.sg.view(bias.shape) : null;
       const dw = sums && weight.requiresGrad ? sums.sgx.view(weight.shape) : null;
