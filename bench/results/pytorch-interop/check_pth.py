@@ -8,8 +8,9 @@ puts them in eval mode and scores each image as `evaluation_multi_proj` does: te
 decoder, `cal_anomaly_map(inputs, outputs, size, amap_mode='a')` (1 − cos per level, bilinear
 align_corners=True, summed), scipy `gaussian_filter(σ=4)`, image score = max. The teacher is the Keras
 ImageNet ResNet-50 (caffe preprocessing) rebuilt in a few lines of torch from `rdpp teacher export`'s file
-(as in ../tire-cpu-lavapipe/official-modules/official_tire.py). It then compares the scores with
-`rdpp predict`'s predictions.jsonl for the same images (already at the model's size, so neither side resizes).
+(../tire-cpu-lavapipe/official-modules/keras_teacher.py, shared with official_tire.py). It then compares
+the scores with `rdpp predict`'s predictions.jsonl for the same images (already at the model's size, so
+neither side resizes).
 
 usage: OFFICIAL=<clone> python check_pth.py <rdpp.pth> <teacher.safetensors> <images dir> <predictions.jsonl> <out.json>
 """
@@ -19,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, os.environ.get('OFFICIAL', '/work/official'))
@@ -30,41 +30,13 @@ from model.resnet import wide_resnet50_2  # noqa: E402
 from model.de_resnet import de_wide_resnet50_2  # noqa: E402
 from utils.utils_train import MultiProjectionLayer  # noqa: E402
 
+# the Keras teacher of the tire experiment, shared with it
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tire-cpu-lavapipe', 'official-modules'))
+from keras_teacher import caffe, load_teacher  # noqa: E402
+
 PTH, TEACHER, IMAGES, PRED, OUT = sys.argv[1:6]
 torch.set_num_threads(2)
-W = load_file(TEACHER)
-
-
-def conv(x, name, stride=1, pad=0):
-    return F.conv2d(x, W[name + '.weight'], W[name + '.bias'], stride, pad)
-
-
-def bn(x, name):
-    return F.batch_norm(x, W[name + '.mean'], W[name + '.var'], W[name + '.gamma'], W[name + '.beta'], False, 0.0, 1e-3)
-
-
-def block(x, stage, blk, stride, shortcut):
-    p = f'{stage}{blk}'
-    y = F.relu(bn(conv(x, f'res{p}_branch2a', stride), f'bn{p}_branch2a'))
-    y = F.relu(bn(conv(y, f'res{p}_branch2b', 1, 1), f'bn{p}_branch2b'))
-    y = bn(conv(y, f'res{p}_branch2c'), f'bn{p}_branch2c')
-    s = bn(conv(x, f'res{p}_branch1', stride), f'bn{p}_branch1') if shortcut else x
-    return F.relu(y + s)
-
-
-def teacher(x):  # x: caffe-preprocessed BGR
-    x = F.pad(x, (3, 3, 3, 3))
-    x = F.relu(bn(conv(x, 'conv1', 2), 'bn_conv1'))
-    x = F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 3, 2)
-    taps = []
-    for stage, n, stride in [(2, 3, 1), (3, 4, 2), (4, 6, 2)]:
-        for i in range(n):
-            x = block(x, stage, 'abcdef'[i], stride if i == 0 else 1, i == 0)
-        taps.append(x)
-    return taps
-
-
-MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+teacher = load_teacher(TEACHER)
 
 ckp = torch.load(PTH, map_location='cpu')
 print('checkpoint keys', sorted(ckp.keys()), flush=True)
@@ -85,7 +57,7 @@ with torch.no_grad():
         rgb = np.asarray(Image.open(p).convert('RGB'), dtype=np.float32) / 255.0
         x = torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
         size = x.shape[-1]
-        inputs = teacher(x.flip(1) * 255.0 - MEAN_BGR)
+        inputs = teacher(caffe(x))
         outputs = decoder(ocbe(proj(inputs)))
         amap = np.zeros((size, size))
         for fs, ft in zip(inputs, outputs):

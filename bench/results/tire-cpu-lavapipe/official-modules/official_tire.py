@@ -1,9 +1,9 @@
 """Reference experiment, NOT part of the project (it needs PyTorch, which the project never uses):
 the OFFICIAL RD++ modules, imported from a clone of github.com/tientrandinh/Revisiting-Reverse-Distillation
 (OCBE `BN_layer` via wide_resnet50_2, `de_wide_resnet50_2`, `MultiProjectionLayer`, `loss_fucntion`, the
-simplex noise), trained on CPU on MVTec 3D-AD tire with the Keras ImageNet ResNet-50 teacher (rebuilt here
-in a few lines of torch from the project's `rdpp teacher export` file and checked against
-../shared/fixtures/keras), with main.py's recipe (batch 16, Adam lr 1e-3 / 5e-3, betas (0.5, 0.999),
+simplex noise), trained on CPU on MVTec 3D-AD tire with the Keras ImageNet ResNet-50 teacher (rebuilt in
+keras_teacher.py beside this file, in a few lines of torch, from the project's `rdpp teacher export` file,
+and checked against ../shared/fixtures/keras), with main.py's recipe (batch 16, Adam lr 1e-3 / 5e-3, betas (0.5, 0.999),
 backward every batch, step every 2nd, loss = L_distill + 0.2 L_proj, SSOT term 0 as in that code) and the
 project's data semantics at any size (OpenCV bilinear images, PIL-antialiased masks > 0.5, the 10-31 px
 noise box of the 256² recipe), evaluated after every epoch like evaluation_multi_proj (image and pixel AUROC).
@@ -17,7 +17,6 @@ import cv2
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file
 from scipy.ndimage import gaussian_filter
 from sklearn.metrics import roc_auc_score
 
@@ -27,50 +26,15 @@ from model.resnet import wide_resnet50_2  # noqa: E402
 from model.de_resnet import de_wide_resnet50_2  # noqa: E402
 from utils.utils_train import MultiProjectionLayer, loss_fucntion  # noqa: E402
 from dataset.noise import Simplex_CLASS  # noqa: E402
+from keras_teacher import caffe, load_teacher  # noqa: E402  (beside this file)
 
 SIZE, EPOCHS, OUT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 MAX_TRAIN = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 ROOT = os.path.abspath(os.environ.get('DATA', '/work/shared/datasets/mvtec3d-tire-half/tire'))
 torch.set_num_threads(int(os.environ.get('THREADS', '2')))
 
-# ---- Keras ResNet-50 (caffe v1) teacher from the project's exported safetensors ----
-W = load_file(os.environ.get('TEACHER', '/work/analysis/keras50.safetensors'))
-
-
-def conv(x, name, stride=1, pad=0):
-    return F.conv2d(x, W[name + '.weight'], W[name + '.bias'], stride, pad)
-
-
-def bn(x, name):
-    return F.batch_norm(x, W[name + '.mean'], W[name + '.var'], W[name + '.gamma'], W[name + '.beta'], False, 0.0, 1e-3)
-
-
-def block(x, stage, blk, stride, shortcut):
-    p = f'{stage}{blk}'
-    y = F.relu(bn(conv(x, f'res{p}_branch2a', stride), f'bn{p}_branch2a'))
-    y = F.relu(bn(conv(y, f'res{p}_branch2b', 1, 1), f'bn{p}_branch2b'))
-    y = bn(conv(y, f'res{p}_branch2c'), f'bn{p}_branch2c')
-    s = bn(conv(x, f'res{p}_branch1', stride), f'bn{p}_branch1') if shortcut else x
-    return F.relu(y + s)
-
-
-def teacher(x):  # x: caffe-preprocessed BGR
-    x = F.pad(x, (3, 3, 3, 3))
-    x = F.relu(bn(conv(x, 'conv1', 2), 'bn_conv1'))
-    x = F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 3, 2)
-    taps = []
-    for stage, n, stride in [(2, 3, 1), (3, 4, 2), (4, 6, 2)]:
-        for i in range(n):
-            x = block(x, stage, 'abcdef'[i], stride if i == 0 else 1, i == 0)
-        taps.append(x)
-    return taps
-
-
-MEAN_BGR = torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
-
-
-def caffe(rgb01):  # [N,3,H,W] RGB in 0..1 -> BGR 0..255 minus means
-    return rgb01.flip(1) * 255.0 - MEAN_BGR
+# ---- Keras ResNet-50 (caffe v1) teacher from the project's exported safetensors (keras_teacher.py) ----
+teacher = load_teacher(os.environ.get('TEACHER', '/work/analysis/keras50.safetensors'))
 
 
 def check_teacher():
