@@ -25,6 +25,7 @@ import {
   runtime,
   scope,
   tensor,
+  trainingActivationDtype,
 } from '../src/engine/index.js';
 import { Rdpp, type SsotMode } from '../src/model/rdpp.js';
 import { KerasResnet50Teacher } from '../src/model/teacher/keras-resnet50.js';
@@ -79,6 +80,16 @@ export interface E2eResult {
    * (f16 under --precision f16 unless F16_STORAGE=0)
    */
   frozen_activations: DType;
+  /**
+   * train: the storage type of the student's activations (f16 under --precision f16 unless
+   * F16_TRAIN_STORAGE=0 or F16_STORAGE=0); infer: null
+   */
+  training_activations: DType | null;
+  /**
+   * train: the bytes live at the end of the forward pass above those live before it — the activations and
+   * statistics the backward reads, the losses, the teacher's taps (PyTorch's saved tensors); infer: null
+   */
+  saved_for_backward_mib: number | null;
   dispatches_per_step: number;
   submits_per_step: number;
   buffers_created_per_step: number;
@@ -123,7 +134,10 @@ function makeModel(teacher: BenchTeacher): Rdpp {
 }
 
 /** One training step or inference batch, ready to be run again and again. */
-export function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => void; dispose: () => void } {
+export function workload(
+  kind: 'train' | 'infer',
+  o: E2eOptions,
+): { once: () => void; dispose: () => void; savedBytes: () => number | null } {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
   const shape = [o.batch, 3, o.imageSize, o.imageSize];
@@ -133,10 +147,14 @@ export function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => 
   const optA = kind === 'train' ? new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] }) : null;
   const optB = kind === 'train' ? new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] }) : null;
   const perm = [...Array(o.batch).keys()].map((i) => (i + 1) % o.batch);
+  let saved: number | null = null;
   const once = () => {
     if (kind === 'train') {
+      const pool = runtime().pool;
+      const before = pool.snapshot().liveBytes;
       scope(() => {
         const f = m.trainForward(tensor(data, shape), tensor(data, shape), perm, ssot);
+        saved = pool.snapshot().liveBytes - before;
         backward(f.loss);
       });
       optA!.step();
@@ -151,6 +169,7 @@ export function workload(kind: 'train' | 'infer', o: E2eOptions): { once: () => 
   };
   return {
     once,
+    savedBytes: () => saved,
     dispose: () => {
       optA?.dispose();
       optB?.dispose();
@@ -165,11 +184,13 @@ function stats(times: number[]): { median: number; min: number; max: number } {
 }
 
 const MIB = 2 ** 20;
+const mib = (bytes: number | null) => (bytes === null ? null : +(bytes / MIB).toFixed(1));
 
 /** Time `iters` runs after `warmup` and report wall time, memory and per-step counters. */
 async function measure(
   o: E2eOptions,
   run: () => void,
+  savedBytes: () => number | null,
 ): Promise<
   Omit<
     E2eResult,
@@ -223,6 +244,8 @@ async function measure(
     packed_weights: flag('KEEP_PACKED_WEIGHTS'),
     gemm_vec4: flag('GEMM_VEC4'),
     frozen_activations: frozenActivationDtype(),
+    training_activations: savedBytes() === null ? null : trainingActivationDtype(),
+    saved_for_backward_mib: mib(savedBytes()),
     dispatches_per_step: per(c0.dispatches, c1.dispatches),
     submits_per_step: per(c0.submits, c1.submits),
     buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),
@@ -236,7 +259,7 @@ export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<
   const rt = runtime();
   const w = workload(kind, o);
   try {
-    const { peakBytes: _, ...r } = await measure(o, w.once);
+    const { peakBytes: _, ...r } = await measure(o, w.once, w.savedBytes);
     return {
       kind,
       adapter: adapterLine(rt.gpu.report),
@@ -263,7 +286,7 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
   const rt = runtime();
   const w = workload(kind, o);
   try {
-    const { peakBytes, ...r } = await measure(o, w.once);
+    const { peakBytes, ...r } = await measure(o, w.once, w.savedBytes);
     const base: E2eResult = {
       kind,
       adapter: adapterLine(rt.gpu.report),

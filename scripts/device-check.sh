@@ -157,6 +157,9 @@ kernels)
   run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16
   run infer-b1-f16 bench infer "${net[@]}" "${infer1[@]}" --precision f16
   [ -f .device-fixtures/golden/rd18.json ] && run parity-rd18-f16 parity .device-fixtures/golden/rd18.json --precision f16 --json
+  [ -f .device-fixtures/golden/wrn50.json ] && run parity-wrn50-f16 parity .device-fixtures/golden/wrn50.json --precision f16 --json
+  # f16 operands with the student's training activations in f32 (F16_TRAIN_STORAGE=0) against the default
+  RDPP_F16_TRAIN_STORAGE=0 run train-f16-f32trainstorage bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   # f16 operands with the teacher's activations in f32 (F16_STORAGE=0) against the default f16 storage
   RDPP_F16_STORAGE=0 run train-f16-f32storage bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   RDPP_F16_STORAGE=0 run infer-b32-f16-f32storage bench infer "${net[@]}" "${infer32[@]}" --precision f16

@@ -18,7 +18,7 @@ import { type OptionSpec, UsageError } from './command.js';
 /** `--precision`, shared by the commands that run the network (train, test, predict, bench, profile, parity). */
 export const PRECISION_OPTION: OptionSpec = {
   type: 'string',
-  help: 'GEMM operand precision: f32, or f16 (f16 operands with f32 accumulation in matmul and convolutions, like PyTorch AMP, and f16 storage for the activations no gradient reads: the teacher, and the whole model in inference; needs shader-f16, else f32 with a warning). Default: RDPP_PRECISION or f32',
+  help: 'GEMM operand precision: f32, or f16 (f16 operands with f32 accumulation in matmul and convolutions, like PyTorch AMP, and f16 storage for the activations: the teacher, the student in training, the whole model in inference; gradients, statistics, losses and weights stay f32; needs shader-f16, else f32 with a warning). Default: RDPP_PRECISION or f32',
 };
 
 /** The value of --precision, checked (undefined when not given: the flag, from RDPP_PRECISION, stays). */

@@ -7,7 +7,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { gemmPrecision } from '../engine/precision.js';
+import { frozenActivationDtype, gemmPrecision, trainingActivationDtype } from '../engine/precision.js';
 import type { EvalMetrics, TestEvalRecord } from '../eval/evaluate.js';
 import { decodeCheckpoint } from '../model/checkpoint.js';
 import { runSpaceNeed } from '../model/checkpoint-size.js';
@@ -134,6 +134,9 @@ async function trainInFolder(
           // the GEMMs' operand precision (--precision, after the shader-f16 check): not part of the
           // checkpoint's config, since a model trained in either precision is the same f32 model
           precision: gemmPrecision(),
+          // where activations are stored (f16 under --precision f16 unless RDPP_F16_STORAGE /
+          // RDPP_F16_TRAIN_STORAGE say otherwise): the teacher's, and the student's in training
+          activations: { frozen: frozenActivationDtype(), training: trainingActivationDtype() },
           train: info.train,
           selection: info.selection,
           resume: info.resume,

@@ -85,6 +85,15 @@ export interface Flags {
    */
   F16_STORAGE: boolean;
   /**
+   * Under PRECISION=f16 with F16_STORAGE on, training stores the student's activations in f16 as well —
+   * the ones its backward reads: every conv and transposed-conv output of the projection, OCBE and decoder,
+   * their batch / instance norms' outputs and the residual sums — as AMP's autocast does; the statistics,
+   * every gradient and the losses stay f32 (the projection's and decoder's outputs are widened where the
+   * losses read them, model/rdpp.ts). Half the bytes for each such tensor written, saved and read back.
+   * Off: the student trains on f32 activations (its GEMMs still take f16 operands).
+   */
+  F16_TRAIN_STORAGE: boolean;
+  /**
    * Vectorised (vec4) operand loads in the SIMT GEMM where the operand's 4-row groups are contiguous and
    * aligned: the conv weights of forward and input gradient (channels a multiple of 4: every RD++ conv),
    * the input and upstream gradient of 1×1 stride-1 convs, the 2×2 transposed conv's input — in the SIMT
@@ -118,6 +127,7 @@ const defaults: Flags = {
   ALLOW_UNSAFE_APIS: false,
   PRECISION: 'f32',
   F16_STORAGE: true,
+  F16_TRAIN_STORAGE: true,
   DISPATCHES_PER_SUBMIT: 128,
   POOL_MAX_RESERVED_BYTES: Number.POSITIVE_INFINITY,
   VALIDATE_SHADERS: true,

@@ -2,11 +2,13 @@
  * Which operand precision the GEMM family runs in: the flag PRECISION, where the device can do it.
  *
  * `f16` is PyTorch AMP's autocast for matmul and convolutions, done inside the one GEMM core: the loaders
- * read f32 tensors (or the teacher's f16 activations, see below), each operand value is rounded to f16 where it is staged in workgroup memory, and
- * the products are summed in f32 (what tensor cores do with f16 inputs). Everything AMP keeps in f32 stays
- * f32 here too: bias and fused epilogues, norms' statistics, losses, Sinkhorn, softmax, cosine, Adam, and
- * the storage of every tensor but the activations no gradient reads — the teacher's, and in evaluation the
- * whole model's — which are f16 (flag F16_STORAGE, frozenActivationDtype, src/model/frozen.ts).
+ * read f32 tensors (or f16 activations, see below), each operand value is rounded to f16 where it is staged
+ * in workgroup memory, and the products are summed in f32 (what tensor cores do with f16 inputs). Everything
+ * AMP keeps in f32 stays f32 here too: bias and fused epilogues, norms' statistics, losses, Sinkhorn,
+ * softmax, cosine, Adam, gradients and weights. Activations are stored in f16: the frozen ones — the
+ * teacher's, and in evaluation the whole model's (flag F16_STORAGE, frozenActivationDtype,
+ * src/model/frozen.ts) — and the student's in training, which its backward reads (flag F16_TRAIN_STORAGE,
+ * trainingActivationDtype, src/model/rdpp.ts).
  * Weight gradients are GEMMs like the rest and run in f16 operands with f32 accumulation, as under AMP.
  *
  * The kernels need the WGSL extension `f16` (device feature `shader-f16`). A device without it is not an
@@ -88,4 +90,12 @@ export function withActivations<T>(dtype: DType, fn: () => T): T {
  */
 export function frozenActivationDtype(): DType {
   return flag('F16_STORAGE') && gemmPrecision() === 'f16' ? 'f16' : 'f32';
+}
+
+/**
+ * The storage type of the student's activations in training (projection, OCBE, decoder; the ones its
+ * backward reads): f16 where frozen activations are f16 and the flag F16_TRAIN_STORAGE is on, else f32.
+ */
+export function trainingActivationDtype(): DType {
+  return flag('F16_TRAIN_STORAGE') ? frozenActivationDtype() : 'f32';
 }

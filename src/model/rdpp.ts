@@ -25,6 +25,7 @@
 
 import {
   add,
+  cast,
   cosineEmbeddingLoss,
   cosineMap,
   cosineReconLoss,
@@ -43,7 +44,9 @@ import {
   sinkhornLoss,
   softmaxRows,
   type Tensor,
+  trainingActivationDtype,
   transposeLast2,
+  withActivations,
 } from '../engine/index.js';
 import { Decoder } from './decoder.js';
 import { frozenActivations } from './frozen.js';
@@ -110,8 +113,12 @@ export class Rdpp {
   ): TrainForward {
     const t = this.teacher.forward(img);
     const tn = this.teacher.forward(imgNoise);
-    const pn = this.proj.forward(tn);
-    const p = this.proj.forward(t);
+    // the student's activations in trainingActivationDtype() (f16 under --precision f16, as AMP stores
+    // them); the losses read f32: P̃ only there (its half copy is released), P also in the OCBE (kept)
+    const act = trainingActivationDtype();
+    const pn = withActivations(act, () => this.proj.forward(tn)).map((x) => widened(x, false));
+    const p16 = withActivations(act, () => this.proj.forward(t));
+    const p = p16.map((x) => widened(x, true));
     let ssotLoss: Tensor | null = null;
     if (ssot === 'official') {
       for (const pk of p) {
@@ -138,8 +145,9 @@ export class Rdpp {
     let inner = add(scale(recon, 0.01), scale(contrast, 0.1));
     if (ssotLoss) inner = add(ssotLoss, inner);
     const projLoss = scale(inner, 1 / 1.11);
-    const z = this.ocbe.forward(p, true);
-    const s = this.decoder.forward(z, true);
+    const z = withActivations(act, () => this.ocbe.forward(p16, true));
+    release(...p16.filter((x, k) => x !== p[k]));
+    const s = withActivations(act, () => this.decoder.forward(z, true)).map((x) => widened(x, false));
     const kd = kdLoss(t, s);
     const loss = add(kd, scale(projLoss, 0.2));
     return {
@@ -203,6 +211,17 @@ export class Rdpp {
   dispose(): void {
     for (const s of [this.teacher.state, ...this.studentStates()]) s.dispose();
   }
+}
+
+/**
+ * `x` as the f32 the losses read: x itself when it is f32, else a cast (its gradient passes through to
+ * x), releasing the f16 original unless something else still reads it (`keep`).
+ */
+function widened(x: Tensor, keep: boolean): Tensor {
+  if (x.dtype === 'f32') return x;
+  const wide = cast(x, 'f32');
+  if (!keep) release(x);
+  return wide;
 }
 
 /** [B, C, H, W] → [B, H·W, C]: each sample's pixels as unit vectors in C dimensions. */

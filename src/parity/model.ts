@@ -12,7 +12,7 @@ import { gemmPrecision } from '../engine/precision.js';
 import { Rdpp } from '../model/rdpp.js';
 import type { NetState } from '../model/state.js';
 import { TorchvisionTeacher } from '../model/teacher/torchvision.js';
-import { modelTolerance } from './f16.js';
+import { modelFixture, modelTolerance } from './f16.js';
 
 export interface Digest {
   shape: number[];
@@ -92,6 +92,7 @@ export async function runModelParity(
       category === 'names'
         ? 0
         : modelTolerance(
+            modelFixture(json.proj_base as number),
             category,
             category === 'scalars' && name in perScalar
               ? perScalar[name]!

@@ -450,7 +450,7 @@ fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
 }
 fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   var v = 0.0;
-  if (r.ok && k.ok) { v = g[o.off + k.pix]; }
+  if (r.ok && k.ok) { v = f32(g[o.off + k.pix]); }
   return v;
 }`,
 };
@@ -476,7 +476,7 @@ fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   let ix = k.ix0 + r.kx;
   var v = 0.0;
   if (r.ok && k.ok && iy >= 0 && iy < i32(u.h) && ix >= 0 && ix < i32(u.w)) {
-    v = x[o.off + u32(iy) * u.w + u32(ix)];
+    v = f32(x[o.off + u32(iy) * u.w + u32(ix)]);
   }
   return v;
 }`,

@@ -287,7 +287,7 @@ ${main}
  * The reduction of grad_partial and grad_dx: per thread Σg' and Σg'·(x − mean) over the item's slice, g'
  * the upstream gradient through the activation; afterwards sh[t − lane] holds the item's two sums.
  */
-function gradSumsWgsl(v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
+function gradSumsWgsl(v: 1 | 4, tpg: number, affine: boolean, act: Act, xType: 'f32' | 'f16'): string {
   const T = vecType(v);
   const sum = (e: string) => (v === 4 ? `dot(${e}, vec4<f32>(1.0))` : e);
   const gp =
@@ -301,7 +301,7 @@ function gradSumsWgsl(v: 1 | 4, tpg: number, affine: boolean, act: Act): string 
   var sgx = ${T}(0.0);
   for (var j = start + lane; j < stop; j += ${tpg}u) {
     let o = goff(grp, j);
-    let xv = x[o];
+    let xv = ${widen(v, xType, 'x[o]')};
 ${gp}
     sg += gp;
     sgx += gp * (xv - mean);
@@ -314,9 +314,16 @@ ${segmentTree(tpg, 'sh[t] + sh[t + k]')}`;
  * grad_partial: per chunk, Σg' and Σg'·x̂ (x̂ = (x − mean)·invstd), g' the upstream gradient through the
  * activation. Output: part[2·item], part[2·item+1].
  */
-export function gradPartialWgsl(header: string, v: 1 | 4, tpg: number, affine: boolean, act: Act): string {
+export function gradPartialWgsl(
+  header: string,
+  v: 1 | 4,
+  tpg: number,
+  affine: boolean,
+  act: Act,
+  xType: 'f32' | 'f16' = 'f32',
+): string {
   return `${reductionKernel(header, 'vec2<f32>', tpg)}
-${gradSumsWgsl(v, tpg, affine, act)}
+${gradSumsWgsl(v, tpg, affine, act, xType)}
   if (lane == 0u && live) {
     part[2u * item] = sh[t].x;
     part[2u * item + 1u] = sh[t].y * stats[2u * g + 1u];
@@ -332,9 +339,16 @@ ${gradSumsWgsl(v, tpg, affine, act)}
  * norm_dx's expression. Bindings: x, gy, stats, (w, b with `affine`), dx, (sum_g, sum_gx with `affine`).
  * Uniforms: the reduction's, slope, inv_n.
  */
-export function gradDxWgsl(header: string, v: 1 | 4, tpg: number, act: Act, affine = false): string {
+export function gradDxWgsl(
+  header: string,
+  v: 1 | 4,
+  tpg: number,
+  act: Act,
+  affine = false,
+  xType: 'f32' | 'f16' = 'f32',
+): string {
   return `${reductionKernel(header, 'vec2<f32>', tpg)}
-${gradSumsWgsl(v, tpg, affine, act)}
+${gradSumsWgsl(v, tpg, affine, act, xType)}
   let sgs = sh[t - lane].x;
   let sgxs = sh[t - lane].y * stats[2u * g + 1u];
 ${
@@ -347,7 +361,7 @@ ${
 }
   for (var j = start + lane; j < stop; j += ${tpg}u) {
     let o = goff(grp, j);
-    let xv = x[o];
+    let xv = ${widen(v, xType, 'x[o]')};
     let gp = ${actGradOf(act, v, affine, 'gy[o]')};
     let s = ${dxScale(affine)};
 ${batchDx('    ', 'dx[o]', 'sgs', 'sgxs')}
@@ -383,13 +397,14 @@ export function dxWgsl(
   batch: boolean,
   affine: boolean,
   act: Act,
+  xType: 'f32' | 'f16' = 'f32',
 ): string {
   const body = batch ? batchDx('  ', 'dx[i]', 'sg[g]', 'sgx[g]') : `  dx[i] = s * gp;`;
   return `${header}
 ${main}
   if (i >= u.n) { return; }
   let g = (i / u.inner) % u.groups;
-  let xv = x[i];
+  let xv = ${widen(v, xType, 'x[i]')};
   let gp = ${actGradOf(act, v, affine, 'gy[i]')};
   let s = ${dxScale(affine)};
 ${body}

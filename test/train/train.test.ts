@@ -96,6 +96,10 @@ describe('rdpp train (tiny configuration on tire images)', () => {
       .filter(Boolean)
       .map((l) => JSON.parse(l));
     expect(log.length).toBeGreaterThan(6);
+    // the start line says how the run computed: precision and where activations were stored
+    const start = log.find((e) => e.event === 'start');
+    expect(start.precision).toBe('f32');
+    expect(start.activations).toEqual({ frozen: 'f32', training: 'f32' });
     // every step logs each loss part; L_proj = (L_SSOT + 0.01·L_Recon + 0.1·L_Con) / 1.11
     for (const s of log.filter((e) => e.event === 'step')) {
       const inner = (s.ssot ?? 0) + 0.01 * s.recon + 0.1 * s.contrast;

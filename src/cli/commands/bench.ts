@@ -121,6 +121,9 @@ export const bench: Command = {
       console.error(
         `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, ` +
           `peak GPU ${r.peak_gpu_mib} MiB live / ${r.peak_reserved_mib} MiB reserved, ` +
+          (r.saved_for_backward_mib === null
+            ? ''
+            : `${r.saved_for_backward_mib} MiB saved for the backward (${r.training_activations} activations), `) +
           `${r.dispatches_per_step} dispatches, ${r.buffers_created_per_step} buffers created per ${what === 'train' ? 'step' : 'batch'}`,
       );
       const json = `${JSON.stringify(r, null, 2)}\n`;

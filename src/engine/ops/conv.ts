@@ -662,9 +662,11 @@ function convWgrad(x: Tensor, gy: Tensor, g: ConvGeom): Tensor {
       runtime().run({
         name: 'conv2d_wgrad',
         key: `${tileKey(tile)}${precisionKey(precision)}`,
+        // either operand may be an f16 activation (a conv's input x; a transposed conv's input, here
+        // in g's place), widened where it is loaded
         inputs: [
-          { name: 'g', buffer: gy.buffer },
-          { name: 'x', buffer: x.buffer },
+          { name: 'g', buffer: gy.buffer, type: gy.dtype },
+          { name: 'x', buffer: x.buffer, type: x.dtype },
         ],
         outputs: [{ name: 'out', buffer: dst.buffer }],
         uniforms: {
@@ -757,13 +759,10 @@ function savedFor(x: Tensor, w: Tensor): Tensor[] {
  */
 export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   checkConvInputs('conv2d', x, w, bias);
-  if (x.dtype !== 'f32')
-    throw new Error(
-      `conv2d: input ${x.describe()} is ${x.dtype}; only conv2dFused (no gradient) reads f16 inputs`,
-    );
+  checkActivationTypes('conv2d', [x], [w, bias]);
   const g = convGeom('conv2d', x.shape, w.shape, opts);
   // kept packed when w cannot change before the next call (see packedWeight)
-  const y = convForward(x, w, bias, g, null, canFuseInference(w));
+  const y = convForward(x, w, bias, g, storedAs(activationDtype()), canFuseInference(w));
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(
     'conv2d',
@@ -853,22 +852,50 @@ function fusedEpilogue(
   if (epilogue.residual) expectShape(`${op} (residual)`, epilogue.residual, out);
   const dtype = epilogue.dtype ?? activationDtype();
   // only activations (the input x = operands[0] and the residual) may be f16; parameters are f32
-  for (const t of [...operands.slice(1), bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar])
-    if (t && t.dtype !== 'f32')
-      throw new Error(
-        `${op}: ${t.describe()} is ${t.dtype}; weights, bias and batch-norm parameters are f32`,
-      );
-  const halves = [operands[0], epilogue.residual].filter((t) => t?.dtype === 'f16').length;
-  if ((dtype === 'f16' || halves > 0) && !runtime().gpu.has('shader-f16'))
-    throw new Error(
-      `${op}: f16 tensors need the device feature shader-f16, which this GPU (or its WebGPU implementation) does not offer`,
-    );
+  checkActivationTypes(
+    op,
+    [operands[0], epilogue.residual],
+    [...operands.slice(1), bn?.weight, bn?.bias, bn?.runningMean, bn?.runningVar],
+    dtype,
+  );
   return {
     spec: { bn: !!bn, residual: !!epilogue.residual, relu: !!epilogue.relu },
     bn: bn ? { weight: bn.weight, bias: bn.bias, mean: bn.runningMean, variance: bn.runningVar, eps } : null,
     residual: epilogue.residual ?? null,
     out: dtype,
   };
+}
+
+/**
+ * Storage types of a conv's tensors: activations (`acts`: the input, a residual) f32 or f16, parameters
+ * (`params`: weights, bias, batch-norm tensors) f32; f16 anywhere (`out` included) needs shader-f16.
+ */
+function checkActivationTypes(
+  op: string,
+  acts: (Tensor | null | undefined)[],
+  params: (Tensor | null | undefined)[],
+  out: DType = activationDtype(),
+): void {
+  for (const t of params)
+    if (t && t.dtype !== 'f32')
+      throw new Error(
+        `${op}: ${t.describe()} is ${t.dtype}; weights, bias and batch-norm parameters are f32`,
+      );
+  if ((out === 'f16' || acts.some((t) => t?.dtype === 'f16')) && !runtime().gpu.has('shader-f16'))
+    throw new Error(
+      `${op}: f16 tensors need the device feature shader-f16, which this GPU (or its WebGPU implementation) does not offer`,
+    );
+}
+
+/**
+ * The epilogue of a conv whose output is only stored (no batch norm, residual or ReLU): none for f32 (the
+ * plain store), the empty epilogue for f16, whose store rounds the f32 result once (split-K sums its f32
+ * partials first). conv2d and convTranspose2d store in activationDtype(): f16 for the student's
+ * activations in training under PRECISION=f16 (model/rdpp.ts).
+ */
+function storedAs(dtype: DType): EpilogueInputs | null {
+  if (dtype === 'f32') return null;
+  return { spec: { bn: false, residual: false, relu: false }, bn: null, residual: null, out: dtype };
 }
 
 /** True when no gradient can flow through these tensors (grad mode off, or none requires one). */
@@ -941,14 +968,11 @@ function checkDeconv(op: string, xShape: readonly number[], w: Tensor): void {
  */
 export function convTranspose2d(x: Tensor, w: Tensor): Tensor {
   checkDeconv('convTranspose2d', x.shape, w);
-  if (x.dtype !== 'f32')
-    throw new Error(
-      `convTranspose2d: input ${x.describe()} is ${x.dtype}; only convTranspose2dFused (no gradient) reads f16 inputs`,
-    );
+  checkActivationTypes('convTranspose2d', [x], [w]);
   if (x.size === 0 || w.size === 0)
     throw new Error(`convTranspose2d: empty input ${x.describe()} or weight ${w.describe()}`);
   const g = deconvGeom(x.shape, w.shape[1]!);
-  const y = deconvForward(x, w, g);
+  const y = deconvForward(x, w, g, storedAs(activationDtype()));
   return record(
     'convTranspose2d',
     y,

@@ -7,10 +7,10 @@
  * Binary: y = f(x, z) on equal shapes       (no broadcasting: RD++ never needs it)
  */
 
-import { grid1d, main1d } from '../../shaders/common.js';
+import { convert, grid1d, main1d } from '../../shaders/common.js';
 import { record, setBackwardHooks } from '../autograd.js';
 import { runtime } from '../runtime.js';
-import { empty, type Tensor } from '../tensor.js';
+import { BYTES, type DType, empty, type Tensor } from '../tensor.js';
 
 interface UnaryRow {
   /** forward: WGSL expression of x (and scalar a) */
@@ -40,23 +40,37 @@ const BINARY = {
 
 export type BinaryName = keyof typeof BINARY;
 
-function launchMap(name: string, expr: string, ins: Tensor[], n: number, a = 0, out?: Tensor): Tensor {
-  const y = out ?? empty(ins[0]?.shape ?? [n]);
+/**
+ * out[i] = expr over the inputs' values at i, computed in f32, stored as `dtype` (f32 unless said). Inputs
+ * are read as f32 (the runtime refuses an f16 tensor, naming cast) unless `halves`: then an f16 input (an
+ * activation under PRECISION=f16) is widened where it is read — only the ops that say so take f16.
+ */
+function launchMap(
+  name: string,
+  expr: string,
+  ins: Tensor[],
+  n: number,
+  a = 0,
+  out?: Tensor,
+  o: { dtype?: DType; halves?: boolean } = {},
+): Tensor {
+  const y = out ?? empty(ins[0]?.shape ?? [n], o.dtype ?? 'f32');
   const vars = ['x', 'z', 'g', 'y'].slice(0, ins.length);
+  const types = ins.map((t) => (o.halves ? t.dtype : 'f32'));
   runtime().run({
     name: `map_${name}`,
     key: `${ins.length}`,
-    inputs: ins.map((t, i) => ({ name: `in_${vars[i]}`, buffer: t.buffer })),
-    outputs: [{ name: 'out', buffer: y.buffer }],
+    inputs: ins.map((t, i) => ({ name: `in_${vars[i]}`, buffer: t.buffer, type: types[i] })),
+    outputs: [{ name: 'out', buffer: y.buffer, type: y.dtype }],
     uniforms: { n: ['u32', n], a: ['f32', a] },
     workgroups: grid1d(n),
-    cost: { bytes: 4 * n * (ins.length + 1) },
+    cost: { bytes: n * (ins.reduce((b, t) => b + BYTES[t.dtype], 0) + BYTES[y.dtype]) },
     wgsl: (h) => `${h}
 ${main1d()}
   if (i >= u.n) { return; }
   let a = u.a;
-${vars.map((v) => `  let ${v} = in_${v}[i];`).join('\n')}
-  out[i] = ${expr};
+${vars.map((v, k) => `  let ${v} = ${convert(`in_${v}[i]`, types[k]!, 'f32')};`).join('\n')}
+  out[i] = ${convert(`(${expr})`, 'f32', y.dtype)};
 }`,
   });
   return y;
@@ -134,17 +148,27 @@ export const mul = (x: Tensor, z: Tensor) => binary('mul', x, z);
 /**
  * relu(x + z) in one kernel (the residual join of every ResNet block). Its backward reads only the
  * output (y > 0 ⇔ x + z > 0), so the sum is never stored and x, z can be freed right away — what
- * PyTorch's in-place ReLU achieves. Gradients equal add → relu exactly.
+ * PyTorch's in-place ReLU achieves. Gradients equal add → relu exactly. x and z are both f32 or both f16
+ * (then y is f16: the sum is formed in f32 and rounded once, and the backward's y > 0 tests the rounded
+ * value — a sum below f16's smallest subnormal, 6e-8, counts as 0, as in PyTorch's half ReLU).
  */
 export function addRelu(x: Tensor, z: Tensor): Tensor {
   sameShape('addRelu', x, z);
-  const y = launchMap('add_relu', 'max(x + z, 0.0)', [x, z], x.size);
+  if (x.dtype !== z.dtype)
+    throw new Error(`addRelu: ${x.describe()} and ${z.describe()} have different storage types (cast one)`);
+  // stored like its inputs: the residual stream of a network whose activations are f16 stays f16
+  const y = launchMap('add_relu', 'max(x + z, 0.0)', [x, z], x.size, 0, undefined, {
+    dtype: x.dtype,
+    halves: true,
+  });
   return record(
     'add_relu',
     y,
     [x, z],
     (g) => {
-      const d = launchMap('d_add_relu', 'select(0.0, g, y > 0.0)', [g, g, g, y], x.size);
+      const d = launchMap('d_add_relu', 'select(0.0, g, y > 0.0)', [g, g, g, y], x.size, 0, undefined, {
+        halves: true,
+      });
       return [d, d.view(d.shape)];
     },
     [y],

@@ -7,6 +7,10 @@
  *   running_mean ← (1−m)·running_mean + m·μ,  running_var ← (1−m)·running_var + m·σ²·n/(n−1);
  * the update is a side effect on the GPU buffers of the running-stat tensors, not recorded by autograd.
  * IN normalises each (n, c) plane over (H, W) with the biased variance.
+ *
+ * Storage: x may be f32 or f16 (the activations of PRECISION=f16, engine/precision.ts); y is stored like x,
+ * and statistics, parameters and gradients are f32 — an f16 x is widened exactly where it is read, forward
+ * and backward, as AMP's batch norm reads half inputs and keeps float32 statistics.
  */
 
 import { grid1d, main1d } from '../../shaders/common.js';
@@ -24,7 +28,7 @@ import {
   statsPartialWgsl,
   vecType,
 } from '../../shaders/norm.js';
-import { isGradEnabled, record } from '../autograd.js';
+import { record } from '../autograd.js';
 import { flag } from '../flags.js';
 import type { ScalarType } from '../program.js';
 import { runtime } from '../runtime.js';
@@ -240,7 +244,7 @@ function gradDx(
     name: 'norm_grad_dx',
     key: `v${g.v}|tpg${s.tpg}|${ACT_KEY(act, affine)}`,
     inputs: [
-      { name: 'x', buffer: x.buffer, type: T },
+      { name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) },
       { name: 'gy', buffer: gy.buffer, type: T },
       { name: 'stats', buffer: stats.buffer },
       ...affineBindings(affine),
@@ -256,7 +260,7 @@ function gradDx(
     ],
     uniforms: { ...reduceUniforms(g, s), slope: ['f32', slope], inv_n: ['f32', 1 / g.elems] },
     workgroups: grid1d(s.workgroups, 1),
-    wgsl: (h) => gradDxWgsl(h, g.v, s.tpg, act, affine !== null),
+    wgsl: (h) => gradDxWgsl(h, g.v, s.tpg, act, affine !== null, x.dtype),
   });
   return { dx, sums };
 }
@@ -287,7 +291,7 @@ function apply(
   act: Act,
   slope: number,
 ): Tensor {
-  // the output is stored like the input (f16 only on the inference path: no gradient reads it)
+  // the output is stored like the input
   const y = empty(x.shape, x.dtype);
   runtime().run({
     name: 'norm_apply',
@@ -329,7 +333,7 @@ function gradSums(
     name: 'norm_grad_partial',
     key: `v${g.v}|tpg${s.tpg}|${ACT_KEY(act, bindAffine.length ? affine : null)}`,
     inputs: [
-      { name: 'x', buffer: x.buffer, type: T },
+      { name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) },
       { name: 'gy', buffer: gy.buffer, type: T },
       { name: 'stats', buffer: stats.buffer },
       ...bindAffine,
@@ -337,7 +341,7 @@ function gradSums(
     outputs: [{ name: 'part', buffer: part.buffer }],
     uniforms: { ...reduceUniforms(g, s), slope: ['f32', slope] },
     workgroups: grid1d(s.workgroups, 1),
-    wgsl: (h) => gradPartialWgsl(h, g.v, s.tpg, bindAffine.length > 0, act),
+    wgsl: (h) => gradPartialWgsl(h, g.v, s.tpg, bindAffine.length > 0, act, x.dtype),
   });
   const sg = empty([g.groups]);
   const sgx = empty([g.groups]);
@@ -372,7 +376,7 @@ function inputGrad(
     name: 'norm_dx',
     key: `v${g.v}|${sums ? 'batch' : 'fixed'}|${ACT_KEY(act, affine)}`,
     inputs: [
-      { name: 'x', buffer: x.buffer, type: T },
+      { name: 'x', buffer: x.buffer, type: vecType(g.v, x.dtype) },
       { name: 'gy', buffer: gy.buffer, type: T },
       { name: 'stats', buffer: stats.buffer },
       ...affineBindings(affine),
@@ -392,7 +396,7 @@ function inputGrad(
       inv_n: ['f32', 1 / g.elems],
     },
     workgroups: grid1d(g.nvec),
-    wgsl: (h) => dxWgsl(h, main1d(), g.v, sums !== null, affine !== null, act),
+    wgsl: (h) => dxWgsl(h, main1d(), g.v, sums !== null, affine !== null, act, x.dtype),
   });
   return dx;
 }
@@ -429,14 +433,15 @@ function batchNormImpl(
   act: Act,
 ): Tensor {
   checkNCHW(op, x);
-  if (x.dtype !== 'f32')
-    throw new Error(
-      `${op}: ${x.describe()} is ${x.dtype}; batch norm reads f32 (in inference it is fused into the conv)`,
-    );
   checkChannelVector(op, 'weight', weight, x);
   checkChannelVector(op, 'bias', bias, x);
   checkChannelVector(op, 'runningMean', runningMean, x);
   checkChannelVector(op, 'runningVar', runningVar, x);
+  for (const t of [weight, bias, runningMean, runningVar])
+    if (t.dtype !== 'f32')
+      throw new Error(
+        `${op}: ${t.describe()} is ${t.dtype}; batch-norm parameters and running statistics are f32`,
+      );
   const momentum = opts.momentum ?? 0.1;
   const eps = opts.eps ?? 1e-5;
   checkEps(op, eps);
@@ -523,8 +528,6 @@ function instanceNormImpl(op: string, x: Tensor, eps: number, act: Act, slope: n
     throw new Error(
       `${op}: needs more than 1 spatial element per plane (H·W = ${g.elems} for ${x.describe()})`,
     );
-  if (x.dtype !== 'f32' && isGradEnabled() && x.requiresGrad)
-    throw new Error(`${op}: ${x.describe()} is ${x.dtype} and requires a gradient; only f32 norms have one`);
   const single = statsApply(x, g, eps, null, null, act, slope);
   const stats = single?.stats ?? batchStats(x, g, eps, null);
   const y = single?.y ?? apply(x, g, stats, null, act, slope);
