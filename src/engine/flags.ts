@@ -87,10 +87,11 @@ export interface Flags {
   /**
    * Under PRECISION=f16 with F16_STORAGE on, training stores the student's activations in f16 as well —
    * the ones its backward reads: every conv and transposed-conv output of the projection, OCBE and decoder,
-   * their batch / instance norms' outputs and the residual sums — as AMP's autocast does; the statistics,
-   * every gradient and the losses stay f32 (the projection's and decoder's outputs are widened where the
-   * losses read them, model/rdpp.ts). Half the bytes for each such tensor written, saved and read back.
-   * Off: the student trains on f32 activations (its GEMMs still take f16 operands).
+   * their batch / instance norms' outputs and the residual sums — as AMP's autocast does, and keeps the
+   * teacher's taps in f16 (the projection and the cosine losses read them as halves); the statistics,
+   * every gradient and the losses stay f32 (the SSOT term's softmax / normalisation take a widened copy,
+   * model/rdpp.ts). Half the bytes for each such tensor written, saved and read back. Off: the student
+   * trains on f32 activations (its GEMMs still take f16 operands) and the taps are widened for it.
    */
   F16_TRAIN_STORAGE: boolean;
   /**

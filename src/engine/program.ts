@@ -66,7 +66,7 @@ function checkBinding(p: Program, b: BufferBinding): void {
   if (half !== type.includes('f16'))
     throw new Error(
       half
-        ? `program '${p.name}': '${b.name}' is an f16 tensor, but this op reads ${type} — only the activation ops (convolutions, transposed convolutions, batch and instance norms, addRelu, concat, max pool, cosine map) and cast take f16 tensors (convert it with cast(t, 'f32'))`
+        ? `program '${p.name}': '${b.name}' is an f16 tensor, but this op reads ${type} — only the activation ops (convolutions, transposed convolutions, batch and instance norms, addRelu, concat, max pool), the cosines and cosine losses, and cast take f16 tensors (convert it with cast(t, 'f32'))`
         : `program '${p.name}': '${b.name}' is bound as ${type} but holds an f32 tensor`,
     );
 }

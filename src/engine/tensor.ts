@@ -17,11 +17,11 @@ import { runtime } from './runtime.js';
 /**
  * Storage types. Every op reads and writes `f32`; `f16` (2 bytes, needs the device feature shader-f16) is
  * only produced and read by the ops that say so — the activation ops conv2d(Fused), convTranspose2d(Fused),
- * batchNorm(Relu), instanceNorm(LeakyRelu), addRelu, concat and maxPool2d, plus cast and cosineMap
- * (reads) — for the activations under PRECISION=f16 (engine/precision.ts: the frozen teacher's, the whole
- * model's in evaluation, the student's in training). Gradients are always f32, an f16 tensor's too. Any
- * other op given an f16 tensor stops with an error naming it (Runtime.run checks every binding against its
- * buffer's type).
+ * batchNorm(Relu), instanceNorm(LeakyRelu), addRelu, concat and maxPool2d (without gradient), plus cast,
+ * and reading only, the cosines and cosine losses — for the activations under PRECISION=f16
+ * (engine/precision.ts: the frozen teacher's, the whole model's in evaluation, the student's in training).
+ * Gradients are always f32, an f16 tensor's too. Any other op given an f16 tensor stops with an error
+ * naming it (Runtime.run checks every binding against its buffer's type).
  */
 export type DType = 'f32' | 'f16';
 

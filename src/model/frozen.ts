@@ -2,8 +2,9 @@
  * How a frozen network runs — one no gradient flows through: the teacher always, the projection, OCBE and
  * decoder in evaluation. Its activations are stored in frozenActivationDtype(): f16 under PRECISION=f16
  * (flag F16_STORAGE), as AMP's autocast stores them, so every conv writes and reads half the bytes. What
- * it hands back is widened to f32, because what comes next (the student in training, the losses, the
- * anomaly maps' resizing and blur) reads f32.
+ * it hands back is widened to f32 for callers that read f32 — unless they run in an activation scope of
+ * the same type: the training forward when the student's activations are f16 too (F16_TRAIN_STORAGE; the
+ * taps feed the projection and the cosine losses as halves), and evaluation (up to the maps' cosine).
  */
 import {
   activationDtype,

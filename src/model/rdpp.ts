@@ -67,6 +67,7 @@ export interface LossParts {
   contrast: Tensor;
 }
 
+/** A training forward's tensors; activations in trainingActivationDtype() (f16 under --precision f16). */
 export interface TrainForward extends LossParts {
   teacher: Tensor[];
   teacherNoise: Tensor[];
@@ -111,24 +112,30 @@ export class Rdpp {
     perm: readonly number[],
     ssot: SsotMode = 'official',
   ): TrainForward {
-    const t = this.teacher.forward(img);
-    const tn = this.teacher.forward(imgNoise);
-    // the student's activations in trainingActivationDtype() (f16 under --precision f16, as AMP stores
-    // them); the losses read f32: P̃ only there (its half copy is released), P also in the OCBE (kept)
+    // Every activation from the teacher's taps to the losses is stored as trainingActivationDtype(): f16
+    // under --precision f16, as AMP stores them (the taps stay halves, frozen.ts). The cosine losses read
+    // halves; the SSOT term's softmax and normalisation take a widened copy (cast: gradient straight through).
     const act = trainingActivationDtype();
-    const pn = withActivations(act, () => this.proj.forward(tn)).map((x) => widened(x, false));
-    const p16 = withActivations(act, () => this.proj.forward(t));
-    const p = p16.map((x) => widened(x, true));
+    const [t, tn, pn, p] = withActivations(act, () => {
+      const t = this.teacher.forward(img);
+      const tn = this.teacher.forward(imgNoise);
+      return [t, tn, this.proj.forward(tn), this.proj.forward(t)];
+    });
     let ssotLoss: Tensor | null = null;
     if (ssot === 'official') {
       for (const pk of p) {
-        const flat = softmaxRows(pk.view([pk.shape[0]!, -1]));
+        const wide = widened(pk);
+        const rows = wide.view([pk.shape[0]!, -1]);
+        const flat = softmaxRows(rows);
+        release(rows, wide === pk ? null : wide);
         const s = sinkhornLoss(flat, permuteRows(flat, perm));
         ssotLoss = ssotLoss ? add(ssotLoss, s) : s;
       }
     } else if (ssot === 'pairwise') {
       for (const pk of p) {
-        const cloud = pixelCloud(pk);
+        const wide = widened(pk);
+        const cloud = pixelCloud(wide);
+        if (wide !== pk) release(wide);
         // unit vectors: every coordinate lies in [−1, 1], so the bounding-box diagonal is ≤ 2√C; the
         // GPU measures the actual diameter and skips the ε steps it does not need
         const diameterBound = 2 * Math.sqrt(pk.shape[1]!);
@@ -145,9 +152,8 @@ export class Rdpp {
     let inner = add(scale(recon, 0.01), scale(contrast, 0.1));
     if (ssotLoss) inner = add(ssotLoss, inner);
     const projLoss = scale(inner, 1 / 1.11);
-    const z = withActivations(act, () => this.ocbe.forward(p16, true));
-    release(...p16.filter((x, k) => x !== p[k]));
-    const s = withActivations(act, () => this.decoder.forward(z, true)).map((x) => widened(x, false));
+    const z = withActivations(act, () => this.ocbe.forward(p, true));
+    const s = withActivations(act, () => this.decoder.forward(z, true));
     const kd = kdLoss(t, s);
     const loss = add(kd, scale(projLoss, 0.2));
     return {
@@ -213,15 +219,9 @@ export class Rdpp {
   }
 }
 
-/**
- * `x` as the f32 the losses read: x itself when it is f32, else a cast (its gradient passes through to
- * x), releasing the f16 original unless something else still reads it (`keep`).
- */
-function widened(x: Tensor, keep: boolean): Tensor {
-  if (x.dtype === 'f32') return x;
-  const wide = cast(x, 'f32');
-  if (!keep) release(x);
-  return wide;
+/** `x` as f32 for an op that reads f32 only: x itself, or a widened copy (its gradient passes to x). */
+function widened(x: Tensor): Tensor {
+  return x.dtype === 'f32' ? x : cast(x, 'f32');
 }
 
 /** [B, C, H, W] → [B, H·W, C]: each sample's pixels as unit vectors in C dimensions. */

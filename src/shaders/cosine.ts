@@ -34,6 +34,8 @@ export type CosForm = 'torch' | 'embed';
 export type GradMode = 'each' | 'oneMinus' | 'hinge';
 export type Outs = 'a' | 'b' | 'ab';
 export type LossTerm = 'oneMinus' | 'hinge';
+/** How an input is stored: f16 inputs (activations under PRECISION=f16) are widened where they are read. */
+export type Storage = 'f32' | 'f16';
 
 const add = (x: string, y: string) => `${x} + ${y}`;
 
@@ -79,11 +81,17 @@ function writeRecord(slot: string): string {
  * as [R, D]. sink `partials`: output part (vec4) [R, nwg.x]; `record`: output rec (f32) at slots slot0 + row.
  * Uniforms: D, nChunks, R, off, n, slot0. Dispatch: [workgroups per row, rowGrid(R)].
  */
-export function cosRowsWGSL(form: CosForm, source: 'ab' | 'partials', sink: 'partials' | 'record') {
+export function cosRowsWGSL(
+  form: CosForm,
+  source: 'ab' | 'partials',
+  sink: 'partials' | 'record',
+  aType: Storage = 'f32',
+  bType: Storage = 'f32',
+) {
   const body =
     source === 'ab'
-      ? (j: string) => `let va = a[base + ${j}];
-        let vb = b[base + ${j}];
+      ? (j: string) => `let va = ${convert(`a[base + ${j}]`, aType, 'f32')};
+        let vb = ${convert(`b[base + ${j}]`, bType, 'f32')};
         loc = loc + vec4<f32>(va * vb, va * va, vb * vb, 0.0);`
       : (j: string) => `loc = loc + p[base + ${j}];`;
   return (h: string) => `${h}
@@ -113,7 +121,13 @@ function gradStores(outs: Outs, e: string): string {
  * Rows backward: inputs a, b, rec, g; outputs da and/or db. Uniforms: D, nChunks, R, off, n, slot0, w,
  * margin. Dispatch: [min(nChunks, 65535), rowGrid(R)]; each workgroup loads its row's coefficients once.
  */
-export function cosRowsBwdWGSL(form: CosForm, mode: GradMode, outs: Outs) {
+export function cosRowsBwdWGSL(
+  form: CosForm,
+  mode: GradMode,
+  outs: Outs,
+  aType: Storage = 'f32',
+  bType: Storage = 'f32',
+) {
   return (h: string) => `${h}
 ${cosFns(form)}
 ${mainRows()}
@@ -129,8 +143,8 @@ ${mainRows()}
       let j = start + t * ${RWG}u;
       if (j < u.D) {
         let e = base + j;
-        let va = a[e];
-        let vb = b[e];
+        let va = ${convert('a[e]', aType, 'f32')};
+        let vb = ${convert('b[e]', bType, 'f32')};
         ${gradStores(outs, 'e')}
       }
     }
@@ -167,8 +181,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * Map forward: inputs a, b [B, C, HW]; output rec with slots q = b·HW + p. Uniforms: C, HW, P, off, n.
  * Dispatch: grid1d(P, 256 / S).
  */
-export function cosMapWGSL(S: number, aType: 'f32' | 'f16' = 'f32', bType: 'f32' | 'f16' = 'f32') {
-  // f16 inputs (evaluation under f16 storage) are widened as they are read; the sums stay f32
+export function cosMapWGSL(S: number, aType: Storage = 'f32', bType: Storage = 'f32') {
+  // f16 inputs (activations under f16 storage) are widened as they are read; the sums stay f32
   const A = (e: string) => convert(`a[${e}]`, aType, 'f32');
   const B = (e: string) => convert(`b[${e}]`, bType, 'f32');
   return (h: string) => `${h}
@@ -212,7 +226,13 @@ ${mainMap(S)}
  * Map backward: inputs a, b, rec, g; outputs da and/or db. Uniforms: C, HW, P, off, n, w.
  * Dispatch: grid1d(P, 256 / S).
  */
-export function cosMapBwdWGSL(S: number, mode: GradMode, outs: Outs) {
+export function cosMapBwdWGSL(
+  S: number,
+  mode: GradMode,
+  outs: Outs,
+  aType: Storage = 'f32',
+  bType: Storage = 'f32',
+) {
   return (h: string) => `${h}
 ${cosFns('torch')}
 ${mainMap(S)}
@@ -223,8 +243,8 @@ ${mainMap(S)}
   let k = coef(c, aa, bb, ${gradExpr(mode, 'q')});
   var e = idx0;
   for (var ch = s; ch < u.C; ch = ch + S) {
-    let va = a[e];
-    let vb = b[e];
+    let va = ${convert('a[e]', aType, 'f32')};
+    let vb = ${convert('b[e]', bType, 'f32')};
     ${gradStores(outs, 'e')}
     e = e + step;
   }

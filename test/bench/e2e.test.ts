@@ -61,9 +61,9 @@ describe('bench train / infer', () => {
     console.log(
       `saved for the backward (ResNet-18, 64², batch 2): ${half.saved_for_backward_mib} MiB f16, ${wide.saved_for_backward_mib} MiB f32`,
     );
-    // what stays f32 — the teacher's taps, the projections' and decoder's outputs the losses read — is
-    // a large part at this size (measured on lavapipe: 3.9 against 5.5 MiB)
-    expect(half.saved_for_backward_mib!).toBeLessThan(0.8 * wide.saved_for_backward_mib!);
+    // the statistics and losses stay f32, a visible part at this size (measured on lavapipe: 3.1 against
+    // 5.5 MiB; 3.9 when the taps and the student's outputs were widened for the losses, which this refuses)
+    expect(half.saved_for_backward_mib!).toBeLessThan(0.65 * wide.saved_for_backward_mib!);
   });
 });
 

@@ -7,9 +7,11 @@
  *   - backward: every gradient (input, weight, bias, γ, β) equals the f32 op's on the widened input, given
  *     the same upstream gradient (the backward rules read the f16 input widened, never a rounded output,
  *     except addRelu's mask, which the rounding cannot flip at these magnitudes);
+ *   - the cosine losses (and cosines) read halves: the same loss and gradients as on the widened inputs;
  *   - cast passes the gradient straight through (the autocast rule for a rounding).
- * Then the model: under PRECISION=f16 every activation of the student's training forward is f16, the
- * losses read f32, and the loss and gradients stay within a measured bound of f32 storage.
+ * Then the model: under PRECISION=f16 every activation of the training forward, from the teacher's taps to
+ * the decoder's outputs, is f16, the losses read them as halves, and the loss and gradients stay within a
+ * measured bound of f32 storage.
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -20,8 +22,13 @@ import {
   conv2d,
   convTranspose2d,
   convTuning,
+  cosineEmbeddingLoss,
+  cosineMap,
+  cosineReconLoss,
+  cosineRows,
   EMULATED_MMA_TILE,
   instanceNormLeakyRelu,
+  kdLoss,
   mul,
   runtime,
   scope,
@@ -227,6 +234,40 @@ describe('activation ops on f16 with gradients: the f32 op on the widened input,
     });
   });
 
+  it('the cosine losses and cosines read halves: the same loss and gradients as on the widened inputs', async (ctx) => {
+    if (!hasF16) ctx.skip();
+    const shape = [2, 6, 5, 4];
+    const losses: [string, (a: Tensor, b: Tensor) => Tensor][] = [
+      ['kdLoss', (a, b) => kdLoss([a], [b])],
+      ['cosineEmbeddingLoss', (a, b) => cosineEmbeddingLoss(a.view([2, -1]), b.view([2, -1]), -0.5)],
+      ['cosineReconLoss', (a, b) => cosineReconLoss(a, b)],
+      ['cosineMap', (a, b) => sum(mul(cosineMap(a, b), tensor(randn(40, 7), [2, 5, 4])))],
+      ['cosineRows', (a, b) => sum(mul(cosineRows(a, b), tensor([0.3, -1.1], [2])))],
+    ];
+    for (const [name, loss] of losses) {
+      const run = (f16: boolean) =>
+        scope(() => {
+          const a = leaf(shape, 3);
+          const b = leaf(shape, 4);
+          const [a16, b16] = [cast(a, 'f16'), cast(b, 'f16')];
+          const l = f16 ? loss(a16, b16) : loss(cast(a16, 'f32'), cast(b16, 'f32'));
+          backward(l);
+          return [l, a.grad!, b.grad!];
+        });
+      const read = async (ts: Tensor[]) => {
+        const out = await Promise.all(ts.map((t) => t.read()));
+        for (const t of ts) t.dispose();
+        return out;
+      };
+      const half = await read(run(true));
+      const wide = await read(run(false));
+      ['loss', 'da', 'db'].forEach((what, k) => {
+        expectBits(half[k]!, wide[k]!, `${name} ${what}`);
+      });
+      expect(half[1]!.some((v) => v !== 0)).toBe(true);
+    }
+  });
+
   it('cast passes the gradient straight through, both ways', async (ctx) => {
     if (!hasF16) ctx.skip();
     const ts = scope(() => {
@@ -242,7 +283,7 @@ describe('activation ops on f16 with gradients: the f32 op on the widened input,
 });
 
 describe('RD++ training under PRECISION=f16 stores the student’s activations in f16', () => {
-  it('every conv, norm and residual sum of the student writes f16, the losses read f32; close to f32 storage', async (ctx) => {
+  it('every conv, norm and residual sum of the student writes f16, the losses read halves; close to f32 storage', async (ctx) => {
     if (!hasF16) ctx.skip();
     const model = new Rdpp(new TorchvisionTeacher('resnet18'));
     model.teacher.state.initFormula('encoder.');
@@ -257,11 +298,17 @@ describe('RD++ training under PRECISION=f16 stores the student’s activations i
           const img = tensor(randn(2 * 3 * 64 * 64, 7), [2, 3, 64, 64]);
           const noisy = tensor(randn(2 * 3 * 64 * 64, 8), [2, 3, 64, 64]);
           const f = model.trainForward(img, noisy, [1, 0], 'off');
-          expect(f.bottleneck.dtype).toBe(
-            flags.PRECISION === 'f16' && flags.F16_TRAIN_STORAGE !== false ? 'f16' : 'f32',
-          );
-          for (const t of [...f.projected, ...f.projectedNoise, ...f.student, ...f.teacher])
-            expect(t.dtype).toBe('f32');
+          const want = flags.PRECISION === 'f16' && flags.F16_TRAIN_STORAGE !== false ? 'f16' : 'f32';
+          // from the teacher's taps to the decoder's outputs, everything the losses and backward read
+          for (const x of [
+            f.bottleneck,
+            ...f.teacher,
+            ...f.teacherNoise,
+            ...f.projected,
+            ...f.projectedNoise,
+            ...f.student,
+          ])
+            expect(x.dtype).toBe(want);
           backward(f.loss);
           return f.loss;
         });
@@ -308,10 +355,12 @@ describe('RD++ training under PRECISION=f16 stores the student’s activations i
       for (const p of student)
         if (!partials.has(p.outputs[0]!.buffer)) expect(p.outputs[0]!.type, p.name).toMatch(/f16/);
       expect(half.programs.some((p) => p.name === 'map_add_relu')).toBe(true);
-      // the widening casts: the teacher's taps (3, clean and noisy: frozen.ts), and where the losses read
-      // the student: P̃ and P (3 each) and the decoder's 3 outputs
-      expect(half.programs.filter((p) => p.name === 'cast')).toHaveLength(6 + 9);
+      // no widening cast: the teacher's taps stay halves and the cosine losses read them (with f32 student
+      // activations the taps are widened for the student, 3 clean and 3 noisy: frozen.ts)
+      expect(half.programs.filter((p) => p.name === 'cast')).toHaveLength(0);
       expect(wide.programs.filter((p) => p.name === 'cast')).toHaveLength(6);
+      const losses = half.programs.filter((p) => p.name.startsWith('cos_'));
+      expect(losses.some((p) => p.inputs.some((i) => i.type === 'f16'))).toBe(true);
       // (the teacher's split-K sums write its f16 activations in both runs)
       const wideStudent = wide.programs.filter(
         (p) => writers.includes(p.name) && p.name !== 'splitk_sum_fused',

@@ -2,7 +2,8 @@
  * Cosine similarities with PyTorch semantics (spec §4.0):
  *   cosineMap(a, b):  [B, C, ...] × 2 → [B, ...], cosine over channels at every pixel;
  *   cosineRows(a, b): a, b viewed as [B, D] → [B], one cosine per sample over all D values.
- * cos = a·b / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)); gradients for both inputs.
+ * cos = a·b / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)); gradients for both inputs. Inputs may be f16 (activations
+ * under PRECISION=f16), widened where every kernel reads them; cosines, norms and gradients are f32.
  *
  * The output tensor's buffer also holds the squared norms behind the n cosines (the "record" of
  * src/shaders/cosine.ts), so the backward needs nothing but the output and the inputs. The launch helpers
@@ -29,7 +30,7 @@ import {
   rowGrid,
   targetWorkgroups,
 } from '../../shaders/reduce.js';
-import { isGradEnabled, record } from '../autograd.js';
+import { record } from '../autograd.js';
 import type { Program } from '../program.js';
 import { runtime } from '../runtime.js';
 import { empty, Storage, Tensor } from '../tensor.js';
@@ -70,8 +71,8 @@ function rowsForward(form: CosForm, a: Tensor, b: Tensor, rows: number, d: numbe
   const [gy, gz] = rowGrid(rows);
   const w = partialsOf(d, rows, targetWorkgroups(rt.gpu.report));
   const ab = [
-    { name: 'a', buffer: a.buffer },
-    { name: 'b', buffer: b.buffer },
+    { name: 'a', buffer: a.buffer, type: a.dtype },
+    { name: 'b', buffer: b.buffer, type: b.dtype },
   ];
   const rec = [{ name: 'rec', buffer: t.buffer }];
   if (w === 1) {
@@ -82,7 +83,7 @@ function rowsForward(form: CosForm, a: Tensor, b: Tensor, rows: number, d: numbe
       outputs: rec,
       uniforms: rowsUniforms(d, rows, t),
       workgroups: [1, gy, gz],
-      wgsl: cosRowsWGSL(form, 'ab', 'record'),
+      wgsl: cosRowsWGSL(form, 'ab', 'record', a.dtype, b.dtype),
     });
     return;
   }
@@ -94,7 +95,7 @@ function rowsForward(form: CosForm, a: Tensor, b: Tensor, rows: number, d: numbe
     outputs: [{ name: 'part', buffer: part.buffer, type: 'vec4<f32>' }],
     uniforms: rowsUniforms(d, rows, t),
     workgroups: [w, gy, gz],
-    wgsl: cosRowsWGSL(form, 'ab', 'partials'),
+    wgsl: cosRowsWGSL(form, 'ab', 'partials', a.dtype, b.dtype),
   });
   rt.run({
     name: 'cos_rows',
@@ -149,8 +150,8 @@ function rowsBackward(
     name: 'cos_rows_bwd',
     key: `${form}|${x.mode}|${outs}`,
     inputs: [
-      { name: 'a', buffer: a.buffer },
-      { name: 'b', buffer: b.buffer },
+      { name: 'a', buffer: a.buffer, type: a.dtype },
+      { name: 'b', buffer: b.buffer, type: b.dtype },
       { name: 'rec', buffer: x.rec },
       { name: 'g', buffer: x.g.buffer },
     ],
@@ -161,7 +162,7 @@ function rowsBackward(
       margin: ['f32', x.margin ?? 0],
     },
     workgroups: [Math.min(chunksOf(d), 65535), gy, gz],
-    wgsl: cosRowsBwdWGSL(form, x.mode, outs),
+    wgsl: cosRowsBwdWGSL(form, x.mode, outs, a.dtype, b.dtype),
   });
   return [da, db];
 }
@@ -204,15 +205,15 @@ function mapBackward(a: Tensor, b: Tensor, off: number, x: BackwardArgs): [Tenso
     name: 'cos_map_bwd',
     key: `${S}|${x.mode}|${outs}`,
     inputs: [
-      { name: 'a', buffer: a.buffer },
-      { name: 'b', buffer: b.buffer },
+      { name: 'a', buffer: a.buffer, type: a.dtype },
+      { name: 'b', buffer: b.buffer, type: b.dtype },
       { name: 'rec', buffer: x.rec },
       { name: 'g', buffer: x.g.buffer },
     ],
     outputs: bindings,
     uniforms: { ...mapUniforms(a, off), w: ['f32', x.w ?? 0] },
     workgroups: grid1d(P, 256 / S),
-    wgsl: cosMapBwdWGSL(S, x.mode, outs),
+    wgsl: cosMapBwdWGSL(S, x.mode, outs, a.dtype, b.dtype),
   });
   return [da, db];
 }
@@ -288,12 +289,6 @@ export const cosineInternals = {
 /** Per-pixel cosine over channels: [B, C, H, W] × 2 → [B, H, W] (any rank ≥ 2: reduces dim 1). */
 export function cosineMap(a: Tensor, b: Tensor): Tensor {
   checkPair('cosineMap', a, b, 2, '[B, C, H, W]');
-  // f16 inputs (the evaluation's frozen activations) have no gradient
-  for (const t of [a, b])
-    if (t.dtype !== 'f32' && isGradEnabled() && t.requiresGrad)
-      throw new Error(
-        `cosineMap: ${t.describe()} is ${t.dtype} and requires a gradient; only f32 inputs have one`,
-      );
   const { P } = mapDims(a);
   const y = recordTensor(0, P, [a.shape[0]!, ...a.shape.slice(2)]);
   mapForward(a, b, y.buffer, 0);
