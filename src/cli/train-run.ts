@@ -163,7 +163,7 @@ async function trainInFolder(
         jsonl({ event: 'test-eval', ...r });
         const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(3));
         progress.update(
-          `epoch ${r.epoch}/${cfg.epochs} test set (${images} images, not used for selection): image AUROC ${f(r.imageAuroc)}, pixel AUROC ${f(r.pixelAuroc)}, AUPRO standard ${f(r.auproStandard)}, official ${f(r.auproOfficial)} in ${formatDuration(r.seconds)}`,
+          `epoch ${r.epoch}/${cfg.epochs} test set (${images} images, ${cfg.selectOn === 'test' ? 'the selection set: --select-on test' : 'not used for selection'}): image AUROC ${f(r.imageAuroc)}, pixel AUROC ${f(r.pixelAuroc)}, AUPRO standard ${f(r.auproStandard)}, official ${f(r.auproOfficial)} in ${formatDuration(r.seconds)}`,
           true,
         );
       },

@@ -8,7 +8,9 @@
  *
  * With `evalEvery` N, the test split (decoded once, before training) is also scored every N epochs and at
  * the last one with the weights of that moment — THE evaluation (./evaluate.ts), as the final one — and
- * reported as 'test-eval' events; it never feeds model selection (selection has its own set).
+ * reported as 'test-eval' events; it never feeds model selection (selection has its own set) — unless
+ * --select-on test makes the test set the selection set, where an epoch's selection evaluation is also
+ * its test-eval record (one pass, not two).
  */
 import type { EvalSample, TestEvalRecord } from '../eval/evaluate.js';
 import type { DecodedCheckpoint } from '../model/checkpoint.js';
@@ -80,6 +82,11 @@ export interface TrainResult {
   test: Dataset['test'];
   /** the per-epoch test-set evaluations of `evalEvery` (those of a resumed run's earlier part included) */
   testEvals: TestEvalRecord[];
+}
+
+/** Whether two checked splits hold the same files in the same order (then they score the same). */
+function samePaths(a: readonly { path: string }[], b: readonly { path: string }[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.path === b[i]!.path);
 }
 
 /** `--eval-every N`: the test set is scored after every N-th epoch and after the last. */
@@ -177,9 +184,14 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
     label: selLoaded.items[i]!.label,
     mask: l.mask,
   }));
+  // --select-on test scores the test set after every epoch; where --eval-every asks for the same
+  // evaluation of the same images at that epoch, the selection's record is reported instead of a second pass
+  const selectionIsTest =
+    cfg.selectOn === 'test' && testChecked !== undefined && samePaths(selLoaded.items, testChecked.items);
+  let selectionEval: TestEvalRecord | null = null;
   const select = async (m: Rdpp, samples: SelectionSample[]): Promise<number> => {
     if (cfg.selectOn === 'test') {
-      const { metrics } = await evaluate(
+      const r = await testEvalRecord(
         m,
         samples.map((s, i) => ({
           rgb: s.rgb,
@@ -187,11 +199,11 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
           mask: s.mask,
           defectType: selLoaded.items[i]!.defectType,
         })),
+        trainer.state.epoch,
         { size: cfg.imageSize, batch: cfg.batch },
       );
-      const parts = [metrics!.imageAuroc, metrics!.pixelAuroc, metrics!.auproOfficial].filter(
-        (v): v is number => v !== null,
-      );
+      selectionEval = r;
+      const parts = [r.imageAuroc, r.pixelAuroc, r.auproOfficial].filter((v): v is number => v !== null);
       return parts.reduce((a, b) => a + b, 0) / Math.max(parts.length, 1);
     }
     // held-out normal images: lower anomaly scores on normal data = a better model of normality
@@ -211,7 +223,10 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
       onEpoch: async (e) => {
         events.epoch?.(e);
         if (o.evalEvery && isTestEvalEpoch(e.epoch, o.evalEvery, cfg.epochs)) {
-          const r = await testEvalRecord(model, testSet, e.epoch, { size: cfg.imageSize, batch: cfg.batch });
+          const r =
+            selectionIsTest && selectionEval?.epoch === e.epoch
+              ? selectionEval
+              : await testEvalRecord(model, testSet, e.epoch, { size: cfg.imageSize, batch: cfg.batch });
           testEvals.push(r);
           events.testEval?.(r, testSet.length);
         }

@@ -23,7 +23,6 @@ import { test as testCommand, testOptions } from '../../src/cli/commands/test.js
 import { readCheckpoint } from '../../src/cli/model-load.js';
 import { runPredict } from '../../src/cli/predict-run.js';
 import { runTest } from '../../src/cli/test-run.js';
-import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { f1Max } from '../../src/eval/metrics.js';
 import {
   calibrateThreshold,
@@ -35,15 +34,15 @@ import {
   parseDecision,
 } from '../../src/eval/threshold.js';
 import { encodeCheckpoint, studentTensors } from '../../src/model/checkpoint.js';
-import { formulaTensor, Rng } from '../../src/model/init.js';
+import { Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { calibratedPath } from '../../src/pipeline/model.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { escapeHtml } from '../../src/report/html.js';
 import { jet, overlayHeatmap, upsampleMap } from '../../src/report/overlay.js';
 import { defaultConfig } from '../../src/train/config.js';
 import { sharedPath } from '../helpers/fixtures.js';
+import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
 describe('calibrateThreshold', () => {
@@ -154,14 +153,7 @@ function pngSize(path: string): [number, number] {
 
 beforeAll(async () => {
   await gpu();
-  const t = new TorchvisionTeacher('resnet18');
-  const tensors = new Map(
-    t.state.decls.map((d) => [
-      d.name,
-      { dtype: 'F32' as const, shape: d.shape, data: formulaTensor(`encoder.${d.name}`, d.shape) },
-    ]),
-  );
-  writeFileAtomic(teacherPath, writeSafetensors(tensors));
+  const t = writeFormulaTeacher(teacherPath);
   // the student from the official init (the teacher state stays uninitialised: only student tensors are saved)
   const model = new Rdpp(t);
   const rng = new Rng(5);

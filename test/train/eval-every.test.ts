@@ -10,14 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
-import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
-import { formulaTensor } from '../../src/model/init.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { isTestEvalEpoch } from '../../src/pipeline/train.js';
-import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { sharedPath } from '../helpers/fixtures.js';
+import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rdpp-eval-every-'));
@@ -26,14 +23,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 beforeAll(async () => {
   await gpu();
-  const t = new TorchvisionTeacher('resnet18');
-  const tensors = new Map(
-    t.state.decls.map((d) => [
-      d.name,
-      { dtype: 'F32' as const, shape: d.shape, data: formulaTensor(`encoder.${d.name}`, d.shape) },
-    ]),
-  );
-  writeFileAtomic(teacherPath, writeSafetensors(tensors));
+  writeFormulaTeacher(teacherPath);
 });
 
 const cfg = (epochs: number): TrainConfig => ({

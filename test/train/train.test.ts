@@ -11,15 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
-import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { decodeCheckpoint, isStudentTensor } from '../../src/model/checkpoint.js';
 import { checkpointSizes } from '../../src/model/checkpoint-size.js';
-import { formulaTensor } from '../../src/model/init.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
-import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { hashTree } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/fixtures.js';
+import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rdpp-train-'));
@@ -27,14 +24,7 @@ const teacherPath = join(dir, 'resnet18-formula.safetensors');
 
 beforeAll(async () => {
   await gpu();
-  const t = new TorchvisionTeacher('resnet18');
-  const tensors = new Map(
-    t.state.decls.map((d) => [
-      d.name,
-      { dtype: 'F32' as const, shape: d.shape, data: formulaTensor(`encoder.${d.name}`, d.shape) },
-    ]),
-  );
-  writeFileAtomic(teacherPath, writeSafetensors(tensors));
+  writeFormulaTeacher(teacherPath);
 });
 
 function cfg(epochs: number): TrainConfig {
