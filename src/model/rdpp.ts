@@ -127,7 +127,8 @@ export class Rdpp {
         const wide = widened(pk);
         const rows = wide.view([pk.shape[0]!, -1]);
         const flat = softmaxRows(rows);
-        release(rows, wide === pk ? null : wide);
+        release(rows);
+        if (wide !== pk) release(wide);
         const s = sinkhornLoss(flat, permuteRows(flat, perm));
         ssotLoss = ssotLoss ? add(ssotLoss, s) : s;
       }

@@ -27,6 +27,7 @@
  * Two cosine forms: `torch` = a·b / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8)) (CosineSimilarity);
  * `embed` = a·b / √((‖a‖² + 1e-12)(‖b‖² + 1e-12)) (CosineEmbeddingLoss).
  */
+import type { DType } from '../engine/tensor.js';
 import { convert } from './common.js';
 import { CHUNK, chunkLoop, mainRows, PER, RWG, treeReduce } from './reduce.js';
 
@@ -34,10 +35,13 @@ export type CosForm = 'torch' | 'embed';
 export type GradMode = 'each' | 'oneMinus' | 'hinge';
 export type Outs = 'a' | 'b' | 'ab';
 export type LossTerm = 'oneMinus' | 'hinge';
-/** How an input is stored: f16 inputs (activations under PRECISION=f16) are widened where they are read. */
-export type Storage = 'f32' | 'f16';
-
 const add = (x: string, y: string) => `${x} + ${y}`;
+
+/** `let va`, `let vb`: element `e` of a and b as f32 (f16 inputs, activations under PRECISION=f16, widened). */
+function loadPair(e: string, aType: DType, bType: DType): string {
+  return `let va = ${convert(`a[${e}]`, aType, 'f32')};
+        let vb = ${convert(`b[${e}]`, bType, 'f32')};`;
+}
 
 /** `cos_of(dot, aa, bb)` and `coef(c, aa, bb, gr) -> vec3(α, βa, βb)` for a form. */
 function cosFns(form: CosForm): string {
@@ -85,13 +89,12 @@ export function cosRowsWGSL(
   form: CosForm,
   source: 'ab' | 'partials',
   sink: 'partials' | 'record',
-  aType: Storage = 'f32',
-  bType: Storage = 'f32',
+  aType: DType = 'f32',
+  bType: DType = 'f32',
 ) {
   const body =
     source === 'ab'
-      ? (j: string) => `let va = ${convert(`a[base + ${j}]`, aType, 'f32')};
-        let vb = ${convert(`b[base + ${j}]`, bType, 'f32')};
+      ? (j: string) => `${loadPair(`base + ${j}`, aType, bType)}
         loc = loc + vec4<f32>(va * vb, va * va, vb * vb, 0.0);`
       : (j: string) => `loc = loc + p[base + ${j}];`;
   return (h: string) => `${h}
@@ -125,8 +128,8 @@ export function cosRowsBwdWGSL(
   form: CosForm,
   mode: GradMode,
   outs: Outs,
-  aType: Storage = 'f32',
-  bType: Storage = 'f32',
+  aType: DType = 'f32',
+  bType: DType = 'f32',
 ) {
   return (h: string) => `${h}
 ${cosFns(form)}
@@ -143,8 +146,7 @@ ${mainRows()}
       let j = start + t * ${RWG}u;
       if (j < u.D) {
         let e = base + j;
-        let va = ${convert('a[e]', aType, 'f32')};
-        let vb = ${convert('b[e]', bType, 'f32')};
+        ${loadPair('e', aType, bType)}
         ${gradStores(outs, 'e')}
       }
     }
@@ -181,7 +183,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  * Map forward: inputs a, b [B, C, HW]; output rec with slots q = b·HW + p. Uniforms: C, HW, P, off, n.
  * Dispatch: grid1d(P, 256 / S).
  */
-export function cosMapWGSL(S: number, aType: Storage = 'f32', bType: Storage = 'f32') {
+export function cosMapWGSL(S: number, aType: DType = 'f32', bType: DType = 'f32') {
   // f16 inputs (activations under f16 storage) are widened as they are read; the sums stay f32
   const A = (e: string) => convert(`a[${e}]`, aType, 'f32');
   const B = (e: string) => convert(`b[${e}]`, bType, 'f32');
@@ -230,8 +232,8 @@ export function cosMapBwdWGSL(
   S: number,
   mode: GradMode,
   outs: Outs,
-  aType: Storage = 'f32',
-  bType: Storage = 'f32',
+  aType: DType = 'f32',
+  bType: DType = 'f32',
 ) {
   return (h: string) => `${h}
 ${cosFns('torch')}
@@ -243,8 +245,7 @@ ${mainMap(S)}
   let k = coef(c, aa, bb, ${gradExpr(mode, 'q')});
   var e = idx0;
   for (var ch = s; ch < u.C; ch = ch + S) {
-    let va = ${convert('a[e]', aType, 'f32')};
-    let vb = ${convert('b[e]', bType, 'f32')};
+    ${loadPair('e', aType, bType)}
     ${gradStores(outs, 'e')}
     e = e + step;
   }

@@ -1,12 +1,18 @@
 /**
  * A torchvision teacher file with the golden fixtures' formula weights (no download): what the training
- * and CLI tests pass as `teacherPath`. Returns the teacher it was written from (its state uninitialised).
+ * and CLI tests pass as `teacherPath`.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { formulaTensor } from '../../src/model/init.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
+import { gpu } from './gpu.js';
 
+/** Writes the file; returns the teacher it was written from (its state uninitialised). */
 export function writeFormulaTeacher(path: string): TorchvisionTeacher {
   const t = new TorchvisionTeacher('resnet18');
   const tensors = new Map(
@@ -17,4 +23,19 @@ export function writeFormulaTeacher(path: string): TorchvisionTeacher {
   );
   writeFileAtomic(path, writeSafetensors(tensors));
   return t;
+}
+
+/**
+ * A test file's temporary folder holding the formula teacher: the GPU is opened and the teacher written
+ * before its tests (beforeAll), the folder removed after them (afterAll).
+ */
+export function formulaTeacherDir(prefix: string): { dir: string; teacherPath: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const teacherPath = join(dir, 'resnet18-formula.safetensors');
+  beforeAll(async () => {
+    await gpu();
+    writeFormulaTeacher(teacherPath);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, teacherPath };
 }

@@ -5,26 +5,17 @@
  * the curve, kept across --resume — and training is untouched: the checkpoints (weights,
  * optimizer moments, RNG, selection history) equal those of the same run without it, bit for bit.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { isTestEvalEpoch } from '../../src/pipeline/train.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { sharedPath } from '../helpers/fixtures.js';
-import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
-import { gpu } from '../helpers/gpu.js';
+import { formulaTeacherDir } from '../helpers/formula-teacher.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'rdpp-eval-every-'));
-const teacherPath = join(dir, 'resnet18-formula.safetensors');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-beforeAll(async () => {
-  await gpu();
-  writeFormulaTeacher(teacherPath);
-});
+const { dir, teacherPath } = formulaTeacherDir('rdpp-eval-every-');
 
 const cfg = (epochs: number): TrainConfig => ({
   ...defaultConfig('tire'),

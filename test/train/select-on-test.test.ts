@@ -4,16 +4,14 @@
  * per epoch, not twice, and the logged metrics are the ones the selection score averages. Through the real
  * command path (runTraining; ResNet-18 formula teacher, 32², a tiny generated demo dataset, batch 2).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { writeDemoDataset } from '../../src/platform/demo-writer.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { DEMO_CATEGORY } from '../../src/train/demo-data.js';
-import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
-import { gpu } from '../helpers/gpu.js';
+import { formulaTeacherDir } from '../helpers/formula-teacher.js';
 
 // every whole-set evaluation the training pipeline asks for, counted (the real functions run)
 const passes = vi.hoisted(() => ({ count: 0 }));
@@ -32,13 +30,9 @@ vi.mock('../../src/pipeline/evaluate.js', async (importOriginal) => {
   };
 });
 
-const dir = mkdtempSync(join(tmpdir(), 'rdpp-select-on-test-'));
-const teacherPath = join(dir, 'resnet18-formula.safetensors');
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, teacherPath } = formulaTeacherDir('rdpp-select-on-test-');
 
-beforeAll(async () => {
-  await gpu();
-  writeFormulaTeacher(teacherPath);
+beforeAll(() => {
   // 4 train, 2 good + 4 × 1 defective test images
   writeDemoDataset(join(dir, 'data'), {
     seed: 5,

@@ -6,26 +6,19 @@
  * best and the calibrated copy hold weights only, within the predicted sizes; the run folder of a finished
  * run is refused without --resume and moved aside, byte for byte, with --overwrite.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { decodeCheckpoint, isStudentTensor } from '../../src/model/checkpoint.js';
 import { checkpointSizes } from '../../src/model/checkpoint-size.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { hashTree } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/fixtures.js';
-import { writeFormulaTeacher } from '../helpers/formula-teacher.js';
-import { gpu, runtime } from '../helpers/gpu.js';
+import { formulaTeacherDir } from '../helpers/formula-teacher.js';
+import { runtime } from '../helpers/gpu.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'rdpp-train-'));
-const teacherPath = join(dir, 'resnet18-formula.safetensors');
-
-beforeAll(async () => {
-  await gpu();
-  writeFormulaTeacher(teacherPath);
-});
+const { dir, teacherPath } = formulaTeacherDir('rdpp-train-');
 
 function cfg(epochs: number): TrainConfig {
   return {
