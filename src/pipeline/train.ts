@@ -36,7 +36,11 @@ export interface TrainOptions {
   /** continue from the caller's last checkpoint (TrainIo.resumeFrom) */
   resume: boolean;
   skipBad: boolean;
-  /** use at most this many training / selection / test images (quick runs; the first ones in name order) */
+  /**
+   * use at most this many training / selection / test images (quick runs): the first ones in name order,
+   * except that test images (and selection images taken from them, --select-on test) are spread over the
+   * defect types; under --select-on test the selection set is the test set after maxTest
+   */
   maxTrain?: number;
   maxSelection?: number;
   maxTest?: number;
@@ -101,8 +105,10 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
 
   // selection set: validation/good when present, else a seeded hold-out of train/good
   let train = ds.train;
+  const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
   let selection = ds.validation;
-  if (cfg.selectOn === 'test') selection = ds.test;
+  // --select-on test selects on the test set this run uses (after maxTest), so both are one set by default
+  if (cfg.selectOn === 'test') selection = test;
   else if (selection.length === 0) {
     const order = new Rng(cfg.seed + 7).permutation(train.length);
     const k = Math.max(1, Math.round(train.length * cfg.holdout));
@@ -114,8 +120,10 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
     );
   }
   if (o.maxTrain && train.length > o.maxTrain) train = train.slice(0, o.maxTrain);
-  if (o.maxSelection && selection.length > o.maxSelection) selection = selection.slice(0, o.maxSelection);
-  const test = o.maxTest ? spread(ds.test, o.maxTest) : ds.test;
+  // the test set is ordered by defect type: a subset of it is spread over the types, as maxTest's
+  if (o.maxSelection && selection.length > o.maxSelection)
+    selection =
+      cfg.selectOn === 'test' ? spread(selection, o.maxSelection) : selection.slice(0, o.maxSelection);
   log(
     `data: ${ds.layout} layout at ${ds.root}${ds.category ? ` (${ds.category})` : ''}: ${train.length} train, ` +
       `${selection.length} selection (${cfg.selectOn === 'test' ? 'the TEST set: official protocol, optimistic' : 'held-out normal images'}), ${test.length} test`,

@@ -376,6 +376,37 @@ describe('every data file is checked before the first step', () => {
     expect(r.small).toEqual([{ path: join(c, 'train/good/5.png'), width: 16, height: 16 }]);
   });
 
+  it('a file two kept splits share is read and decoded once (--select-on test: selection = test)', async () => {
+    const data = dataset('d-shared');
+    const base = nodeFileSystem();
+    const reads = new Map<string, number>();
+    const fs = {
+      ...base,
+      readBytes: (p: string) => {
+        reads.set(p, (reads.get(p) ?? 0) + 1);
+        return base.readBytes(p);
+      },
+    };
+    const ds = discoverDataset(fs, data, { category: 'part' });
+    const r = await checkData(
+      fs,
+      [
+        { name: 'training', samples: ds.train, keep: true },
+        { name: 'selection', samples: ds.test, keep: true },
+        { name: 'test', samples: ds.test, keep: true },
+      ],
+      64,
+      { skipBad: false },
+    );
+    const [, sel, test] = r.splits;
+    expect(test!.samples).toHaveLength(4);
+    // the same decoded objects (pixels and masks), not equal copies
+    test!.samples.forEach((s, i) => expect(s).toBe(sel!.samples[i]));
+    // every image and mask read once
+    expect([...reads.values()].every((n) => n === 1)).toBe(true);
+    expect(reads.size).toBe(4 + 4 + 2);
+  });
+
   it('a missing mask points at --no-eval, which needs none', async () => {
     const data = dataset('d-nomask');
     rmSync(join(data, 'part/ground_truth/crack/1_mask.png'));

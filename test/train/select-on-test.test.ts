@@ -55,8 +55,9 @@ const cfg = (selectOn: TrainConfig['selectOn'], epochs: number): TrainConfig => 
   selectOn,
 });
 
-const run = (name: string, selectOn: TrainConfig['selectOn'], epochs: number) =>
+const run = (name: string, selectOn: TrainConfig['selectOn'], epochs: number, maxTest?: number) =>
   runTraining({
+    ...(maxTest ? { maxTest } : {}),
     data: join(dir, 'data'),
     category: DEMO_CATEGORY,
     out: join(dir, name),
@@ -92,6 +93,15 @@ describe('train --select-on test --eval-every 1', () => {
       expect(parts).toHaveLength(3);
       expect(ep.score).toBe(parts.reduce((a, b) => a + b, 0) / 3);
     });
+  }, 600_000);
+
+  it('selects on the test set the run uses: the one limited by maxTest (one pass per epoch)', async () => {
+    passes.count = 0;
+    const r = await run('test-max', 'test', 1, 3);
+    expect(passes.count).toBe(1);
+    const start = events('test-max').find((e) => e.event === 'start') as { selection?: number } | undefined;
+    expect(start?.selection).toBe(3);
+    expect(r.testEvals).toHaveLength(1);
   }, 600_000);
 
   it('still scores the test set separately when selection has its own images', async () => {
