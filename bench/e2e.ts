@@ -140,12 +140,14 @@ export function workload(
 ): { once: () => void; dispose: () => void; savedBytes: () => number | null } {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
+  // inference runs the model as `rdpp test` / `predict` load it: conv weights packed once (Rdpp.packForInference)
+  if (kind === 'infer') m.packForInference();
   const shape = [o.batch, 3, o.imageSize, o.imageSize];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
   // inference has no optimizer (its moments would count as memory it does not need)
-  const groups = m.parameterGroups();
-  const optA = kind === 'train' ? new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] }) : null;
-  const optB = kind === 'train' ? new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] }) : null;
+  const groups = kind === 'train' ? m.parameterGroups() : null;
+  const optA = groups ? new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] }) : null;
+  const optB = groups ? new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] }) : null;
   const perm = [...Array(o.batch).keys()].map((i) => (i + 1) % o.batch);
   let saved: number | null = null;
   const once = () => {

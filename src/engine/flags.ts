@@ -117,7 +117,10 @@ export interface Flags {
    * `test`, `predict`), `off` none. A kept copy is dropped as soon as its weight is written or freed
    * (engine/derived.ts), so it is never stale; it costs memory equal to those weights. WRN50-2 RD++,
    * inference at 256², batch 1, on lavapipe: `frozen` keeps 65 MiB (peak 634 MiB live, against 569 with
-   * `off`), `stable` 347 MiB (peak 882), for copies that took under 3 % of the GPU time.
+   * `off`), `stable` 347 MiB (peak 882), for copies that took under 3 % of the GPU time. A model loaded
+   * for inference only (`test`, `predict`, `bench infer`) needs none of this: its weights are stored
+   * packed in place of the originals (Rdpp.packForInference), so the flag governs training, the evaluations
+   * during training and the browser app.
    */
   KEEP_PACKED_WEIGHTS: PackedWeights;
 }

@@ -47,7 +47,7 @@ function convBias(s: NetState, name: string): Tensor | null {
 }
 
 function conv(s: NetState, name: string, x: Tensor, stride: number, padding: number): Tensor {
-  return conv2d(x, s.get(`${name}.weight`), convBias(s, name), { stride, padding });
+  return conv2d(x, s.convWeight(`${name}.weight`), convBias(s, name), { stride, padding });
 }
 
 function bnParams(s: NetState, name: string): FusedBatchNorm {
@@ -63,7 +63,7 @@ function bnParams(s: NetState, name: string): FusedBatchNorm {
 function fusable(s: NetState, x: Tensor, convName: string, bnName: string, training: boolean): boolean {
   if (training) return false;
   const bn = bnParams(s, bnName);
-  return canFuseInference(x, s.get(`${convName}.weight`), convBias(s, convName), bn.weight, bn.bias);
+  return canFuseInference(x, s.convWeight(`${convName}.weight`), convBias(s, convName), bn.weight, bn.bias);
 }
 
 /** conv → BN (→ + residual) (→ ReLU) as one kernel (see fusable). */
@@ -76,7 +76,7 @@ function convBnFused(
 ): Tensor {
   return conv2dFused(
     x,
-    s.get(`${convName}.weight`),
+    s.convWeight(`${convName}.weight`),
     convBias(s, convName),
     { stride: o.stride, padding: o.padding },
     { bn: bnParams(s, bnName), relu: o.relu, ...(o.residual ? { residual: o.residual } : {}) },

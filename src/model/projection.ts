@@ -37,7 +37,7 @@ export class Projection {
     let h = x;
     for (let i = 0; i < 4; i++) {
       const p = `${n}.proj.${3 * i}`;
-      const w = s.get(`${p}.weight`);
+      const w = s.convWeight(`${p}.weight`);
       const b = s.get(`${p}.bias`);
       // in inference the fused conv (no epilogue) stores in the activations' type (f16 under --precision f16)
       const c = canFuseInference(h, w, b)

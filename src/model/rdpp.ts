@@ -30,6 +30,7 @@ import {
   cosineMap,
   cosineReconLoss,
   gaussianBlur,
+  gemmPrecision,
   kdLoss,
   maxRows,
   mean,
@@ -39,6 +40,7 @@ import {
   permuteRows,
   release,
   resizeBilinear,
+  runtime,
   scale,
   sinkhornClouds,
   sinkhornLoss,
@@ -95,6 +97,26 @@ export class Rdpp {
   /** The student side (trained, saved in checkpoints), with the official module prefixes. */
   studentStates(): NetState[] {
     return [this.proj.state, this.ocbe.state, this.decoder.state];
+  }
+
+  /**
+   * For a model that will only run inference (test, predict, `bench infer`): every multi-tap conv weight
+   * of teacher and student stored as the forward GEMM reads it, the originals freed (NetState.packConvWeights):
+   * no weight copy per batch (one permute dispatch per 3×3 conv of the student before), nothing resident
+   * twice (the teacher's kept copies, 65 MiB for WRN50-2); under PRECISION=f16 as halves. The model can no
+   * longer be trained or saved.
+   */
+  packForInference(): void {
+    // f16 GEMMs round every weight to f16 as they stage it: rounded once here instead, the same products
+    // from half the bytes (and half the memory)
+    const dtype = gemmPrecision() === 'f16' ? 'f16' : 'f32';
+    // (the teacher's kept copies in runtime().derived go with their freed originals)
+    for (const s of [this.teacher.state, ...this.studentStates()]) s.packConvWeights(dtype);
+    // the originals' buffers go back to the device, not to the pool's idle list: under f16 no later
+    // buffer has their size, and f32 inference would reuse few of them
+    const rt = runtime();
+    rt.flush();
+    rt.pool.trim();
   }
 
   /** Parameters of optimizer A (projection, lr 1e-3) and B (OCBE + decoder, lr 5e-3). */

@@ -6,7 +6,16 @@
  * them (official rules, seeded) or load them (formula, safetensors, .pth). Loading checks every name and
  * shape first and changes nothing unless everything matches: never a partially loaded model.
  */
-import { keep, runtime, type Tensor, tensor } from '../engine/index.js';
+import {
+  type ConvWeight,
+  type DType,
+  keep,
+  type PackedConvWeight,
+  packConvWeight,
+  runtime,
+  type Tensor,
+  tensor,
+} from '../engine/index.js';
 import { formulaTensor, type InitRule, initTensor, type Rng } from './init.js';
 
 export interface TensorDecl {
@@ -15,6 +24,8 @@ export interface TensorDecl {
   /** trainable parameter (false: a buffer such as running statistics) */
   trainable: boolean;
   init: InitRule;
+  /** a conv weight [Co, Ci, KH, KW] (not a transposed conv's): packConvWeights may store it packed */
+  convWeight?: boolean;
 }
 
 export interface HostArray {
@@ -29,6 +40,8 @@ export class StateError extends Error {
 export class NetState {
   readonly decls: TensorDecl[] = [];
   private tensors = new Map<string, Tensor>();
+  /** conv weights stored for inference only (packConvWeights): no longer in `tensors` */
+  private packed = new Map<string, PackedConvWeight>();
 
   /**
    * @param prefix the module prefix used in names and messages ('encoder.', 'proj.', 'bn.', 'decoder.')
@@ -40,9 +53,15 @@ export class NetState {
   ) {}
 
   /** Declare a tensor (state_dict order = declaration order). */
-  declare(name: string, shape: number[], trainable: boolean, init: InitRule): void {
+  declare(
+    name: string,
+    shape: number[],
+    trainable: boolean,
+    init: InitRule,
+    opts: { convWeight?: boolean } = {},
+  ): void {
     if (this.decls.some((d) => d.name === name)) throw new Error(`duplicate tensor name ${name}`);
-    this.decls.push({ name, shape, trainable, init });
+    this.decls.push({ name, shape, trainable, init, ...(opts.convWeight ? { convWeight: true } : {}) });
   }
 
   /** Conv2d weight [out, in, k, k] (+ bias [out]). */
@@ -57,7 +76,7 @@ export class NetState {
       opts.init === 'kaiming'
         ? { kind: 'kaiming_normal_fan_out' }
         : { kind: 'uniform_fan_in', fanIn: cin * k * k };
-    this.declare(`${name}.weight`, [cout, cin, k, k], true, w);
+    this.declare(`${name}.weight`, [cout, cin, k, k], true, w, { convWeight: true });
     if (opts.bias) this.declare(`${name}.bias`, [cout], true, { kind: 'uniform_fan_in', fanIn: cin * k * k });
   }
 
@@ -76,8 +95,43 @@ export class NetState {
 
   get(name: string): Tensor {
     const t = this.tensors.get(name);
-    if (!t) throw new Error(`${this.prefix}: tensor '${name}' is not initialised (call init or load first)`);
+    if (!t) {
+      if (this.packed.has(name))
+        throw new Error(
+          `${this.prefix}: '${name}' is packed for inference (packConvWeights): it can only be read by a conv (convWeight)`,
+        );
+      throw new Error(`${this.prefix}: tensor '${name}' is not initialised (call init or load first)`);
+    }
     return t;
+  }
+
+  /** A conv weight as conv2d / conv2dFused take it: packed when packConvWeights packed it. */
+  convWeight(name: string): ConvWeight {
+    return this.packed.get(name) ?? this.get(name);
+  }
+
+  /** Whether packConvWeights has run: the state can run inference only (no gradients, no toHost). */
+  get isPacked(): boolean {
+    return this.packed.size > 0;
+  }
+
+  /**
+   * For a network that will only run inference (`rdpp test`, `rdpp predict`): store every conv weight with
+   * more than one tap the way the forward GEMM reads it (PackedConvWeight) and free the original, so no
+   * inference call copies a weight and no weight is resident twice. After it the state cannot be trained,
+   * loaded into or read back (get, parameters, named, toHost throw for packed names). 1×1 convs (read as
+   * they are) and transposed convs (read as they are) stay tensors. `dtype` f16 is for f16 GEMMs
+   * (PRECISION=f16), which round every weight to f16 anyway: the same results from half the bytes.
+   */
+  packConvWeights(dtype: DType = 'f32'): void {
+    for (const d of this.decls) {
+      if (!d.convWeight || d.shape[2]! * d.shape[3]! < 2 || this.packed.has(d.name)) continue;
+      const w = this.get(d.name);
+      this.packed.set(d.name, packConvWeight(w, dtype));
+      this.tensors.delete(d.name);
+      w.grad?.dispose();
+      w.dispose();
+    }
   }
 
   has(name: string): boolean {
@@ -179,6 +233,8 @@ export class NetState {
    * optimizers and anything else holding it stay valid; its gradient is dropped.
    */
   private setAll(values: Map<string, HostArray>): void {
+    if (this.isPacked)
+      throw new StateError(`${this.prefix}: the weights are packed for inference and cannot be loaded into`);
     for (const [name, v] of values) {
       const decl = this.decls.find((d) => d.name === name)!;
       const old = this.tensors.get(name);
@@ -208,5 +264,7 @@ export class NetState {
       t.dispose();
     }
     this.tensors.clear();
+    for (const p of this.packed.values()) p.dispose();
+    this.packed.clear();
   }
 }

@@ -73,7 +73,8 @@ export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConf
 }
 
 /**
- * Load checkpoint bytes and their teacher into an Rdpp. `teacher` overrides the checkpoint's teacher
+ * Load checkpoint bytes and their teacher into an Rdpp for inference (its conv weights packed as the
+ * GEMMs read them: Rdpp.packForInference; it cannot be trained or saved). `teacher` overrides the checkpoint's teacher
  * choice / weights path (e.g. the weights moved to another folder). The engine must be initialised.
  */
 export async function loadModel(
@@ -102,6 +103,7 @@ export async function loadModel(
     const model = new Rdpp(teacher);
     try {
       loadStudent(model, official, path);
+      model.packForInference();
     } catch (e) {
       model.dispose();
       throw e;
@@ -129,6 +131,7 @@ export async function loadModel(
   const model = new Rdpp(teacher);
   try {
     loadStudent(model, ck.tensors, path);
+    model.packForInference();
   } catch (e) {
     model.dispose();
     throw e;

@@ -29,7 +29,8 @@
  *           of GEMM with g read space-to-depth (SPACE_TO_DEPTH: K = Co·4, N = Ci), its dw a wgrad.
  *
  * Storage types: the forward's input x and a fused residual may be f16 tensors (the frozen teacher's
- * activations under PRECISION=f16); every read of them goes through f32(…) / vec4<f32>(…), an identity for
+ * activations under PRECISION=f16), and so may its weight (a model packed for inference under
+ * PRECISION=f16: PackedConvWeight); every read of them goes through f32(…) / vec4<f32>(…), an identity for
  * f32 bindings, so one loader serves both. A fused forward may store f16 (common.ts convert: the f32 result of the
  * whole epilogue rounded once); split-K partials are always f32.
  *
@@ -219,7 +220,7 @@ fn ${p}_k_of(c: Ctx, ko: u32, ki: u32, kk: u32) -> ${p}_k {
 }
 fn ${p}_load(c: Ctx, r: ${p}_row, o: ${p}_out, k: ${p}_k) -> f32 {
   var v = 0.0;
-  if (r.ok && k.ok) { v = wt[o.off + k.ch * u.ws_c]; }
+  if (r.ok && k.ok) { v = f32(wt[o.off + k.ch * u.ws_c]); }
   return v;
 }`,
   };
@@ -496,7 +497,7 @@ export const WGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
  * lavapipe but made a training step 2.8× slower on SwiftShader (Chromium's WebGPU without a GPU: it pays
  * dearly for every barrier), so the gather stays until a GPU measurement says what the tile would win there.
  */
-export function permute3Shader(wg: number): (header: string) => string {
+export function permute3Shader(wg: number, out: 'f32' | 'f16' = 'f32'): (header: string) => string {
   return (h) => `${h}
 ${indexer('y', ['u.e0', 'u.e1', 'u.e2'])}
 @compute @workgroup_size(${wg})
@@ -504,7 +505,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let i = gid.x + gid.y * nwg.x * ${wg}u;
   if (i >= u.n) { return; }
   let ix = y_idx(i);
-  y[i] = x[ix[0] * u.s0 + ix[1] * u.s1 + ix[2] * u.s2];
+  y[i] = ${out}(x[ix[0] * u.s0 + ix[1] * u.s1 + ix[2] * u.s2]);
 }`;
 }
 

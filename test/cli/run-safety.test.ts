@@ -401,7 +401,7 @@ describe('every data file is checked before the first step', () => {
     const [, sel, test] = r.splits;
     expect(test!.samples).toHaveLength(4);
     // the same decoded objects (pixels and masks), not equal copies
-    test!.samples.forEach((s, i) => expect(s).toBe(sel!.samples[i]));
+    for (const [i, s] of test!.samples.entries()) expect(s).toBe(sel!.samples[i]);
     // every image and mask read once
     expect([...reads.values()].every((n) => n === 1)).toBe(true);
     expect(reads.size).toBe(4 + 4 + 2);

@@ -286,6 +286,64 @@ function withSplitK(
   part.dispose();
 }
 
+/**
+ * A conv weight stored only the way the forward GEMM reads it — [T, Ci, Co], transposeWeight's
+ * 'tap-cin-cout' — for a model that will only ever run inference (`rdpp test`, `rdpp predict`): the
+ * original [Co, Ci, KH, KW] tensor is gone, so there is neither a per-call copy (KEEP_PACKED_WEIGHTS
+ * `off` / `frozen` for trainable weights: one permute dispatch per conv per batch) nor a second resident
+ * copy (`stable`: 347 MiB for WRN50-2 RD++). It has no gradient and cannot be trained or saved; conv2d and
+ * conv2dFused take it where they take a weight (`ConvWeight`), and refuse it where a gradient would need
+ * the other layout (the input gradient's 'tap-cout-cin').
+ */
+export class PackedConvWeight {
+  readonly requiresGrad = false;
+  /**
+   * @param data the [T, Ci, Co] copy (owned: dispose() frees it): f32, or f16 for f16 GEMMs only (see
+   * packConvWeight); @param shape the weight's [Co, Ci, KH, KW]
+   */
+  constructor(
+    readonly data: Tensor,
+    readonly shape: readonly [number, number, number, number],
+  ) {}
+  get dtype(): DType {
+    return this.data.dtype;
+  }
+  get rank(): number {
+    return 4;
+  }
+  get size(): number {
+    return this.data.size;
+  }
+  describe(): string {
+    return `${this.data.name ?? 'weight'} [${this.shape.join(', ')}] (packed for inference)`;
+  }
+  dispose(): void {
+    this.data.dispose();
+  }
+}
+
+/** What conv2d and conv2dFused take as a weight. */
+export type ConvWeight = Tensor | PackedConvWeight;
+
+/**
+ * w [Co, Ci, KH, KW] (f32, more than one tap) as a PackedConvWeight: a kept [T, Ci, Co] copy; w itself is
+ * left to the caller (NetState.packConvWeights disposes it). With `dtype` f16 (for a model whose GEMMs run
+ * in f16, PRECISION=f16) each value is rounded to f16 here instead of at every staging, so the GEMMs
+ * compute exactly what they would from the f32 weight, from half the bytes; such a weight is refused by
+ * f32 GEMMs.
+ */
+export function packConvWeight(w: Tensor, dtype: DType = 'f32'): PackedConvWeight {
+  if (w.rank !== 4 || w.dtype !== 'f32' || w.shape[2]! * w.shape[3]! < 2)
+    throw new Error(`packConvWeight: ${w.describe()} is not an f32 conv weight with more than one tap`);
+  if (dtype === 'f16' && gemmPrecision() !== 'f16')
+    throw new Error(
+      `packConvWeight: an f16 weight is for f16 GEMMs, but the GEMMs run in ${gemmPrecision()}`,
+    );
+  const data = keep(transposeWeight(w, 'tap-cin-cout', dtype));
+  if (w.name) data.name = w.name;
+  return new PackedConvWeight(data, w.shape as [number, number, number, number]);
+}
+
 /** How a conv GEMM reads a multi-tap weight (see transposeWeight). */
 export type WeightLayout = 'tap-cin-cout' | 'tap-cout-cin';
 
@@ -295,7 +353,15 @@ export type WeightLayout = 'tap-cin-cout' | 'tap-cout-cin';
  * before its next use: it has no gradient, or this is inference) or w has no gradient at all — else a
  * `temporary` the caller disposes after recording its dispatch.
  */
-function packedWeight(w: Tensor, layout: WeightLayout, stable: boolean): { wt: Tensor; temporary: boolean } {
+function packedWeight(
+  w: ConvWeight,
+  layout: WeightLayout,
+  stable: boolean,
+): { wt: Tensor; temporary: boolean } {
+  if (w instanceof PackedConvWeight) {
+    if (layout !== 'tap-cin-cout') throw new Error(`${w.describe()} is packed for the forward only`);
+    return { wt: w.data, temporary: false };
+  }
   const policy = flag('KEEP_PACKED_WEIGHTS');
   const keepIt = policy === 'stable' ? stable : policy === 'frozen' && !w.requiresGrad;
   if (!keepIt) return { wt: transposeWeight(w, layout), temporary: true };
@@ -306,9 +372,10 @@ function packedWeight(w: Tensor, layout: WeightLayout, stable: boolean): { wt: T
 
 /**
  * The weight w [Co, Ci, KH, KW] as the GEMMs read it: [T, Ci, Co] for the forward ('tap-cin-cout'), [T, Co,
- * Ci] for the input gradient ('tap-cout-cin'); see permute3Shader.
+ * Ci] for the input gradient ('tap-cout-cin'); see permute3Shader. `dtype` f16 rounds each value once, as
+ * an f16 GEMM's staging would (packConvWeight under PRECISION=f16).
  */
-export function transposeWeight(w: Tensor, layout: WeightLayout): Tensor {
+export function transposeWeight(w: Tensor, layout: WeightLayout, dtype: DType = 'f32'): Tensor {
   const [co, ci, kh, kw] = w.shape as [number, number, number, number];
   const taps = kh * kw;
   const [e, s]: [[number, number, number], [number, number, number]] =
@@ -321,11 +388,12 @@ export function transposeWeight(w: Tensor, layout: WeightLayout): Tensor {
           [taps, co, ci],
           [1, ci * taps, taps],
         ];
-  const y = empty(e);
+  const y = empty(e, dtype);
   runtime().run({
     name: 'permute3',
+    key: dtype,
     inputs: [{ name: 'x', buffer: w.buffer }],
-    outputs: [{ name: 'y', buffer: y.buffer }],
+    outputs: [{ name: 'y', buffer: y.buffer, type: dtype }],
     uniforms: {
       n: ['u32', y.size],
       e0: ['u32', e[0]],
@@ -336,8 +404,8 @@ export function transposeWeight(w: Tensor, layout: WeightLayout): Tensor {
       s2: ['u32', s[2]],
     },
     workgroups: grid1d(y.size),
-    cost: { bytes: 8 * y.size },
-    wgsl: permute3Shader(256),
+    cost: { bytes: (4 + BYTES[dtype]) * y.size },
+    wgsl: permute3Shader(256, dtype),
   });
   return y;
 }
@@ -460,7 +528,7 @@ export function traceConvs<T>(body: () => T): { result: T; calls: ConvCall[] } {
   }
 }
 
-function traced(pass: ConvPass, g: ConvGeom, bias: boolean, w: Tensor | null): void {
+function traced(pass: ConvPass, g: ConvGeom, bias: boolean, w: ConvWeight | null): void {
   convTrace?.push({ pass, geom: { ...g }, bias, frozenWeight: w !== null && !w.requiresGrad });
 }
 
@@ -491,7 +559,7 @@ function epilogueBindings(e: EpilogueInputs): {
 
 function convForward(
   x: Tensor,
-  w: Tensor,
+  w: ConvWeight,
   bias: Tensor | null,
   g: ConvGeom,
   epilogue: EpilogueInputs | null,
@@ -503,7 +571,9 @@ function convForward(
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
   // copy (contiguous along o).
   const { wt, temporary } =
-    taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cin-cout', stableWeight);
+    taps === 1 && !(w instanceof PackedConvWeight)
+      ? { wt: w, temporary: false }
+      : packedWeight(w, 'tap-cin-cout', stableWeight);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
   const key = convKey('fwd', g);
@@ -519,6 +589,10 @@ function convForward(
   const kTiles = fwdKTiles(g, tile.bk, flat);
   const tiles = Math.ceil(M / tile.bm) * Math.ceil(g.co / tile.bn);
   const precision = gemmPrecision();
+  if (wt.dtype === 'f16' && precision !== 'f16')
+    throw new Error(
+      `${w.describe()} was packed as f16 for f16 GEMMs, but the GEMMs run in ${precision} (load the model again)`,
+    );
   // x, wt, y, the bias and the epilogue's buffers, and the vec4 views where they fit
   const [a, b] = vectorised(
     im2colVec4(g) ? IM2COL_VEC4 : flat ? IM2COL_FLAT : IM2COL,
@@ -529,7 +603,7 @@ function convForward(
     const grid = gemmGrid(M, g.co, splits, tile);
     const inputs: BufferBinding[] = [
       { name: 'x', buffer: x.buffer, type: x.dtype },
-      { name: 'wt', buffer: wt.buffer },
+      { name: 'wt', buffer: wt.buffer, type: wt.dtype },
       ...vec4Bindings(a, 'x', x, b, 'wt', wt),
     ];
     if (bias) inputs.push({ name: 'bias', buffer: bias.buffer });
@@ -729,7 +803,7 @@ function convGeom(op: string, xShape: readonly number[], wShape: readonly number
   return { n, ci, h, w, co, kh, kw, s, p, ho, wo } satisfies ConvGeom;
 }
 
-function checkConvInputs(op: string, x: Tensor, w: Tensor, bias: Tensor | null): void {
+function checkConvInputs(op: string, x: Tensor, w: ConvWeight, bias: Tensor | null): void {
   if (x.rank !== 4) throw new Error(`${op}: input ${x.describe()} must be 4-D [N, Cin, H, W]`);
   if (w.rank !== 4)
     throw new Error(`${op}: weight ${w.describe()} must be 4-D [Cout, Cin, kh, kw], got rank ${w.rank}`);
@@ -757,10 +831,18 @@ function savedFor(x: Tensor, w: Tensor): Tensor[] {
  * 2-D convolution (cross-correlation), NCHW: x [N, Cin, H, W], w [Cout, Cin, kh, kw], optional bias
  * [Cout], zero padding, dilation 1, groups 1. Output [N, Cout, floor((H+2p−kh)/s)+1, floor((W+2p−kw)/s)+1].
  */
-export function conv2d(x: Tensor, w: Tensor, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+export function conv2d(x: Tensor, w: ConvWeight, bias: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   checkConvInputs('conv2d', x, w, bias);
   checkActivationTypes('conv2d', [x], [w, bias]);
   const g = convGeom('conv2d', x.shape, w.shape, opts);
+  if (w instanceof PackedConvWeight) {
+    // inference only: no input gradient from a weight without its [T, Co, Ci] layout
+    if (!canFuseInference(x, bias))
+      throw new Error(
+        `conv2d: ${w.describe()} is packed for inference, but an input requires a gradient (train with an unpacked model)`,
+      );
+    return convForward(x, w, bias, g, storedAs(activationDtype()), true);
+  }
   // kept packed when w cannot change before the next call (see packedWeight)
   const y = convForward(x, w, bias, g, storedAs(activationDtype()), canFuseInference(w));
   const inputs = bias ? [x, w, bias] : [x, w];
@@ -809,7 +891,7 @@ export interface ConvEpilogue {
  */
 export function conv2dFused(
   x: Tensor,
-  w: Tensor,
+  w: ConvWeight,
   bias: Tensor | null,
   opts: Conv2dOptions,
   epilogue: ConvEpilogue,
@@ -827,7 +909,7 @@ export function conv2dFused(
  */
 function fusedEpilogue(
   op: string,
-  operands: (Tensor | null)[],
+  operands: [Tensor, ConvWeight, Tensor | null] | [Tensor, Tensor],
   epilogue: ConvEpilogue,
   out: number[],
 ): EpilogueInputs {
@@ -873,11 +955,11 @@ function fusedEpilogue(
 function checkActivationTypes(
   op: string,
   acts: (Tensor | null | undefined)[],
-  params: (Tensor | null | undefined)[],
+  params: (Tensor | PackedConvWeight | null | undefined)[],
   out: DType = activationDtype(),
 ): void {
   for (const t of params)
-    if (t && t.dtype !== 'f32')
+    if (t && t.dtype !== 'f32' && !(t instanceof PackedConvWeight))
       throw new Error(
         `${op}: ${t.describe()} is ${t.dtype}; weights, bias and batch-norm parameters are f32`,
       );
@@ -899,7 +981,7 @@ function storedAs(dtype: DType): EpilogueInputs | null {
 }
 
 /** True when no gradient can flow through these tensors (grad mode off, or none requires one). */
-export function canFuseInference(...ts: (Tensor | null | undefined)[]): boolean {
+export function canFuseInference(...ts: ({ readonly requiresGrad: boolean } | null | undefined)[]): boolean {
   return !isGradEnabled() || ts.every((t) => !t?.requiresGrad);
 }
 

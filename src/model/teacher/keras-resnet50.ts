@@ -29,7 +29,13 @@ export class KerasResnet50Teacher implements Teacher {
   constructor() {
     const s = this.state;
     const conv = (name: string, cout: number, cin: number, k: number) => {
-      s.declare(`${name}.weight`, [cout, cin, k, k], false, { kind: 'const', value: 0 });
+      s.declare(
+        `${name}.weight`,
+        [cout, cin, k, k],
+        false,
+        { kind: 'const', value: 0 },
+        { convWeight: true },
+      );
       s.declare(`${name}.bias`, [cout], false, { kind: 'const', value: 0 });
     };
     const bn = (name: string, c: number) => {
@@ -76,7 +82,7 @@ export class KerasResnet50Teacher implements Teacher {
     const s = this.state;
     return conv2dFused(
       x,
-      s.get(`${conv}.weight`),
+      s.convWeight(`${conv}.weight`),
       s.get(`${conv}.bias`),
       { stride, padding },
       {
