@@ -140,8 +140,10 @@ export function workload(
 ): { once: () => void; dispose: () => void; savedBytes: () => number | null } {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
-  // inference runs the model as `rdpp test` / `predict` load it: conv weights packed once (Rdpp.packForInference)
+  // the model as `rdpp test` / `predict` load it (conv weights packed once: Rdpp.packForInference), or as
+  // `rdpp train` runs it (the teacher's packed: Rdpp.packTeacher)
   if (kind === 'infer') m.packForInference();
+  else m.packTeacher();
   const shape = [o.batch, 3, o.imageSize, o.imageSize];
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
   // inference has no optimizer (its moments would count as memory it does not need)

@@ -107,11 +107,25 @@ export class Rdpp {
    * longer be trained or saved.
    */
   packForInference(): void {
+    this.pack([this.teacher.state, ...this.studentStates()]);
+  }
+
+  /**
+   * The frozen teacher's multi-tap conv weights packed the same way, for a process whose GEMM precision
+   * stays what it is now (`rdpp train`, `bench train`): the student trains as before, the teacher's
+   * weights are held once (65 MiB less for WRN50-2 than keeping copies beside the originals; as halves
+   * under PRECISION=f16). Not for the browser app, whose page may switch an f16-packed teacher to f32.
+   */
+  packTeacher(): void {
+    this.pack([this.teacher.state]);
+  }
+
+  private pack(states: NetState[]): void {
     // f16 GEMMs round every weight to f16 as they stage it: rounded once here instead, the same products
     // from half the bytes (and half the memory)
     const dtype = gemmPrecision() === 'f16' ? 'f16' : 'f32';
     // (the teacher's kept copies in runtime().derived go with their freed originals)
-    for (const s of [this.teacher.state, ...this.studentStates()]) s.packConvWeights(dtype);
+    for (const s of states) s.packConvWeights(dtype);
     // the originals' buffers go back to the device, not to the pool's idle list: under f16 no later
     // buffer has their size, and f32 inference would reuse few of them
     const rt = runtime();

@@ -187,6 +187,8 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
   await io.startEngine?.();
   const teacher = await io.loadTeacher(cfg, log);
   const model = new Rdpp(teacher);
+  // the teacher never trains: its conv weights held once, as its GEMMs read them
+  model.packTeacher();
   const selectionSamples: SelectionSample[] = selLoaded.samples.map((l, i) => ({
     rgb: l.rgb,
     label: selLoaded.items[i]!.label,

@@ -7,6 +7,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  backward,
   conv2d,
   convTuning,
   EMULATED_MMA_TILE,
@@ -156,6 +157,47 @@ describe('Rdpp.packForInference', () => {
     expect(loaded.model.studentStates().every((s) => s.isPacked)).toBe(true);
     expect(loaded.model.teacher.state.isPacked).toBe(true);
     loaded.model.dispose();
+  });
+});
+
+describe('Rdpp.packTeacher (rdpp train)', () => {
+  it('a training step gives the same loss and gradients, with the teacher held once', async () => {
+    const rt = runtime();
+    const img = image();
+    const noisy = tensor(randn(2 * 3 * 32 * 32, 12), SHAPE);
+    const results: { loss: number; grads: Float32Array[]; copies: number; resident: number }[] = [];
+    for (const pack of [false, true]) {
+      const base = rt.pool.snapshot().liveBytes;
+      const m = formulaModel();
+      if (pack) m.packTeacher();
+      const params = [...m.parameterGroups().proj, ...m.parameterGroups().ocbeDecoder];
+      const loss = scope(() => {
+        const f = m.trainForward(img, noisy, [1, 0], 'off');
+        backward(f.loss);
+        return f.loss;
+      });
+      const resident = rt.pool.snapshot().liveBytes - base;
+      results.push({
+        loss: (await loss.read())[0]!,
+        // (OCBE's conv4 / bn4 are declared but unused: no gradient)
+        grads: await Promise.all(params.filter((p) => p.grad).map((p) => p.grad!.read())),
+        copies: rt.derived.stats().copies,
+        resident,
+      });
+      loss.dispose();
+      m.dispose();
+    }
+    const [plain, packed] = results as [(typeof results)[0], (typeof results)[0]];
+    expect(packed.loss).toBe(plain.loss);
+    expect(packed.grads.length).toBe(plain.grads.length);
+    expect(plain.grads.length).toBeGreaterThan(50);
+    for (let i = 0; i < plain.grads.length; i++) expect(packed.grads[i]).toEqual(plain.grads[i]);
+    // the plain teacher kept its copies beside the originals; the packed one has nothing to keep
+    expect(plain.copies).toBeGreaterThan(0);
+    expect(packed.copies).toBe(0);
+    expect(packed.resident).toBeLessThan(plain.resident);
+    img.dispose();
+    noisy.dispose();
   });
 });
 
