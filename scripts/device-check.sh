@@ -115,6 +115,15 @@ kernels)
   RDPP_ALLOW_UNSAFE_APIS=1 run shapes-wrn50-f16-mma bench shapes "${net[@]}" --precision f16 --iters 3
   [ -f .device-fixtures/golden/rd18.json ] && RDPP_ALLOW_UNSAFE_APIS=1 run parity-rd18-f16-mma parity .device-fixtures/golden/rd18.json --precision f16 --json
   unset RDPP_GEMM_MMA
+  # Dawn's skip_validation (CPU per dispatch) and disable_robustness (no bounds clamps in the shaders)
+  # against the defaults, each pair back to back on the warm machine; f32 parity on the ops with both on
+  run infer-b1-dawn-default bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run infer-b1-dawn-fast bench infer "${net[@]}" "${infer1[@]}"
+  run train-dawn-default bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run train-dawn-fast bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_DAWN_SKIP_VALIDATION=1 run infer-b1-dawn-novalidation bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run infer-b1-f16-dawn-fast bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  [ -f .device-fixtures/golden/ops.json ] && RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run parity-ops-dawn-fast parity .device-fixtures/golden/ops.json --json
   # float32 parity on this GPU (issue 12: every fixture passes in f32 on the H200 too), when fixtures are carried
   for f in .device-fixtures/golden/ops.json .device-fixtures/golden/rd18.json .device-fixtures/golden/wrn50.json; do
     [ -f "$f" ] && run "parity-$(basename "$f" .json)" parity "$f" --json
@@ -148,10 +157,6 @@ kernels)
   # element-by-element operand loads against the default vec4 loads (GEMM_VEC4; the same bits either way)
   RDPP_GEMM_VEC4=0 run train-novec4 bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_GEMM_VEC4=0 run infer-b32-novec4 bench infer "${net[@]}" "${infer32[@]}"
-  # every network's weights kept in GEMM layout during inference (KEEP_PACKED_WEIGHTS=stable: +0.3 GiB for
-  # WRN50-2) against the default (only the teacher's): is the saved copying worth that memory on a GPU?
-  RDPP_KEEP_PACKED_WEIGHTS=stable run infer-b1-stable bench infer "${net[@]}" "${infer1[@]}"
-  RDPP_KEEP_PACKED_WEIGHTS=stable run infer-b32-stable bench infer "${net[@]}" "${infer32[@]}"
   # f16 GEMM operands on the SIMT kernel (no unsafe APIs: no subgroup matrices) on the same steps, and its parity
   run train-f16 bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16

@@ -37,6 +37,8 @@ export interface AdapterReport {
    * usable only when `chromium-experimental-subgroup-matrix` is among the features). See engine/mma.ts.
    */
   subgroupMatrixConfigs?: SubgroupMatrixConfig[];
+  /** Dawn toggles the platform asked for that change behaviour or speed (Node: flags.ts DAWN_*), if any. */
+  toggles?: string[];
 }
 
 /** One subgroup-matrix configuration: M×N results of `result` type from M×K by K×N `component` operands. */
@@ -86,6 +88,8 @@ export interface OpenOptions {
   powerPreference?: GPUPowerPreference;
   /** Compatibility mode for backends that only offer it (OpenGL ES); core is the default. */
   featureLevel?: 'core' | 'compatibility';
+  /** the Dawn toggles the platform enabled (reported, not applied here) */
+  toggles?: string[];
 }
 
 /** A GPU device plus what we know about it. The engine holds exactly one. */
@@ -185,6 +189,7 @@ export async function openGpu(gpu: GPU | undefined, opts: OpenOptions): Promise<
   const sgm = (info as unknown as { subgroupMatrixConfigs?: Iterable<DawnSubgroupMatrixConfig> })
     .subgroupMatrixConfigs;
   if (sgm) report.subgroupMatrixConfigs = [...sgm].map(fromDawnConfig);
+  if (opts.toggles?.length) report.toggles = [...opts.toggles];
   return new GpuContext(device, report, gpu);
 }
 
@@ -218,5 +223,5 @@ export function adapterIdentity(r: AdapterReport): string {
 }
 
 export function adapterLine(r: AdapterReport): string {
-  return `${adapterIdentity(r)}; features: ${r.features.join(', ') || 'none'}; maxStorageBinding ${Math.round(r.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`;
+  return `${adapterIdentity(r)}; features: ${r.features.join(', ') || 'none'}; maxStorageBinding ${Math.round(r.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB${r.toggles?.length ? `; dawn toggles: ${r.toggles.join(', ')}` : ''}`;
 }

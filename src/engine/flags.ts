@@ -28,6 +28,22 @@ export interface Flags {
   /** Request Dawn's `allow_unsafe_apis` (needed for `chromium-experimental-subgroup-matrix`). Node only. */
   ALLOW_UNSAFE_APIS: boolean;
   /**
+   * Dawn's `skip_validation` (Node only): WebGPU's checks of every command as it is recorded are skipped,
+   * which is most of the CPU time of a dispatch (on lavapipe's 2 cores recording a ResNet-18 inference batch
+   * took ≈ 15 % less). A mistake those checks would report becomes undefined behaviour instead of an error,
+   * so it is off by default; every test passes with it on (lavapipe). A batch-1 WRN50-2 inference is 238
+   * dispatches: at ~20 µs of CPU each that alone is most of the 5 ms goal of `--precision f16`.
+   */
+  DAWN_SKIP_VALIDATION: boolean;
+  /**
+   * Dawn's `disable_robustness` (Node only): the compiled shaders lose the bounds clamps Tint adds to every
+   * array index it cannot prove in range (every GEMM's workgroup-tile reads: one min() per load in the inner
+   * loop) and the device its robust buffer access. Every kernel here checks its own bounds, and every test
+   * passes with it on (lavapipe); an out-of-range access would be undefined behaviour instead of clamped, so
+   * it is off by default until a GPU shows what it gains (scripts/device-check.sh times both).
+   */
+  DAWN_DISABLE_ROBUSTNESS: boolean;
+  /**
    * Operand precision of the GEMM family (matmul, conv forward/dgrad/wgrad, transposed conv, split-K,
    * conv2dFused), like PyTorch AMP's autocast: `f16` rounds both operands to f16 where they are staged in
    * workgroup memory and accumulates in f32 (tensor-core numerics); storage, epilogues, norms, losses,
@@ -129,6 +145,8 @@ const defaults: Flags = {
   PRINT_SHADERS: false,
   LOG_DISPATCHES: false,
   ALLOW_UNSAFE_APIS: false,
+  DAWN_SKIP_VALIDATION: false,
+  DAWN_DISABLE_ROBUSTNESS: false,
   PRECISION: 'f32',
   F16_STORAGE: true,
   F16_TRAIN_STORAGE: true,

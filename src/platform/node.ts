@@ -59,8 +59,12 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
   Object.assign(globalThis, webgpu.globals);
   // On NVIDIA under Linux, Dawn only exposes shader-f16 with this toggle; harmless elsewhere.
   const features = ['vulkan_enable_f16_on_nvidia'];
-  if (opts.allowUnsafeApis || flag('ALLOW_UNSAFE_APIS')) features.push('allow_unsafe_apis');
-  const dawn = webgpu.create([`enable-dawn-features=${features.join(',')}`]);
+  // the toggles that change what the engine's figures mean, named in every report (adapterLine)
+  const toggles: string[] = [];
+  if (opts.allowUnsafeApis || flag('ALLOW_UNSAFE_APIS')) toggles.push('allow_unsafe_apis');
+  if (flag('DAWN_SKIP_VALIDATION')) toggles.push('skip_validation');
+  if (flag('DAWN_DISABLE_ROBUSTNESS')) toggles.push('disable_robustness');
+  const dawn = webgpu.create([`enable-dawn-features=${[...features, ...toggles].join(',')}`]);
   // the same GPU (its prototype, so it stays referenced) whose requestAdapter hides Dawn's two lavapipe
   // limit warnings (src/platform/quiet-dawn.ts)
   const gpu = Object.create(dawn, {
@@ -68,7 +72,7 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
       value: (o?: GPURequestAdapterOptions) => withoutDawnLimitWarnings(() => dawn.requestAdapter(o)),
     },
   }) as GPU;
-  return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint() });
+  return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint(), toggles });
 }
 
 /** The name of the temporary file writeFileAtomic writes first (run folders remove leftover ones). */

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { adapterLine, empty, runtime } from '../../src/engine/index.js';
 import { runSelftest, selftestReference } from '../../src/engine/selftest.js';
 import { grid1d, main1d } from '../../src/shaders/common.js';
+import { cliProcess } from '../helpers/cli.js';
+import { sharedPath } from '../helpers/fixtures.js';
 import { gpu } from '../helpers/gpu.js';
 
 describe('Node WebGPU device', () => {
@@ -61,4 +63,21 @@ ${main1d()}
     const buf = device.createBuffer({ size: 16, usage: 0x1 | 0x8 });
     await expect(lostCtx.guard(buf.mapAsync(0x1))).rejects.toThrow();
   });
+
+  it("with Dawn's skip_validation and disable_robustness (RDPP_DAWN_*) every op still matches the fixtures, and the report names them", () => {
+    // a child process: the toggles are chosen when Dawn is created, and this process has its GPU open
+    const env = { RDPP_DAWN_SKIP_VALIDATION: '1', RDPP_DAWN_DISABLE_ROBUSTNESS: '1' };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      const info = cliProcess('rdpp.js', ['info']);
+      expect(info.code).toBe(0);
+      expect(info.out).toContain('dawn toggles: skip_validation, disable_robustness');
+      const parity = cliProcess('rdpp.js', ['parity', sharedPath('fixtures', 'golden', 'ops.json')], 300_000);
+      expect(parity.out).toMatch(/\b(\d+) passed, 0 failed/);
+      expect(parity.code).toBe(0);
+    } finally {
+      for (const k of Object.keys(env)) if (!(k in saved)) delete process.env[k];
+    }
+  }, 320_000);
 });
