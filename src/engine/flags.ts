@@ -186,6 +186,16 @@ export function setFlags(values: Partial<Flags>): () => void {
  * Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers;
  * strings as given, checked here when they have a closed set of values, else where they are used).
  */
+/** Flags that choose how Node creates Dawn (src/platform/node.ts): meaningless in a browser page. */
+export const NODE_DAWN_FLAGS: readonly (keyof Flags)[] = ['DAWN_SKIP_VALIDATION', 'DAWN_DISABLE_ROBUSTNESS'];
+
+/** `flags` without NODE_DAWN_FLAGS (what a browser page is given). */
+export function pageFlags(flags: Partial<Flags>): Partial<Flags> {
+  const out = { ...flags };
+  for (const k of NODE_DAWN_FLAGS) delete out[k];
+  return out;
+}
+
 export function flagsFromEnv(env: Record<string, string | undefined>): Partial<Flags> {
   const out: Record<string, boolean | number | string> = {};
   for (const key of Object.keys(defaults) as (keyof Flags)[]) {

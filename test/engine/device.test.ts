@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { flagsFromEnv, pageFlags } from '../../src/engine/flags.js';
 import { adapterLine, empty, runtime } from '../../src/engine/index.js';
 import { runSelftest, selftestReference } from '../../src/engine/selftest.js';
 import { grid1d, main1d } from '../../src/shaders/common.js';
@@ -70,6 +71,10 @@ ${main1d()}
     const saved = { ...process.env };
     Object.assign(process.env, env);
     try {
+      // they choose how Node creates Dawn: a browser page (bench --browser) is not given them
+      expect(pageFlags(flagsFromEnv({ ...env, RDPP_GEMM_TILE: 't128x128' }))).toEqual({
+        GEMM_TILE: 't128x128',
+      });
       const info = cliProcess('rdpp.js', ['info']);
       expect(info.code).toBe(0);
       expect(info.out).toContain('dawn toggles: skip_validation, disable_robustness');

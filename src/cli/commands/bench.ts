@@ -2,7 +2,7 @@ import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
 import { parseTiles, shapeCases } from '../../../bench/shapes.js';
-import { flagsFromEnv } from '../../engine/flags.js';
+import { flagsFromEnv, pageFlags } from '../../engine/flags.js';
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import type { BrowserBenchSpec } from '../../web/bench.js';
@@ -88,8 +88,9 @@ export const bench: Command = {
       const iters = Number(values.iters);
       if (!Number.isInteger(iters) || iters < 1)
         throw new UsageError(`--iters must be a positive integer, got '${values.iters}'`);
-      // the engine flags set in this environment (RDPP_GEMM_TILE, RDPP_GEMM_VEC4, …) apply in the page too
-      const flags = flagsFromEnv(process.env);
+      // the engine flags set in this environment (RDPP_GEMM_TILE, RDPP_GEMM_VEC4, …) apply in the page too,
+      // except those that choose how Node creates Dawn
+      const flags = pageFlags(flagsFromEnv(process.env));
       const spec: BrowserBenchSpec =
         what === 'kernels'
           ? {
