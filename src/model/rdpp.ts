@@ -103,8 +103,8 @@ export class Rdpp {
    * For a model that will only run inference (test, predict, `bench infer`): every multi-tap conv weight
    * of teacher and student stored as the forward GEMM reads it, the originals freed (NetState.packConvWeights):
    * no weight copy per batch (one permute dispatch per 3×3 conv of the student before), nothing resident
-   * twice (the teacher's kept copies, 65 MiB for WRN50-2); under PRECISION=f16 as halves. The model can no
-   * longer be trained or saved.
+   * twice (the teacher's kept copies, 65 MiB for WRN50-2); under PRECISION=f16 as halves, 1×1 weights
+   * included. The model can no longer be trained or saved.
    */
   packForInference(): void {
     this.pack([this.teacher.state, ...this.studentStates()]);

@@ -119,13 +119,16 @@ export class NetState {
    * For a network that will only run inference (`rdpp test`, `rdpp predict`): store every conv weight with
    * more than one tap the way the forward GEMM reads it (PackedConvWeight) and free the original, so no
    * inference call copies a weight and no weight is resident twice. After it the state cannot be trained,
-   * loaded into or read back (get, parameters, named, toHost throw for packed names). 1×1 convs (read as
-   * they are) and transposed convs (read as they are) stay tensors. `dtype` f16 is for f16 GEMMs
-   * (PRECISION=f16), which round every weight to f16 anyway: the same results from half the bytes.
+   * loaded into or read back (get, parameters, named, toHost throw for packed names). Transposed convs
+   * (read as they are) stay tensors, and so do 1×1 convs in f32 (read as they are). `dtype` f16 is for f16
+   * GEMMs (PRECISION=f16), which round every weight to f16 anyway: the same results from half the bytes,
+   * 1×1 weights included.
    */
   packConvWeights(dtype: DType = 'f32'): void {
     for (const d of this.decls) {
-      if (!d.convWeight || d.shape[2]! * d.shape[3]! < 2 || this.packed.has(d.name)) continue;
+      // a 1×1 weight is read as it is: only its f16 copy saves anything
+      const oneTap = d.shape[2]! * d.shape[3]! < 2;
+      if (!d.convWeight || (oneTap && dtype !== 'f16') || this.packed.has(d.name)) continue;
       const w = this.get(d.name);
       this.packed.set(d.name, packConvWeight(w, dtype));
       this.tensors.delete(d.name);

@@ -50,6 +50,22 @@ function formulaModel(): Rdpp {
   return m;
 }
 
+/**
+ * a and b hold the same bits (a byte compare: vitest's toEqual walks big typed arrays element by element,
+ * tens of seconds for a network's gradients); the first difference in the message otherwise.
+ */
+function expectSameBits(a: Float32Array, b: Float32Array, what: string): void {
+  expect(a.length, what).toBe(b.length);
+  if (
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    )
+  )
+    return;
+  const i = a.findIndex((v, k) => !Object.is(v, b[k]));
+  expect(a[i], `${what}, element ${i}`).toBe(b[i]);
+}
+
 const SHAPE = [2, 3, 32, 32];
 const image = () => tensor(randn(2 * 3 * 32 * 32, 11), SHAPE);
 
@@ -94,7 +110,7 @@ describe('Rdpp.packForInference', () => {
     expect(
       packed.calls.filter((c) => c.pass === 'fwd' && c.geom.kh * c.geom.kw > 1).every((c) => c.frozenWeight),
     ).toBe(true);
-    for (let i = 0; i < 3; i++) expect(packed.data[i]).toEqual(plain.data[i]);
+    for (let i = 0; i < 3; i++) expectSameBits(packed.data[i]!, plain.data[i]!, `map ${i}`);
     // no kept copies: the teacher's packed weights replace its originals, the student's are not doubled
     expect(rt.derived.stats().copies).toBe(0);
     const residentPacked = rt.pool.snapshot().liveBytes - base;
@@ -133,7 +149,9 @@ describe('Rdpp.packForInference', () => {
     expect(() => conv2d(x, p, null, { padding: 1 })).toThrow(
       /packed for inference, but an input requires a gradient/,
     );
-    expect(() => packConvWeight(tensor(randn(4 * 3, 2), [4, 3, 1, 1]))).toThrow(/more than one tap/);
+    const one = tensor(randn(4 * 3, 2), [4, 3, 1, 1]);
+    expect(() => packConvWeight(one)).toThrow(/more than one tap/);
+    one.dispose();
     for (const t of [w, p, x]) t.dispose();
   });
 
@@ -191,7 +209,8 @@ describe('Rdpp.packTeacher (rdpp train)', () => {
     expect(packed.loss).toBe(plain.loss);
     expect(packed.grads.length).toBe(plain.grads.length);
     expect(plain.grads.length).toBeGreaterThan(50);
-    for (let i = 0; i < plain.grads.length; i++) expect(packed.grads[i]).toEqual(plain.grads[i]);
+    for (let i = 0; i < plain.grads.length; i++)
+      expectSameBits(packed.grads[i]!, plain.grads[i]!, `gradient ${i}`);
     // the plain teacher kept its copies beside the originals; the packed one has nothing to keep
     expect(plain.copies).toBeGreaterThan(0);
     expect(packed.copies).toBe(0);
@@ -212,25 +231,27 @@ describe('packed as f16 for f16 GEMMs (PRECISION=f16)', () => {
       const restore = setFlags({ PRECISION: 'f16' });
       Object.assign(convTuning, tuning);
       try {
-        // channels in fours (the weight read through vec4<f16>) and not
-        for (const [ci, co] of [
-          [8, 12],
-          [5, 6],
+        // 3×3 with channels in fours (the weight read through vec4<f16>) and not; 1×1 (read as it is)
+        for (const [ci, co, k] of [
+          [8, 12, 3],
+          [5, 6, 3],
+          [8, 12, 1],
         ] as const) {
-          const w = tensor(randn(co * ci * 9, ci), [co, ci, 3, 3]);
+          const w = tensor(randn(co * ci * k * k, ci), [co, ci, k, k]);
           const x = tensor(randn(2 * ci * 64, co), [2, ci, 8, 8]);
           const calls = vi.spyOn(runtime(), 'run');
           const p = packConvWeight(w, 'f16');
           expect(p.dtype).toBe('f16');
           const [a, b] = await Promise.all(
-            scope(() => [conv2d(x, w, null, { padding: 1 }), conv2d(x, p, null, { padding: 1 })]).map((t) =>
-              t.read().finally(() => t.dispose()),
-            ),
+            scope(() => [
+              conv2d(x, w, null, { padding: k === 3 ? 1 : 0 }),
+              conv2d(x, p, null, { padding: k === 3 ? 1 : 0 }),
+            ]).map((t) => t.read().finally(() => t.dispose())),
           );
-          expect(b).toEqual(a);
+          expectSameBits(b!, a!, `${k}×${k} conv, ${ci} → ${co} channels`);
           const fwd = calls.mock.calls.map(([q]) => q).filter((q) => q.name === 'conv2d_fwd');
           expect(fwd.some((q) => q.inputs.some((i) => i.name === 'wt' && i.type === 'f16'))).toBe(true);
-          if (ci % 4 === 0)
+          if (ci % 4 === 0 && k === 3)
             expect(fwd.some((q) => q.inputs.some((i) => i.name === 'wt4' && i.type === 'vec4<f16>'))).toBe(
               true,
             );
@@ -261,6 +282,9 @@ describe('packed as f16 for f16 GEMMs (PRECISION=f16)', () => {
             m.decoder.state.decls.find((d) => d.convWeight && d.shape[2] === 3)!.name,
           );
           expect(w.dtype).toBe('f16');
+          // under f16 the 1×1 weights are halves too
+          const oneByOne = m.ocbe.state.decls.find((d) => d.convWeight && d.shape[2] === 1)!.name;
+          expect(m.ocbe.state.convWeight(oneByOne).dtype).toBe('f16');
           const x = tensor(new Float32Array(w.shape[1] * 16), [1, w.shape[1], 4, 4]);
           const back = setFlags({ PRECISION: 'f32' });
           try {
@@ -272,7 +296,7 @@ describe('packed as f16 for f16 GEMMs (PRECISION=f16)', () => {
         }
         m.dispose();
       }
-      for (let i = 0; i < 3; i++) expect(maps[1]![i]).toEqual(maps[0]![i]);
+      for (let i = 0; i < 3; i++) expectSameBits(maps[1]![i]!, maps[0]![i]!, `map ${i}`);
       // multi-tap weights in f16, the rest (1×1, deconvs, norms) in f32: well under the f32 model's bytes
       expect(sizes[1]!).toBeLessThan(0.8 * sizes[0]!);
       img.dispose();

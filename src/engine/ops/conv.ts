@@ -69,7 +69,7 @@ import {
   vec4Key,
 } from '../../shaders/matmul.js';
 import type { MmaTile } from '../../shaders/mma.js';
-import { isGradEnabled, record } from '../autograd.js';
+import { isGradEnabled, noGrad, record } from '../autograd.js';
 import type { AdapterReport } from '../device.js';
 import { flag, type Precision } from '../flags.js';
 import { activeMmaTile } from '../mma.js';
@@ -78,6 +78,7 @@ import type { BufferBinding } from '../program.js';
 import { runtime } from '../runtime.js';
 import { BYTES, type DType, empty, keep, type Tensor } from '../tensor.js';
 import { gemmKey, traceSplits, tunedSplits, tunedTile } from '../tile-table.js';
+import { cast } from './cast.js';
 
 export type { ConvGeom } from '../../shaders/conv.js';
 
@@ -298,8 +299,8 @@ function withSplitK(
 export class PackedConvWeight {
   readonly requiresGrad = false;
   /**
-   * @param data the [T, Ci, Co] copy (owned: dispose() frees it): f32, or f16 for f16 GEMMs only (see
-   * packConvWeight); @param shape the weight's [Co, Ci, KH, KW]
+   * @param data the [T, Ci, Co] copy (one tap: [Co, Ci, 1, 1], w's layout) (owned: dispose() frees it):
+   * f32, or f16 for f16 GEMMs only (see packConvWeight); @param shape the weight's [Co, Ci, KH, KW]
    */
   constructor(
     readonly data: Tensor,
@@ -326,20 +327,25 @@ export class PackedConvWeight {
 export type ConvWeight = Tensor | PackedConvWeight;
 
 /**
- * w [Co, Ci, KH, KW] (f32, more than one tap) as a PackedConvWeight: a kept [T, Ci, Co] copy; w itself is
- * left to the caller (NetState.packConvWeights disposes it). With `dtype` f16 (for a model whose GEMMs run
+ * w [Co, Ci, KH, KW] (f32, more than one tap; or one tap with `dtype` f16) as a PackedConvWeight: a kept
+ * [T, Ci, Co] copy (one tap: [Co, Ci, 1, 1], the layout the GEMM reads w in); w itself is left to the caller
+ * (NetState.packConvWeights disposes it). With `dtype` f16 (for a model whose GEMMs run
  * in f16, PRECISION=f16) each value is rounded to f16 here instead of at every staging, so the GEMMs
  * compute exactly what they would from the f32 weight, from half the bytes; such a weight is refused by
  * f32 GEMMs.
  */
 export function packConvWeight(w: Tensor, dtype: DType = 'f32'): PackedConvWeight {
-  if (w.rank !== 4 || w.dtype !== 'f32' || w.shape[2]! * w.shape[3]! < 2)
-    throw new Error(`packConvWeight: ${w.describe()} is not an f32 conv weight with more than one tap`);
+  const taps = w.shape[2]! * w.shape[3]!;
+  if (w.rank !== 4 || w.dtype !== 'f32' || (taps < 2 && dtype !== 'f16'))
+    throw new Error(
+      `packConvWeight: ${w.describe()} is not an f32 conv weight with more than one tap (a 1×1 weight is read as it is; only its f16 copy is worth making)`,
+    );
   if (dtype === 'f16' && gemmPrecision() !== 'f16')
     throw new Error(
       `packConvWeight: an f16 weight is for f16 GEMMs, but the GEMMs run in ${gemmPrecision()}`,
     );
-  const data = keep(transposeWeight(w, 'tap-cin-cout', dtype));
+  // one tap: the GEMM reads w's own [Co, Ci] layout, so the packed weight is w rounded to f16
+  const data = keep(taps === 1 ? noGrad(() => cast(w, 'f16')) : transposeWeight(w, 'tap-cin-cout', dtype));
   if (w.name) data.name = w.name;
   return new PackedConvWeight(data, w.shape as [number, number, number, number]);
 }
