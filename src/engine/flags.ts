@@ -182,10 +182,6 @@ export function setFlags(values: Partial<Flags>): () => void {
   return () => Object.assign(current, before);
 }
 
-/**
- * Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers;
- * strings as given, checked here when they have a closed set of values, else where they are used).
- */
 /** Flags that choose how Node creates Dawn (src/platform/node.ts): meaningless in a browser page. */
 export const NODE_DAWN_FLAGS: readonly (keyof Flags)[] = ['DAWN_SKIP_VALIDATION', 'DAWN_DISABLE_ROBUSTNESS'];
 
@@ -196,6 +192,10 @@ export function pageFlags(flags: Partial<Flags>): Partial<Flags> {
   return out;
 }
 
+/**
+ * Parse `RDPP_<FLAG>` entries of an environment map (booleans: 1/true/0/false; numbers as numbers;
+ * strings as given, checked here when they have a closed set of values, else where they are used).
+ */
 export function flagsFromEnv(env: Record<string, string | undefined>): Partial<Flags> {
   const out: Record<string, boolean | number | string> = {};
   for (const key of Object.keys(defaults) as (keyof Flags)[]) {

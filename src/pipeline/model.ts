@@ -74,8 +74,9 @@ export function checkpointConfig(ck: DecodedCheckpoint, path: string): TrainConf
 
 /**
  * Load checkpoint bytes and their teacher into an Rdpp for inference (its conv weights packed as the
- * GEMMs read them: Rdpp.packForInference; it cannot be trained or saved). `teacher` overrides the checkpoint's teacher
- * choice / weights path (e.g. the weights moved to another folder). The engine must be initialised.
+ * GEMMs read them: Rdpp.packForInference; it cannot be trained or saved). `teacher` overrides the
+ * checkpoint's teacher choice / weights path (e.g. the weights moved to another folder). The engine must
+ * be initialised.
  */
 export async function loadModel(
   bytes: Uint8Array,

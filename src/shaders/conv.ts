@@ -38,6 +38,7 @@
  * reduction). Shapes are uniforms (see convUniforms); only the tile, the load modes and the bias flag are
  * in the pipeline keys.
  */
+import type { DType } from '../engine/tensor.js';
 import { convert, indexer } from './common.js';
 import { type GemmOperand, type LoadMode, splitSumShader } from './matmul.js';
 
@@ -497,7 +498,7 @@ export const WGRAD_STORE = `fn store_c(c: Ctx, m: u32, n: u32, v: f32) {
  * lavapipe but made a training step 2.8× slower on SwiftShader (Chromium's WebGPU without a GPU: it pays
  * dearly for every barrier), so the gather stays until a GPU measurement says what the tile would win there.
  */
-export function permute3Shader(wg: number, out: 'f32' | 'f16' = 'f32'): (header: string) => string {
+export function permute3Shader(wg: number, out: DType = 'f32'): (header: string) => string {
   return (h) => `${h}
 ${indexer('y', ['u.e0', 'u.e1', 'u.e2'])}
 @compute @workgroup_size(${wg})

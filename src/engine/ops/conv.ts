@@ -354,10 +354,12 @@ export function packConvWeight(w: Tensor, dtype: DType = 'f32'): PackedConvWeigh
 export type WeightLayout = 'tap-cin-cout' | 'tap-cout-cin';
 
 /**
- * w in `layout` for one GEMM: kept in runtime().derived and reused by later calls until w is written or
- * freed (engine/derived.ts) when the flag KEEP_PACKED_WEIGHTS allows it — `stable` (nothing will write w
- * before its next use: it has no gradient, or this is inference) or w has no gradient at all — else a
- * `temporary` the caller disposes after recording its dispatch.
+ * w as one GEMM reads it: a PackedConvWeight's data (the forward only), w itself when it has one tap
+ * (either layout is w's own [Co, Ci], read along the other axis), else w in `layout`, kept in
+ * runtime().derived and reused by later calls until w is written or freed (engine/derived.ts) when the flag
+ * KEEP_PACKED_WEIGHTS allows it — `stable` (nothing will write w before its next use: it has no gradient,
+ * or this is inference) or w has no gradient at all — else a `temporary` the caller disposes after
+ * recording its dispatch.
  */
 function packedWeight(
   w: ConvWeight,
@@ -368,6 +370,7 @@ function packedWeight(
     if (layout !== 'tap-cin-cout') throw new Error(`${w.describe()} is packed for the forward only`);
     return { wt: w.data, temporary: false };
   }
+  if (w.shape[2]! * w.shape[3]! === 1) return { wt: w, temporary: false };
   const policy = flag('KEEP_PACKED_WEIGHTS');
   const keepIt = policy === 'stable' ? stable : policy === 'frozen' && !w.requiresGrad;
   if (!keepIt) return { wt: transposeWeight(w, layout), temporary: true };
@@ -576,10 +579,7 @@ function convForward(
   const taps = g.kh * g.kw;
   // B(k = (tap, c), o): w itself when there is one tap ([Co, Ci]: contiguous along c), else a [T, Ci, Co]
   // copy (contiguous along o).
-  const { wt, temporary } =
-    taps === 1 && !(w instanceof PackedConvWeight)
-      ? { wt: w, temporary: false }
-      : packedWeight(w, 'tap-cin-cout', stableWeight);
+  const { wt, temporary } = packedWeight(w, 'tap-cin-cout', stableWeight);
   const mode: LoadMode = taps === 1 ? 'k' : 'row';
   const M = g.n * g.ho * g.wo;
   const key = convKey('fwd', g);
@@ -681,10 +681,8 @@ function splitSumEpilogue(part: Tensor, y: Tensor, splits: number, g: ConvGeom, 
 function convDgrad(gy: Tensor, w: Tensor, g: ConvGeom, stableWeight: boolean): Tensor {
   traced('dgrad', g, false, w);
   const dx = empty([g.n, g.ci, g.h, g.w]);
-  const taps = g.kh * g.kw;
   // B(k = (tap, o), c) = w[o, c, tap]: w itself when there is one tap, else a [T, Co, Ci] copy.
-  const { wt, temporary } =
-    taps === 1 ? { wt: w, temporary: false } : packedWeight(w, 'tap-cout-cin', stableWeight);
+  const { wt, temporary } = packedWeight(w, 'tap-cout-cin', stableWeight);
   // the largest phase has ceil(H/S)·ceil(W/S) pixels
   const maxM = g.n * Math.ceil(g.h / g.s) * Math.ceil(g.w / g.s);
   const tile = gemmTileFor(maxM * g.s * g.s, g.ci, convKey('dgrad', g));
