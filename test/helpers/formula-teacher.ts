@@ -10,6 +10,7 @@ import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { formulaTensor } from '../../src/model/init.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
+import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { gpu } from './gpu.js';
 
 /** Writes the file; returns the teacher it was written from (its state uninitialised). */
@@ -38,4 +39,16 @@ export function formulaTeacherDir(prefix: string): { dir: string; teacherPath: s
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return { dir, teacherPath };
+}
+
+/**
+ * The training tests' configuration: the formula ResNet-18 teacher at `teacherPath`, 32², batch 2, and
+ * what `o` sets (epochs and seed at least).
+ */
+export function formulaTrainConfig(
+  category: string,
+  teacherPath: string,
+  o: Pick<TrainConfig, 'epochs' | 'seed'> & Partial<TrainConfig>,
+): TrainConfig {
+  return { ...defaultConfig(category), teacher: 'resnet18', teacherPath, imageSize: 32, batch: 2, ...o };
 }

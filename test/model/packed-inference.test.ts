@@ -25,6 +25,7 @@ import { studentCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { loadModel } from '../../src/pipeline/model.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { expectSameBits } from '../helpers/bits.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -48,22 +49,6 @@ function formulaModel(): Rdpp {
   m.decoder.state.initFormula('decoder.');
   m.proj.state.initFormula('proj.');
   return m;
-}
-
-/**
- * a and b hold the same bits (a byte compare: vitest's toEqual walks big typed arrays element by element,
- * tens of seconds for a network's gradients); the first difference in the message otherwise.
- */
-function expectSameBits(a: Float32Array, b: Float32Array, what: string): void {
-  expect(a.length, what).toBe(b.length);
-  if (
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-    )
-  )
-    return;
-  const i = a.findIndex((v, k) => !Object.is(v, b[k]));
-  expect(a[i], `${what}, element ${i}`).toBe(b[i]);
 }
 
 const SHAPE = [2, 3, 32, 32];

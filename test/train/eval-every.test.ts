@@ -11,21 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { isTestEvalEpoch } from '../../src/pipeline/train.js';
-import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { expectSameBits } from '../helpers/bits.js';
 import { sharedPath } from '../helpers/fixtures.js';
-import { formulaTeacherDir } from '../helpers/formula-teacher.js';
+import { formulaTeacherDir, formulaTrainConfig } from '../helpers/formula-teacher.js';
 
 const { dir, teacherPath } = formulaTeacherDir('rdpp-eval-every-');
 
-const cfg = (epochs: number): TrainConfig => ({
-  ...defaultConfig('tire'),
-  teacher: 'resnet18',
-  teacherPath,
-  imageSize: 32,
-  batch: 2,
-  epochs,
-  seed: 3,
-});
+const cfg = (epochs: number) => formulaTrainConfig('tire', teacherPath, { epochs, seed: 3 });
 
 const base = {
   data: sharedPath('datasets', 'mvtec3d-tire-half'),
@@ -103,11 +95,7 @@ describe('train --eval-every', () => {
       const ca = read(outA);
       const cb = read(outB);
       expect([...ca.tensors.keys()]).toEqual([...cb.tensors.keys()]);
-      for (const [k, v] of cb.tensors) {
-        const x = new Uint32Array(ca.tensors.get(k)!.data.buffer);
-        const y = new Uint32Array(v.data.buffer);
-        expect(x.length === y.length && x.every((u, i) => u === y[i]), `${kind} ${k}`).toBe(true);
-      }
+      for (const [k, v] of cb.tensors) expectSameBits(ca.tensors.get(k)!.data, v.data, `${kind} ${k}`);
       // the same state except for the wall-clock seconds of each epoch
       const strip = (t: Record<string, unknown> | undefined) => {
         expect(t?.history).toHaveLength(3);

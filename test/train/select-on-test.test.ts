@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { writeDemoDataset } from '../../src/platform/demo-writer.js';
-import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import type { TrainConfig } from '../../src/train/config.js';
 import { DEMO_CATEGORY } from '../../src/train/demo-data.js';
-import { formulaTeacherDir } from '../helpers/formula-teacher.js';
+import { formulaTeacherDir, formulaTrainConfig } from '../helpers/formula-teacher.js';
 
 // every whole-set evaluation the training pipeline asks for, counted (the real functions run)
 const passes = vi.hoisted(() => ({ count: 0 }));
@@ -44,16 +44,8 @@ beforeAll(() => {
   });
 });
 
-const cfg = (selectOn: TrainConfig['selectOn'], epochs: number): TrainConfig => ({
-  ...defaultConfig(DEMO_CATEGORY),
-  teacher: 'resnet18',
-  teacherPath,
-  imageSize: 32,
-  batch: 2,
-  epochs,
-  seed: 3,
-  selectOn,
-});
+const cfg = (selectOn: TrainConfig['selectOn'], epochs: number) =>
+  formulaTrainConfig(DEMO_CATEGORY, teacherPath, { epochs, seed: 3, selectOn });
 
 const run = (name: string, selectOn: TrainConfig['selectOn'], epochs: number, maxTest?: number) =>
   runTraining({

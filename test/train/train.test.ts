@@ -12,25 +12,15 @@ import { describe, expect, it } from 'vitest';
 import { runTraining } from '../../src/cli/train-run.js';
 import { decodeCheckpoint, isStudentTensor } from '../../src/model/checkpoint.js';
 import { checkpointSizes } from '../../src/model/checkpoint-size.js';
-import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { sameBits } from '../helpers/bits.js';
 import { hashTree } from '../helpers/cli.js';
 import { sharedPath } from '../helpers/fixtures.js';
-import { formulaTeacherDir } from '../helpers/formula-teacher.js';
+import { formulaTeacherDir, formulaTrainConfig } from '../helpers/formula-teacher.js';
 import { runtime } from '../helpers/gpu.js';
 
 const { dir, teacherPath } = formulaTeacherDir('rdpp-train-');
 
-function cfg(epochs: number): TrainConfig {
-  return {
-    ...defaultConfig('tire'),
-    teacher: 'resnet18',
-    teacherPath,
-    imageSize: 64,
-    batch: 2,
-    epochs,
-    seed: 5,
-  };
-}
+const cfg = (epochs: number) => formulaTrainConfig('tire', teacherPath, { imageSize: 64, epochs, seed: 5 });
 
 const base = {
   data: sharedPath('datasets', 'mvtec3d-tire-half'),
@@ -41,12 +31,6 @@ const base = {
   maxSelection: 2,
   log: () => {},
 };
-
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
 
 describe('rdpp train (tiny configuration on tire images)', () => {
   it('trains, lowers the loss, writes checkpoints, evaluates, and resumes bit-identically', async () => {
