@@ -42,6 +42,7 @@ import { Rdpp } from '../../src/model/rdpp.js';
 import { KerasResnet50Teacher } from '../../src/model/teacher/keras-resnet50.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
+import { expectSameValues } from '../helpers/bits.js';
 import { relErr } from '../helpers/conv-ref.js';
 import { toF16 } from '../helpers/f16-check.js';
 import { gpu } from '../helpers/gpu.js';
@@ -66,14 +67,6 @@ async function readScoped(fn: () => Tensor[]): Promise<Float32Array[]> {
   } finally {
     for (const t of ts) t.dispose();
   }
-}
-
-/** Same values, same bits (NaN never occurs here). */
-function expectBits(got: Float32Array, want: Float32Array, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  let diff = 0;
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) diff++;
-  expect(diff, `${what}: values that differ`).toBe(0);
 }
 
 interface Case {
@@ -160,9 +153,9 @@ describe('conv2dFused with f16 storage', () => {
         expect(out[1]!.dtype).toBe('f16');
         return out;
       });
-      expectBits(y16!, toF16(y32!), 'f16 output vs f32 output rounded');
+      expectSameValues(y16!, toF16(y32!), 'f16 output vs f32 output rounded');
       expect(relErr(wide!, toF16(wide!))).toBe(0);
-      expectBits(fromHalf!, fromWide!, 'f16 input vs widened input');
+      expectSameValues(fromHalf!, fromWide!, 'f16 input vs widened input');
       // the inputs really were rounded (else the second check shows nothing)
       expect(relErr(y16!, y32!)).toBeGreaterThan(1e-5);
     });
@@ -177,7 +170,7 @@ describe('conv2dFused with f16 storage', () => {
       return [f.run(f.x, 'f32'), f.run(f.x, 'f16')];
     });
     expect(calls.mock.calls.some(([p]) => p.name === 'splitk_sum_fused')).toBe(true);
-    expectBits(y16!, toF16(y32!), 'split-K f16 output');
+    expectSameValues(y16!, toF16(y32!), 'split-K f16 output');
   });
 
   const kernels: [string, Record<string, unknown>, Partial<typeof convTuning>][] = [
@@ -200,7 +193,7 @@ describe('conv2dFused with f16 storage', () => {
             const x16 = cast(f.x, 'f16');
             return [f.run(x16, 'f16'), f.run(cast(x16, 'f32'), 'f16')];
           });
-          expectBits(a!, b!, `${name}, ${c.w.join('×')}`);
+          expectSameValues(a!, b!, `${name}, ${c.w.join('×')}`);
           const convs = calls.mock.calls.map(([p]) => p).filter((p) => p.name.startsWith('conv2d_fwd'));
           const halfIn = convs.find((p) => p.inputs.find((i) => i.name === 'x')?.type === 'f16');
           expect(halfIn, 'a conv read an f16 x').toBeDefined();
@@ -238,8 +231,8 @@ describe('the rest of the inference path in f16: deconv, instance norm, concat',
       const x16 = cast(x, 'f16');
       return [run(x, 'f32'), run(x, 'f16'), run(x16, 'f16'), run(cast(x16, 'f32'), 'f16')];
     });
-    expectBits(y16!, toF16(y32!), 'deconv f16 output');
-    expectBits(fromHalf!, fromWide!, 'deconv f16 input');
+    expectSameValues(y16!, toF16(y32!), 'deconv f16 output');
+    expectSameValues(fromHalf!, fromWide!, 'deconv f16 input');
   });
 
   it('instanceNormLeakyRelu on f16 is the f32 norm of the widened input, rounded (vec4 and scalar layouts)', async (ctx) => {
@@ -264,7 +257,7 @@ describe('the rest of the inference path in f16: deconv, instance norm, concat',
         expect(y.dtype).toBe('f16');
         return [y, instanceNormLeakyRelu(cast(x16, 'f32'), 0.01)];
       });
-      expectBits(half!, toF16(wide!), `instance norm ${shape.join('×')}`);
+      expectSameValues(half!, toF16(wide!), `instance norm ${shape.join('×')}`);
     }
   });
 
@@ -282,8 +275,8 @@ describe('the rest of the inference path in f16: deconv, instance norm, concat',
         const bw = cast(b16, 'f32');
         return [cosineMap(a16, b16), cosineMap(aw, b16), cosineMap(aw, bw)];
       });
-      expectBits(both!, wide!, `cosine ${shape.join('×')}, both f16`);
-      expectBits(one!, wide!, `cosine ${shape.join('×')}, b f16`);
+      expectSameValues(both!, wide!, `cosine ${shape.join('×')}, both f16`);
+      expectSameValues(one!, wide!, `cosine ${shape.join('×')}, b f16`);
     }
   });
 
@@ -318,7 +311,7 @@ describe('the rest of the inference path in f16: deconv, instance norm, concat',
         expect(c16.dtype).toBe('f16');
         return [c16, concat([x, y], 1)];
       });
-      expectBits(half!, toF16(wide!), `concat ${a!.join('×')} + ${b!.join('×')}`);
+      expectSameValues(half!, toF16(wide!), `concat ${a!.join('×')} + ${b!.join('×')}`);
     }
     scope(() => {
       const x = tensor(randn(4, 1), [1, 1, 2, 2]);
@@ -353,9 +346,9 @@ describe('other ops and f16 tensors', () => {
       expect(s).not.toBe(t);
       return [h, cast(h, 'f32'), s];
     });
-    expectBits(half!, toF16(values), 'f32 → f16');
-    expectBits(back!, half!, 'f16 → f32');
-    expectBits(same!, values, 'f32 → f32');
+    expectSameValues(half!, toF16(values), 'f32 → f16');
+    expectSameValues(back!, half!, 'f16 → f32');
+    expectSameValues(same!, values, 'f32 → f32');
   });
 
   it('maxPool2d keeps f16 (exactly the rounded f32 pool) and refuses an f16 input that needs a gradient', async (ctx) => {
@@ -367,7 +360,7 @@ describe('other ops and f16 tensors', () => {
       expect(y16.dtype).toBe('f16');
       return [y16, maxPool2d(x, p)];
     });
-    expectBits(a!, toF16(b!), 'max pool');
+    expectSameValues(a!, toF16(b!), 'max pool');
     scope(() => {
       const x = tensor(randn(16, 1), [1, 1, 4, 4]);
       x.requiresGrad = true;

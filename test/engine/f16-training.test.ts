@@ -42,6 +42,7 @@ import { Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
+import { expectSameValues } from '../helpers/bits.js';
 import { relErr } from '../helpers/conv-ref.js';
 import { toF16 } from '../helpers/f16-check.js';
 import { gpu } from '../helpers/gpu.js';
@@ -53,14 +54,6 @@ beforeAll(async () => {
 });
 
 const tuningDefaults = { ...convTuning };
-
-/** Same values, same bits (NaN never occurs here). */
-function expectBits(got: Float32Array, want: Float32Array, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  let diff = 0;
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) diff++;
-  expect(diff, `${what}: values that differ`).toBe(0);
-}
 
 const leaf = (shape: number[], seed: number, s = 1) => {
   const t = tensor(
@@ -113,11 +106,11 @@ async function twoWays(
 
 function expectSameAsWide(r: { half: Float32Array[]; wide: Float32Array[]; dtype: string }, names: string[]) {
   expect(r.dtype).toBe('f16');
-  expectBits(r.half[0]!, toF16(r.wide[0]!), 'y (f16) vs the f32 y rounded');
+  expectSameValues(r.half[0]!, toF16(r.wide[0]!), 'y (f16) vs the f32 y rounded');
   // the output really was rounded (else the check above shows nothing)
   expect(relErr(r.half[0]!, r.wide[0]!)).toBeGreaterThan(1e-6);
   names.forEach((n, k) => {
-    expectBits(r.half[k + 1]!, r.wide[k + 1]!, `gradient of ${n}`);
+    expectSameValues(r.half[k + 1]!, r.wide[k + 1]!, `gradient of ${n}`);
   });
 }
 
@@ -262,7 +255,7 @@ describe('activation ops on f16 with gradients: the f32 op on the widened input,
       const half = await read(run(true));
       const wide = await read(run(false));
       ['loss', 'da', 'db'].forEach((what, k) => {
-        expectBits(half[k]!, wide[k]!, `${name} ${what}`);
+        expectSameValues(half[k]!, wide[k]!, `${name} ${what}`);
       });
       expect(half[1]!.some((v) => v !== 0)).toBe(true);
     }
@@ -278,7 +271,7 @@ describe('activation ops on f16 with gradients: the f32 op on the widened input,
     });
     const [g, r] = await Promise.all(ts.map((t) => t.read()));
     for (const t of ts) t.dispose();
-    expectBits(g!, r!, 'd/dx Σ r·widen(round(x)) = r');
+    expectSameValues(g!, r!, 'd/dx Σ r·widen(round(x)) = r');
   });
 });
 
