@@ -96,6 +96,8 @@ export interface OpenOptions {
 export class GpuContext {
   private lostReason: string | null = null;
   private errors: string[] = [];
+  /** the rejections of the guard() calls now waiting: each is called if the device is lost meanwhile */
+  private readonly waiting = new Set<(e: Error) => void>();
   readonly features: ReadonlySet<string>;
 
   constructor(
@@ -110,6 +112,9 @@ export class GpuContext {
     this.features = new Set(report.features);
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message || 'no message'}`;
+      const e = this.lostError();
+      for (const fail of this.waiting) fail(e);
+      this.waiting.clear();
     });
     device.onuncapturederror = (ev) => {
       if (this.errors.length < 20) this.errors.push(ev.error.message);
@@ -122,25 +127,46 @@ export class GpuContext {
 
   /** Throws a clear error if the device was lost or a GPU validation error happened since the last check. */
   check(): void {
-    if (this.lostReason !== null) {
-      throw new DeviceLostError(
-        `the GPU device was lost (${this.lostReason}). Everything on it is gone; ` +
-          'reload the page or restart the process. If it keeps happening, the GPU ran out of memory or the driver reset it (try a smaller batch or image size).',
-      );
-    }
+    if (this.lostReason !== null) throw this.lostError();
     if (this.errors.length > 0) {
       const msgs = this.errors.splice(0);
       throw new Error(`GPU validation error(s):\n${msgs.join('\n')}`);
     }
   }
 
-  /** Await a GPU promise, but fail with DeviceLostError instead of hanging if the device is lost meanwhile. */
-  async guard<T>(p: Promise<T>): Promise<T> {
-    const lost = this.device.lost.then(() => {
-      this.check();
-      throw new DeviceLostError('the GPU device was lost');
+  private lostError(): DeviceLostError {
+    return new DeviceLostError(
+      `the GPU device was lost (${this.lostReason}). Everything on it is gone; ` +
+        'reload the page or restart the process. If it keeps happening, the GPU ran out of memory or the driver reset it (try a smaller batch or image size).',
+    );
+  }
+
+  /**
+   * Await a GPU promise, but fail with DeviceLostError instead of hanging if the device is lost meanwhile.
+   * Not by racing `device.lost`: every race would leave a reaction on that promise, which stays pending for
+   * the device's life — a leak of every read and sync ever awaited (an inspection line's `predict` service
+   * awaits two per image). A waiting call is in a set instead, and leaves it when its promise settles.
+   */
+  guard<T>(p: Promise<T>): Promise<T> {
+    if (this.lostReason !== null) return Promise.reject(this.lostError());
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.add(reject);
+      p.then(
+        (v) => {
+          this.waiting.delete(reject);
+          resolve(v);
+        },
+        (e) => {
+          this.waiting.delete(reject);
+          reject(e);
+        },
+      );
     });
-    return Promise.race([p, lost]);
+  }
+
+  /** guard() calls now waiting (for tests). */
+  get guarded(): number {
+    return this.waiting.size;
   }
 
   has(feature: string): boolean {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { flagsFromEnv, pageFlags } from '../../src/engine/flags.js';
 import { adapterLine, empty, runtime } from '../../src/engine/index.js';
 import { runSelftest, selftestReference } from '../../src/engine/selftest.js';
@@ -63,6 +63,31 @@ ${main1d()}
     expect(() => lostCtx.check()).toThrow(/device was lost/);
     const buf = device.createBuffer({ size: 16, usage: 0x1 | 0x8 });
     await expect(lostCtx.guard(buf.mapAsync(0x1))).rejects.toThrow();
+  });
+
+  it('fails a wait that is pending when the device is lost, and keeps nothing of the waits that ended', async () => {
+    const g = await gpu();
+    const { GpuContext, DeviceLostError } = await import('../../src/engine/device.js');
+    let lose: (info: GPUDeviceLostInfo) => void = () => {};
+    const lost = new Promise<GPUDeviceLostInfo>((r) => {
+      lose = r;
+    });
+    const reactions = vi.spyOn(lost, 'then');
+    const fake = { lost, onuncapturederror: null } as unknown as GPUDevice;
+    const ctx = new GpuContext(fake, g.report, g.instance);
+    const registered = reactions.mock.calls.length;
+    // a long-running service awaits reads and syncs all day: none of them may stay attached to device.lost
+    for (let i = 0; i < 1000; i++) await ctx.guard(Promise.resolve(i));
+    await expect(ctx.guard(Promise.reject(new Error('map failed')))).rejects.toThrow('map failed');
+    expect(reactions.mock.calls.length).toBe(registered);
+    expect(ctx.guarded).toBe(0);
+    const hanging = ctx.guard(new Promise(() => {}));
+    expect(ctx.guarded).toBe(1);
+    lose({ reason: 'unknown', message: 'driver reset' } as GPUDeviceLostInfo);
+    await expect(hanging).rejects.toThrow(DeviceLostError);
+    await expect(hanging).rejects.toThrow(/device was lost \(unknown: driver reset\)/);
+    expect(ctx.guarded).toBe(0);
+    await expect(ctx.guard(Promise.resolve(1))).rejects.toThrow(DeviceLostError);
   });
 
   it("with Dawn's skip_validation and disable_robustness (RDPP_DAWN_*) every op still matches the fixtures, and the report names them", () => {
