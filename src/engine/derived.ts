@@ -21,13 +21,18 @@ export interface Derived {
 
 export class DerivedCache {
   private bySource = new Map<GPUBuffer, Map<string, Derived>>();
+  /**
+   * Runs every `make` (the runtime sets it: a copy made during a graph capture is made outside the
+   * capture, so the graph reads it like the weight it comes from instead of remaking it at every replay).
+   */
+  makeWith: (<T>(source: GPUBuffer, make: () => T) => T) | null = null;
 
   /** The copy of `source`'s data under `key`, made by `make` on a miss (or after `source` was written). */
   get<T extends Derived>(source: GPUBuffer, key: string, make: () => T): T {
     let copies = this.bySource.get(source);
     const hit = copies?.get(key);
     if (hit) return hit as T;
-    const made = make();
+    const made = this.makeWith ? this.makeWith(source, make) : make();
     // make() writes only its own output, never `source`: the map read above is still current
     if (!copies) this.bySource.set(source, (copies = new Map()));
     copies.set(key, made);

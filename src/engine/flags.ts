@@ -139,6 +139,13 @@ export interface Flags {
    * during training and the browser app.
    */
   KEEP_PACKED_WEIGHTS: PackedWeights;
+  /**
+   * Replay inference batches from captured graphs (engine/graph.ts, GraphCache): from the third batch of a
+   * shape on, `test`, `predict`, the evaluations during training, the browser app and `bench infer` record
+   * the captured commands again instead of running the ops' JavaScript (the same dispatches, buffers and
+   * results, bit for bit). Off: every batch is recorded op by op.
+   */
+  GRAPH_CAPTURE: boolean;
 }
 
 const defaults: Flags = {
@@ -160,6 +167,7 @@ const defaults: Flags = {
   GEMM_VEC4: true,
   NORM_SINGLE_PASS: true,
   KEEP_PACKED_WEIGHTS: 'frozen',
+  GRAPH_CAPTURE: true,
 };
 
 const current: Flags = { ...defaults };

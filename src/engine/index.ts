@@ -6,6 +6,7 @@ export * from './autograd.js';
 export * from './derived.js';
 export * from './device.js';
 export * from './flags.js';
+export * from './graph.js';
 export * from './memory.js';
 export * from './mma.js';
 export * from './mma-check.js';

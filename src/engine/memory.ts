@@ -82,6 +82,8 @@ export class BufferPool {
   };
   /** Called whenever the pool destroys a buffer (the runtime drops cached bind groups that name it). */
   onDestroy: ((buf: GPUBuffer) => void) | null = null;
+  /** Called with every buffer handed out (a graph capture notes the buffers born during it). */
+  onAcquire: ((buf: GPUBuffer) => void) | null = null;
 
   constructor(
     private readonly device: GPUDevice,
@@ -124,7 +126,34 @@ export class BufferPool {
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+    this.onAcquire?.(buf);
     return buf;
+  }
+
+  /**
+   * Take an idle buffer (free or pending) out of the pool for good, as if acquired: a captured graph keeps
+   * the intermediates its commands use (released to the pool during the capture) so that nobody else gets
+   * them. False if `buf` is not idle here (live, destroyed, or not this pool's).
+   */
+  claim(buf: GPUBuffer): boolean {
+    const size = this.sizes.get(buf);
+    if (size === undefined) return false;
+    for (const [lists, counter] of [
+      [this.free, 'pooledBytes'],
+      [this.pending, 'pendingBytes'],
+    ] as const) {
+      const list = lists.get(size);
+      const at = list?.findIndex((e) => e.buffer === buf) ?? -1;
+      if (at < 0) continue;
+      list!.splice(at, 1);
+      if (list!.length === 0) lists.delete(size);
+      this.stats[counter] -= size;
+      this.stats.liveBytes += size;
+      this.stats.liveBuffers++;
+      if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+      return true;
+    }
+    return false;
   }
 
   /** Give a buffer back. `inFlight`: commands using it are recorded but not submitted yet. */

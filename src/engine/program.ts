@@ -23,10 +23,14 @@
  *   - the pipeline cache key is built without intermediate arrays.
  * The arena can be rewritten for the next submit while the previous one still runs: queue.writeBuffer is
  * ordered after earlier submits on the queue timeline.
+ *
+ * Graphs (graph.ts): while a capture is open, every dispatch, copy and write is also logged, and `replay`
+ * records a captured sequence again with nothing but Dawn's three calls per dispatch.
  */
 import { DerivedCache } from './derived.js';
 import type { GpuContext } from './device.js';
 import { flag } from './flags.js';
+import type { CaptureLog, ReplayOp } from './graph.js';
 import { BufferPool } from './memory.js';
 import type { DispatchCost, DispatchProfiler } from './profiler.js';
 
@@ -114,6 +118,10 @@ export class Runtime {
   readonly derived = new DerivedCache();
   /** Counters for benchmarks, tests and `rdpp profile`. */
   readonly counters = { dispatches: 0, submits: 0, pipelines: 0, bindGroups: 0 };
+  /** The capture in progress (graph.ts): every dispatch, copy and write recorded is logged there too. */
+  capture: CaptureLog | null = null;
+  /** Who is told when a buffer's data changes or goes (graphs that read it without owning it). */
+  private readonly watchers = new Map<GPUBuffer, Set<() => void>>();
 
   constructor(readonly gpu: GpuContext) {
     this.device = gpu.device;
@@ -123,6 +131,7 @@ export class Runtime {
       gpu.report.limits.maxStorageBufferBindingSize,
     );
     this.pool.onDestroy = (buf) => this.forgetBuffer(buf);
+    this.derived.makeWith = (source, make) => this.outsideCapture(source, make);
     const bytes = UNIFORM_SLOT * ARENA_SLOTS;
     const data = new ArrayBuffer(bytes);
     this.arena = {
@@ -283,10 +292,30 @@ export class Runtime {
 
   /** Drop every cached bind group that names a buffer about to be destroyed. */
   private forgetBuffer(buf: GPUBuffer): void {
+    this.capture?.destroyed(buf);
     const id = this.bufferIds.get(buf);
     if (id === undefined) return;
     for (const key of this.groupsByBuffer.get(id) ?? []) this.bindGroups.delete(key);
     this.groupsByBuffer.delete(id);
+  }
+
+  /**
+   * Run `make` (a kept copy of `source`'s data, derived.ts) unlogged by an open capture: the copy lasts
+   * beyond the graph, so the graph reads it like the weight it is made from — and goes stale with it —
+   * instead of remaking it at every replay. A copy of a buffer born in the capture is logged as usual.
+   */
+  private outsideCapture<T>(source: GPUBuffer, make: () => T): T {
+    const log = this.capture;
+    if (!log || log.born.has(source)) return make();
+    const onAcquire = this.pool.onAcquire;
+    this.capture = null;
+    this.pool.onAcquire = null;
+    try {
+      return make();
+    } finally {
+      this.capture = log;
+      this.pool.onAcquire = onAcquire;
+    }
   }
 
   /** Record one dispatch of a program. */
@@ -299,12 +328,18 @@ export class Runtime {
     }
     checkBindingTypes(p);
     const pipe = this.pipeline(p);
-    for (const b of p.outputs) this.derived.invalidate(b.buffer);
+    for (const b of p.outputs) this.invalidate(b.buffer);
     const layoutKey = this.layoutKey(p);
     const layout = this.layout(p);
     if (this.arena.used + UNIFORM_SLOT > this.arena.data.byteLength) this.flush();
     const slot = this.uniformSlot(p);
     const group = this.bindGroup(p, layout, layoutKey, slot?.size ?? 0);
+    if (this.capture) {
+      const uniforms = slot
+        ? new Uint8Array(this.arena.data.slice(slot.offset, slot.offset + slot.size))
+        : null;
+      this.capture.dispatch(p, pipe, layout, layoutKey, uniforms, [x, y, z]);
+    }
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.profiler) {
       // one pass per dispatch, with a timestamp at its start and end
@@ -327,13 +362,87 @@ export class Runtime {
 
   /** Record a buffer-to-buffer copy (ends the open compute pass). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    this.derived.invalidate(dst);
+    this.invalidate(dst);
+    this.capture?.copy(src, srcOffset, dst, dstOffset, bytes);
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
       this.pass = null;
     }
     this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /**
+   * Record a captured graph's commands again (graph.ts): no op code, no cache lookups, no uniform writes —
+   * per dispatch only Dawn's setPipeline, setBindGroup and dispatchWorkgroups. The graph owns every buffer
+   * its commands write, so no kept copy can depend on them (nothing to invalidate).
+   */
+  replay(ops: readonly ReplayOp[]): void {
+    const perSubmit = flag('DISPATCHES_PER_SUBMIT');
+    let last: GPUComputePipeline | null = null;
+    for (const op of ops) {
+      if (op.copy) {
+        const [src, srcOffset, dst, dstOffset, bytes] = op.copy;
+        if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+        if (this.pass) {
+          this.pass.end();
+          this.pass = null;
+        }
+        this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+        continue;
+      }
+      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+      if (this.profiler) {
+        if (this.pass) this.pass.end();
+        this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.next(op.name, op.cost) });
+        last = null;
+      } else if (!this.pass) {
+        this.pass = this.encoder.beginComputePass();
+        last = null;
+      }
+      const pass = this.pass;
+      if (op.pipeline !== last) pass.setPipeline(op.pipeline);
+      last = op.pipeline;
+      if (op.offsets) pass.setBindGroup(0, op.group, op.offsets);
+      else pass.setBindGroup(0, op.group);
+      pass.dispatchWorkgroups(op.workgroups[0], op.workgroups[1], op.workgroups[2]);
+      if (this.profiler) {
+        pass.end();
+        this.pass = null;
+      }
+      this.dispatches++;
+      this.counters.dispatches++;
+      if (this.dispatches >= perSubmit || this.profiler?.full()) {
+        this.flush();
+        last = null;
+      }
+    }
+  }
+
+  /**
+   * `buf`'s data is about to change or go: copies derived from it are dropped (derived.ts), and whoever
+   * watches it (a graph that reads it without owning it) is told. Every write and every free comes here.
+   */
+  invalidate(buf: GPUBuffer): void {
+    this.derived.invalidate(buf);
+    if (this.watchers.size === 0) return;
+    const list = this.watchers.get(buf);
+    if (!list) return;
+    this.watchers.delete(buf);
+    for (const changed of list) changed();
+  }
+
+  /** Call `changed` the first time `buf` is written or freed; returns a function that stops watching. */
+  watch(buf: GPUBuffer, changed: () => void): () => void {
+    let list = this.watchers.get(buf);
+    if (!list) this.watchers.set(buf, (list = new Set()));
+    list.add(changed);
+    return () => {
+      const l = this.watchers.get(buf);
+      if (!l) return;
+      l.delete(changed);
+      if (l.size === 0) this.watchers.delete(buf);
+    };
   }
 
   /** Submit everything recorded so far. */
@@ -356,6 +465,10 @@ export class Runtime {
 
   /** Copy `bytes` bytes of a buffer back to the CPU (submits pending work first). */
   async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    if (this.capture) {
+      this.capture.readBack = true;
+      throw new Error(READ_IN_CAPTURE);
+    }
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.device.createBuffer({ size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
     this.copy(buf, offset, staging, 0, size);
@@ -377,10 +490,14 @@ export class Runtime {
   }
 
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    this.derived.invalidate(buf);
+    this.invalidate(buf);
+    this.capture?.write(buf, offset, data);
     this.device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 }
+
+const READ_IN_CAPTURE =
+  'a tensor was read back during a graph capture: a captured function must not depend on values it reads (read after it returns)';
 
 function hasHalfBinding(p: Program): boolean {
   return [...p.inputs, ...p.outputs].some((b) => b.type?.includes('f16'));

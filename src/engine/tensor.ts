@@ -112,7 +112,7 @@ export class Tensor {
     this.dataFreed = true;
     if (--this.storage.refs === 0) {
       const rt = runtime();
-      rt.derived.invalidate(this.storage.buffer);
+      rt.invalidate(this.storage.buffer);
       rt.pool.release(this.storage.buffer, rt.recording);
     }
   }

@@ -31,32 +31,40 @@ export async function scoreImages(
 ): Promise<ScoredSample[]> {
   const out: ScoredSample[] = [];
   const per = 3 * size * size;
+  // batches after the second of a size are replayed from a captured graph (Rdpp.scorer)
+  const scorer = model.scorer();
   // batch i+1 is prepared and recorded while the GPU runs batch i: one batch's results are read back
   // while the next one computes
   let previous: Promise<void> | null = null;
-  for (let i = 0; i < images.length; i += batch) {
-    const chunk = images.slice(i, i + batch);
-    const x = new Float32Array(chunk.length * per);
-    chunk.forEach((rgb, k) => {
-      normalise(rgb, size, size, model.teacher.preprocess, x.subarray(k * per, (k + 1) * per));
-    });
-    const r = scope(() => {
-      const m = model.anomalyMaps(tensor(x, [chunk.length, 3, size, size]));
-      return [m.smooth, m.scores];
-    });
-    const results = Promise.all([r[0]!.read(), r[1]!.read()]);
-    results.catch(() => {}); // handled below; this only keeps a failure from being reported as unhandled
-    if (previous) await previous;
-    const done = Math.min(i + batch, images.length);
-    previous = results.then(([maps, scores]) => {
-      for (const t of r) t.dispose();
-      chunk.forEach((_, k) => {
-        out.push({ score: scores[k]!, map: maps.slice(k * size * size, (k + 1) * size * size) });
+  try {
+    for (let i = 0; i < images.length; i += batch) {
+      const chunk = images.slice(i, i + batch);
+      const x = new Float32Array(chunk.length * per);
+      chunk.forEach((rgb, k) => {
+        normalise(rgb, size, size, model.teacher.preprocess, x.subarray(k * per, (k + 1) * per));
       });
-      onProgress?.(done, images.length);
-    });
+      const r = scope(() => {
+        const m = scorer.maps(tensor(x, [chunk.length, 3, size, size]));
+        return [m.smooth, m.scores];
+      });
+      const results = Promise.all([r[0]!.read(), r[1]!.read()]);
+      results.catch(() => {}); // handled below; this only keeps a failure from being reported as unhandled
+      if (previous) await previous;
+      const done = Math.min(i + batch, images.length);
+      previous = results.then(([maps, scores]) => {
+        for (const t of r) t.dispose();
+        chunk.forEach((_, k) => {
+          out.push({ score: scores[k]!, map: maps.slice(k * size * size, (k + 1) * size * size) });
+        });
+        onProgress?.(done, images.length);
+      });
+    }
+    await previous;
+  } finally {
+    // a failed batch's read may still be pending: its outcome was reported above, not here
+    await previous?.catch(() => {});
+    scorer.dispose();
   }
-  await previous;
   return out;
 }
 

@@ -29,6 +29,7 @@ import {
   cosineEmbeddingLoss,
   cosineMap,
   cosineReconLoss,
+  GraphCache,
   gaussianBlur,
   gemmPrecision,
   kdLoss,
@@ -216,6 +217,31 @@ export class Rdpp {
    */
   anomalyMaps(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {
     return noGrad(() => this.anomalyMapsNoGrad(img));
+  }
+
+  /**
+   * Smoothed maps and image scores through graphs (engine/graph.ts): the same values, bit for bit, as
+   * anomalyMaps, with the ops' JavaScript run for the first two batches of a shape only (the flag
+   * GRAPH_CAPTURE). The scorer holds one batch's working set until it is disposed.
+   */
+  scorer(): {
+    maps(img: Tensor): { smooth: Tensor; scores: Tensor };
+    /** bytes the current graph holds, or null when there is none */
+    graphBytes(): number | null;
+    dispose(): void;
+  } {
+    const graphs = new GraphCache(([img]) => {
+      const m = this.anomalyMaps(img!);
+      return [m.smooth, m.scores];
+    });
+    return {
+      maps: (img) => {
+        const [smooth, scores] = graphs.run([img]);
+        return { smooth: smooth!, scores: scores! };
+      },
+      graphBytes: () => graphs.current?.bytes ?? null,
+      dispose: () => graphs.dispose(),
+    };
   }
 
   private anomalyMapsNoGrad(img: Tensor): { raw: Tensor; smooth: Tensor; scores: Tensor } {

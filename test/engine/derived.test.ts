@@ -3,7 +3,7 @@
  * cannot change before its next use, reused, and never stale — every way a weight's data changes (a
  * dispatch such as the optimizer's step, a copy, an upload, the tensor being freed) drops its copy.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Adam,
   conv2d,
@@ -13,23 +13,14 @@ import {
   noGrad,
   runtime,
   scope,
-  setFlags,
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
 import { type Conv, convRef, deconvRef, relErr } from '../helpers/conv-ref.js';
-import { gpu } from '../helpers/gpu.js';
+import { gpuAndFlags } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
-beforeAll(async () => {
-  await gpu();
-});
-
-let restore: (() => void) | null = null;
-afterEach(() => {
-  restore?.();
-  restore = null;
-});
+const flags = gpuAndFlags();
 
 describe('DerivedCache', () => {
   const fake = (byteLength: number) => {
@@ -95,7 +86,7 @@ function weight(data: Float32Array, trainable: boolean): Tensor {
 
 describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
   it('inference makes the copy once: the second call records one dispatch fewer, same values', async () => {
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
     const rt = runtime();
     rt.derived.clear();
     const x = tensor(xData, [c.n, c.ci, c.h, c.w]);
@@ -111,7 +102,7 @@ describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
   });
 
   it('freeing the weight frees its copy (no memory left behind)', async () => {
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
     const rt = runtime();
     rt.derived.clear();
     await rt.sync();
@@ -140,7 +131,7 @@ describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
   ];
   for (const [name, write] of writers)
     it(`${name} drops the copy; the next call reads the new weights`, async () => {
-      restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+      flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
       const rt = runtime();
       const x = tensor(xData, [c.n, c.ci, c.h, c.w]);
       const w = weight(w1, true);
@@ -153,7 +144,7 @@ describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
     });
 
   it('an optimizer step (a dispatch writing the weight) between evaluations drops the copy', async () => {
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
     const rt = runtime();
     rt.derived.clear();
     const x = tensor(xData, [c.n, c.ci, c.h, c.w]);
@@ -175,7 +166,7 @@ describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
   });
 
   it('training keeps no copy of a trainable weight; a frozen one is kept with gradients on', async () => {
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
     const rt = runtime();
     rt.derived.clear();
     const x = tensor(xData, [c.n, c.ci, c.h, c.w]);
@@ -196,22 +187,21 @@ describe('conv weights kept in GEMM layout (KEEP_PACKED_WEIGHTS)', () => {
     const x = tensor(xData, [c.n, c.ci, c.h, c.w]);
     const trainable = weight(w1, true);
     const frozen = weight(w2, false);
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'frozen' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'frozen' });
     await inferConv(x, trainable);
     expect(rt.derived.stats().copies).toBe(0);
     expect(relErr((await inferConv(x, frozen)).y, convY(w2))).toBeLessThan(2e-6);
     expect(rt.derived.stats().copies).toBe(1);
-    restore();
     frozen.dispose();
     const frozen2 = weight(w2, false);
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'off' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'off' });
     expect(relErr((await inferConv(x, frozen2)).y, convY(w2))).toBeLessThan(2e-6);
     expect(rt.derived.stats().copies).toBe(0);
     for (const t of [x, trainable, frozen2]) t.dispose();
   });
 
   it('conv2dFused keeps its copy too; convTranspose2d needs none (its GEMM reads the weight as it is)', async () => {
-    restore = setFlags({ KEEP_PACKED_WEIGHTS: 'stable' });
+    flags.set({ KEEP_PACKED_WEIGHTS: 'stable' });
     const rt = runtime();
     rt.derived.clear();
     const x = tensor(xData, [c.n, c.ci, c.h, c.w]);

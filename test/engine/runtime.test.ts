@@ -4,7 +4,7 @@
  * submits every DISPATCHES_PER_SUBMIT dispatches, `release` in both autograd modes, and the timestamp
  * profiler.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   add,
   backward,
@@ -19,23 +19,14 @@ import {
   runtime,
   scale,
   scope,
-  setFlags,
   sizeClass,
   type Tensor,
   tensor,
 } from '../../src/engine/index.js';
-import { gpu } from '../helpers/gpu.js';
+import { gpuAndFlags } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
-beforeAll(async () => {
-  await gpu();
-});
-
-let restore: (() => void) | null = null;
-afterEach(() => {
-  restore?.();
-  restore = null;
-});
+const flags = gpuAndFlags();
 
 describe('buffer pool', () => {
   it('hands a buffer released during recording to a later GPU producer, but never to an upload', async () => {
@@ -80,7 +71,7 @@ describe('buffer pool', () => {
     for (const t of ts) t.dispose();
     let s = rt.pool.snapshot();
     expect(s.pooledBytes - base.pooledBytes).toBe(3 * mib); // nothing destroyed without a cap
-    restore = setFlags({ POOL_MAX_RESERVED_BYTES: s.reservedBytes + mib / 2 });
+    flags.set({ POOL_MAX_RESERVED_BYTES: s.reservedBytes + mib / 2 });
     const other = empty([(2 * mib) / 4]); // a miss of 2 MiB: two idle 1 MiB buffers must go
     s = rt.pool.snapshot();
     expect(s.destroyedBuffers - base.destroyedBuffers).toBe(2);
@@ -113,7 +104,7 @@ describe('recording and submitting', () => {
     const ref = chain();
     const want = await ref.read();
     ref.dispose();
-    restore = setFlags({ DISPATCHES_PER_SUBMIT: 4 });
+    flags.set({ DISPATCHES_PER_SUBMIT: 4 });
     await rt.sync();
     const s0 = rt.counters.submits;
     const y = chain();

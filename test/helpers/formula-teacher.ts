@@ -8,10 +8,22 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { writeSafetensors } from '../../src/engine/io/safetensors.js';
 import { formulaTensor } from '../../src/model/init.js';
+import { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { gpu } from './gpu.js';
+
+/** ResNet-18 RD++ with the fixtures' formula weights everywhere (teacher and student), in memory. */
+export function formulaRdpp(): Rdpp {
+  const t = new TorchvisionTeacher('resnet18');
+  t.state.initFormula('encoder.');
+  const m = new Rdpp(t);
+  m.ocbe.state.initFormula('bn.');
+  m.decoder.state.initFormula('decoder.');
+  m.proj.state.initFormula('proj.');
+  return m;
+}
 
 /** Writes the file; returns the teacher it was written from (its state uninitialised). */
 export function writeFormulaTeacher(path: string): TorchvisionTeacher {

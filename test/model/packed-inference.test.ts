@@ -19,13 +19,14 @@ import {
   tensor,
   traceConvs,
 } from '../../src/engine/index.js';
-import { Rdpp } from '../../src/model/rdpp.js';
+import type { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { studentCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { loadModel } from '../../src/pipeline/model.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { expectSameBits } from '../helpers/bits.js';
+import { formulaRdpp } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -40,16 +41,6 @@ afterEach(() => {
   Object.assign(convTuning, tuningDefaults);
   vi.restoreAllMocks();
 });
-
-function formulaModel(): Rdpp {
-  const t = new TorchvisionTeacher('resnet18');
-  t.state.initFormula('encoder.');
-  const m = new Rdpp(t);
-  m.ocbe.state.initFormula('bn.');
-  m.decoder.state.initFormula('decoder.');
-  m.proj.state.initFormula('proj.');
-  return m;
-}
 
 const SHAPE = [2, 3, 32, 32];
 const image = () => tensor(randn(2 * 3 * 32 * 32, 11), SHAPE);
@@ -74,7 +65,7 @@ describe('Rdpp.packForInference', () => {
   it('gives the same maps bit for bit, without the per-batch weight copies, and holds less', async () => {
     const rt = runtime();
     const base = rt.pool.snapshot().liveBytes;
-    const m = formulaModel();
+    const m = formulaRdpp();
     const img = image();
     await infer(m, img); // the teacher's kept copies are made here (KEEP_PACKED_WEIGHTS=frozen)
     const plain = await infer(m, img);
@@ -107,7 +98,7 @@ describe('Rdpp.packForInference', () => {
   });
 
   it('packs multi-tap conv weights only, and refuses training and read-back with a clear message', () => {
-    const m = formulaModel();
+    const m = formulaRdpp();
     m.packForInference();
     const s = m.decoder.state;
     expect(s.isPacked).toBe(true);
@@ -141,7 +132,7 @@ describe('Rdpp.packForInference', () => {
   });
 
   it('loadModel (test, predict) returns a packed model', async () => {
-    const m = formulaModel();
+    const m = formulaRdpp();
     const cfg: TrainConfig = {
       ...defaultConfig(),
       teacher: 'resnet18',
@@ -171,7 +162,7 @@ describe('Rdpp.packTeacher (rdpp train)', () => {
     const results: { loss: number; grads: Float32Array[]; copies: number; resident: number }[] = [];
     for (const pack of [false, true]) {
       const base = rt.pool.snapshot().liveBytes;
-      const m = formulaModel();
+      const m = formulaRdpp();
       if (pack) m.packTeacher();
       const params = [...m.parameterGroups().proj, ...m.parameterGroups().ocbeDecoder];
       const loss = scope(() => {
@@ -258,7 +249,7 @@ describe('packed as f16 for f16 GEMMs (PRECISION=f16)', () => {
       const maps: Float32Array[][] = [];
       for (const pack of [false, true]) {
         const base = rt.pool.snapshot().liveBytes;
-        const m = formulaModel();
+        const m = formulaRdpp();
         if (pack) m.packForInference();
         maps.push((await infer(m, img)).data);
         sizes.push(rt.pool.snapshot().liveBytes - base);
