@@ -94,8 +94,21 @@ export interface E2eResult {
   submits_per_step: number;
   buffers_created_per_step: number;
   bind_groups_created_per_step: number;
-  /** CPU time to record one step or batch (the synchronous part, before waiting for the GPU) */
+  /** CPU time to record one step or batch (the synchronous part, before waiting for the GPU), mean */
   record_ms_per_step: number;
+  /**
+   * the same, median: garbage-collection pauses land in some recordings (on lavapipe's 2 cores, 10–40 ms
+   * scavenges of the garbage Dawn's Node bindings make while a wait polls), which the mean counts
+   */
+  record_ms_median: number;
+  /**
+   * infer: whether the timed batches were replayed from a captured graph (the flag GRAPH_CAPTURE,
+   * engine/graph.ts; the first batch of a shape runs op by op, the second is captured: two warm-up runs),
+   * and the bytes that graph holds (its working set, counted in resident_mib and peak_gpu_mib: live while
+   * the graph exists); train: false, null
+   */
+  graph_capture: boolean;
+  graph_mib: number | null;
 }
 
 export interface ProfileResult extends E2eResult {
@@ -137,7 +150,12 @@ function makeModel(teacher: BenchTeacher): Rdpp {
 export function workload(
   kind: 'train' | 'infer',
   o: E2eOptions,
-): { once: () => void; dispose: () => void; savedBytes: () => number | null } {
+): {
+  once: () => void;
+  dispose: () => void;
+  savedBytes: () => number | null;
+  graphBytes: () => number | null;
+} {
   const ssot = o.ssot ?? 'official';
   const m = makeModel(o.teacher);
   // the model as `rdpp test` / `predict` load it (conv weights packed once: Rdpp.packForInference), or as
@@ -151,6 +169,8 @@ export function workload(
   const optA = groups ? new Adam(groups.proj, { lr: 1e-3, betas: [0.5, 0.999] }) : null;
   const optB = groups ? new Adam(groups.ocbeDecoder, { lr: 5e-3, betas: [0.5, 0.999] }) : null;
   const perm = [...Array(o.batch).keys()].map((i) => (i + 1) % o.batch);
+  // inference as `rdpp test` runs it: replayed from a graph after two batches (GRAPH_CAPTURE)
+  const scorer = kind === 'infer' ? m.scorer() : null;
   let saved: number | null = null;
   const once = () => {
     if (kind === 'train') {
@@ -167,14 +187,16 @@ export function workload(
       optB!.zeroGrad();
     } else {
       scope(() => {
-        m.anomalyMaps(tensor(data, shape));
+        scorer!.maps(tensor(data, shape));
       });
     }
   };
   return {
     once,
     savedBytes: () => saved,
+    graphBytes: () => scorer?.graphBytes() ?? null,
     dispose: () => {
+      scorer?.dispose();
       optA?.dispose();
       optB?.dispose();
       m.dispose();
@@ -195,6 +217,7 @@ async function measure(
   o: E2eOptions,
   run: () => void,
   savedBytes: () => number | null,
+  graphBytes: () => number | null = () => null,
 ): Promise<
   Omit<
     E2eResult,
@@ -217,17 +240,19 @@ async function measure(
     run();
     await rt.sync();
   }
+  // the timed batches are replays when warm-up left a graph (GraphCache: eager, capture, then replays)
+  const replayed = graphBytes() !== null;
   rt.pool.resetPeak();
   const resident = rt.pool.snapshot().liveBytes;
   const packed = rt.derived.stats().bytes;
   const c0 = { ...rt.counters };
   const m0 = rt.pool.snapshot();
   const times: number[] = [];
-  let recordMs = 0;
+  const records: number[] = [];
   for (let i = 0; i < o.iters; i++) {
     const t0 = performance.now();
     run();
-    recordMs += performance.now() - t0;
+    records.push(performance.now() - t0);
     await rt.sync();
     times.push(performance.now() - t0);
   }
@@ -254,7 +279,10 @@ async function measure(
     submits_per_step: per(c0.submits, c1.submits),
     buffers_created_per_step: per(m0.createdBuffers, m1.createdBuffers),
     bind_groups_created_per_step: per(c0.bindGroups, c1.bindGroups),
-    record_ms_per_step: +(recordMs / o.iters).toFixed(3),
+    record_ms_per_step: +(records.reduce((a, b) => a + b, 0) / o.iters).toFixed(3),
+    record_ms_median: +stats(records).median.toFixed(3),
+    graph_capture: replayed,
+    graph_mib: mib(graphBytes()),
     peakBytes: m1.peakLiveBytes,
   };
 }
@@ -263,7 +291,7 @@ export async function benchE2e(kind: 'train' | 'infer', o: E2eOptions): Promise<
   const rt = runtime();
   const w = workload(kind, o);
   try {
-    const { peakBytes: _, ...r } = await measure(o, w.once, w.savedBytes);
+    const { peakBytes: _, ...r } = await measure(o, w.once, w.savedBytes, w.graphBytes);
     return {
       kind,
       adapter: adapterLine(rt.gpu.report),
@@ -290,7 +318,7 @@ export async function profileE2e(kind: 'train' | 'infer', o: E2eOptions): Promis
   const rt = runtime();
   const w = workload(kind, o);
   try {
-    const { peakBytes, ...r } = await measure(o, w.once, w.savedBytes);
+    const { peakBytes, ...r } = await measure(o, w.once, w.savedBytes, w.graphBytes);
     const base: E2eResult = {
       kind,
       adapter: adapterLine(rt.gpu.report),

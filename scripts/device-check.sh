@@ -119,6 +119,10 @@ kernels)
   # against the defaults, each pair back to back on the warm machine; f32 parity on the ops with both on
   run infer-b1-dawn-default bench infer "${net[@]}" "${infer1[@]}"
   RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run infer-b1-dawn-fast bench infer "${net[@]}" "${infer1[@]}"
+  # batches replayed from captured graphs (engine/graph.ts, the default, as in infer-b1-dawn-default) against
+  # every batch recorded op by op: what the ops' JavaScript costs a batch-1 inference on this host
+  RDPP_GRAPH_CAPTURE=0 run infer-b1-eager bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_GRAPH_CAPTURE=0 run infer-b1-f16-eager bench infer "${net[@]}" "${infer1[@]}" --precision f16
   run train-dawn-default bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run train-dawn-fast bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_DAWN_SKIP_VALIDATION=1 run infer-b1-dawn-novalidation bench infer "${net[@]}" "${infer1[@]}"

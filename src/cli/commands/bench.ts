@@ -125,7 +125,8 @@ export const bench: Command = {
           (r.saved_for_backward_mib === null
             ? ''
             : `${r.saved_for_backward_mib} MiB saved for the backward (${r.training_activations} activations), `) +
-          `${r.dispatches_per_step} dispatches, ${r.buffers_created_per_step} buffers created per ${what === 'train' ? 'step' : 'batch'}`,
+          `${r.dispatches_per_step} dispatches, ${r.buffers_created_per_step} buffers created per ${what === 'train' ? 'step' : 'batch'}, ` +
+          `${r.record_ms_median} ms of CPU recording (median; mean ${r.record_ms_per_step})${r.graph_capture ? ' (replayed from a captured graph)' : ''}`,
       );
       const json = `${JSON.stringify(r, null, 2)}\n`;
       if (values.out) writeFileAtomic(String(values.out), json);
