@@ -148,7 +148,11 @@ export class GpuContext {
    * awaits two per image). A waiting call is in a set instead, and leaves it when its promise settles.
    */
   guard<T>(p: Promise<T>): Promise<T> {
-    if (this.lostReason !== null) return Promise.reject(this.lostError());
+    if (this.lostReason !== null) {
+      // p fails too (an AbortError from Dawn): the device-lost error is the one to report
+      p.catch(() => {});
+      return Promise.reject(this.lostError());
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiting.add(reject);
       p.then(
