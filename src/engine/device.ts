@@ -98,6 +98,11 @@ export class GpuContext {
   private errors: string[] = [];
   /** the rejections of the guard() calls now waiting: each is called if the device is lost meanwhile */
   private readonly waiting = new Set<(e: Error) => void>();
+  /**
+   * Called when a guard() wait begins, if set, and what it returns when the wait ends: the platform's say
+   * in how the wait polls (Node: platform/dawn-poll.ts, the flag DAWN_POLL).
+   */
+  onWait: (() => () => void) | null = null;
   readonly features: ReadonlySet<string>;
 
   constructor(
@@ -153,16 +158,27 @@ export class GpuContext {
       p.catch(() => {});
       return Promise.reject(this.lostError());
     }
+    const end = this.onWait?.();
     return new Promise<T>((resolve, reject) => {
-      this.waiting.add(reject);
+      let failed: ((e: Error) => void) | null = (e) => {
+        failed = null;
+        end?.();
+        reject(e);
+      };
+      this.waiting.add(failed);
+      const settle = () => {
+        if (!failed) return false; // already failed by a device loss
+        this.waiting.delete(failed);
+        failed = null;
+        end?.();
+        return true;
+      };
       p.then(
         (v) => {
-          this.waiting.delete(reject);
-          resolve(v);
+          if (settle()) resolve(v);
         },
         (e) => {
-          this.waiting.delete(reject);
-          reject(e);
+          if (settle()) reject(e);
         },
       );
     });

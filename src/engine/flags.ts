@@ -15,6 +15,11 @@ export type MmaMode = 'auto' | 'on' | 'off' | 'emulate';
 
 export const MMA_MODES: readonly MmaMode[] = ['auto', 'on', 'off', 'emulate'];
 
+/** How Node waits for the GPU (see the flag DAWN_POLL). */
+export type DawnPoll = 'auto' | 'spin' | 'timer';
+
+export const DAWN_POLLS: readonly DawnPoll[] = ['auto', 'spin', 'timer'];
+
 /** Which conv weights keep their GEMM-layout copy between calls (see the flag KEEP_PACKED_WEIGHTS). */
 export type PackedWeights = 'stable' | 'frozen' | 'off';
 
@@ -43,6 +48,17 @@ export interface Flags {
    * it is off by default until a GPU shows what it gains (scripts/device-check.sh times both).
    */
   DAWN_DISABLE_ROBUSTNESS: boolean;
+  /**
+   * How Node waits for the GPU (Node only; platform/node.ts). While a read or sync is pending, Dawn's Node
+   * bindings poll for it by re-queuing themselves with `setImmediate`: ~120,000 times a second, a busy core
+   * and the garbage of every poll (10–40 ms collection pauses on lavapipe). `spin` keeps that: the least
+   * latency, right for a GPU, whose waits are short and whose host has cores to spare. `timer` polls by
+   * `setTimeout(0)` during the engine's waits instead (at most ~1,000 times a second, up to ~1 ms later):
+   * on a CPU adapter (lavapipe, SwiftShader) the polling core is one the kernels themselves run on, and a
+   * ResNet-18 training step on lavapipe's 2 cores takes ~40 % less time. `auto` (the default): `timer` on a
+   * fallback (CPU) adapter, `spin` on a GPU.
+   */
+  DAWN_POLL: DawnPoll;
   /**
    * Operand precision of the GEMM family (matmul, conv forward/dgrad/wgrad, transposed conv, split-K,
    * conv2dFused), like PyTorch AMP's autocast: `f16` rounds both operands to f16 where they are staged in
@@ -154,6 +170,7 @@ const defaults: Flags = {
   ALLOW_UNSAFE_APIS: false,
   DAWN_SKIP_VALIDATION: false,
   DAWN_DISABLE_ROBUSTNESS: false,
+  DAWN_POLL: 'auto',
   PRECISION: 'f32',
   F16_STORAGE: true,
   F16_TRAIN_STORAGE: true,
@@ -177,6 +194,7 @@ const CHOICES: Partial<Record<keyof Flags, readonly string[]>> = {
   PRECISION: PRECISIONS,
   GEMM_MMA: MMA_MODES,
   KEEP_PACKED_WEIGHTS: PACKED_WEIGHTS,
+  DAWN_POLL: DAWN_POLLS,
 };
 
 export function flag<K extends keyof Flags>(name: K): Flags[K] {
@@ -191,7 +209,11 @@ export function setFlags(values: Partial<Flags>): () => void {
 }
 
 /** Flags that choose how Node creates Dawn (src/platform/node.ts): meaningless in a browser page. */
-export const NODE_DAWN_FLAGS: readonly (keyof Flags)[] = ['DAWN_SKIP_VALIDATION', 'DAWN_DISABLE_ROBUSTNESS'];
+export const NODE_DAWN_FLAGS: readonly (keyof Flags)[] = [
+  'DAWN_SKIP_VALIDATION',
+  'DAWN_DISABLE_ROBUSTNESS',
+  'DAWN_POLL',
+];
 
 /** `flags` without NODE_DAWN_FLAGS (what a browser page is given). */
 export function pageFlags(flags: Partial<Flags>): Partial<Flags> {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { type GpuContext, openGpu } from '../engine/device.js';
 import { flag, flagsFromEnv, setFlags } from '../engine/flags.js';
+import { applyDawnPolling } from './dawn-poll.js';
 import { makeDir, outputError } from './fs-errors.js';
 import { withoutDawnLimitWarnings } from './quiet-dawn.js';
 
@@ -72,7 +73,9 @@ export async function openNodeGpu(opts: NodeGpuOptions = {}): Promise<GpuContext
       value: (o?: GPURequestAdapterOptions) => withoutDawnLimitWarnings(() => dawn.requestAdapter(o)),
     },
   }) as GPU;
-  return openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint(), toggles });
+  const ctx = await openGpu(gpu, { platform: 'node', noAdapterHint: noAdapterHint(), toggles });
+  applyDawnPolling(ctx);
+  return ctx;
 }
 
 /** The name of the temporary file writeFileAtomic writes first (run folders remove leftover ones). */
