@@ -79,7 +79,12 @@ describe('DAWN_POLL', () => {
     const cancelled = setImmediate(() => ran.push('cancelled'));
     clearImmediate(cancelled);
     await new Promise<void>((r) => setImmediate(() => r()));
-    await new Promise<void>((r) => setImmediate((v: string) => (ran.push(v), r()), 'during'));
+    await new Promise<void>((r) =>
+      setImmediate((v: string) => {
+        ran.push(v);
+        r();
+      }, 'during'),
+    );
     release();
     await waiting;
     const outside = setImmediate(() => ran.push('cancelled too'));
