@@ -178,128 +178,11 @@ export class CapturedGraph {
     return { graph, outputs: graph.copyOutputs() };
   }
 
-  /** Sort the logged buffers into owned and watched, and turn the log into replayable commands. */
+  /** The graph of a finished capture: its buffers sorted (ownership), its log compiled. */
   private static build(log: CaptureLog, ins: Tensor[], outs: Tensor[]): CapturedGraph {
-    const rt = runtime();
-    const held = new Set<GPUBuffer>([...ins, ...outs].map((t) => t.buffer));
-    const referenced = new Set<GPUBuffer>();
-    const written = new Set<GPUBuffer>();
-    for (const op of log.ops) {
-      if (op.kind === 'dispatch') {
-        for (const b of op.reads) referenced.add(b);
-        for (const b of op.writes) {
-          referenced.add(b);
-          written.add(b);
-        }
-      } else if (op.kind === 'copy') {
-        referenced.add(op.src).add(op.dst);
-        written.add(op.dst);
-      } else {
-        referenced.add(op.dst);
-        written.add(op.dst);
-      }
-    }
-    // the outputs become the graph's (not the caller's scope's); one it did not make stays the caller's
-    const made = outs.filter((t) => log.born.has(t.buffer) || ins.some((i) => i.buffer === t.buffer));
-    for (const t of made) keep(t);
-    const claimed: GPUBuffer[] = [];
-    const external: GPUBuffer[] = [];
-    let problem: string | null = log.readBack
-      ? 'the function read a value back (a graph cannot depend on values; read after it returns)'
-      : null;
-    for (const t of outs)
-      if (!made.includes(t)) problem = `the function returned ${t.describe()}, which it did not make`;
-    for (const b of referenced) {
-      if (problem) break;
-      if (held.has(b)) continue;
-      if (log.gone.has(b))
-        problem =
-          'the buffer pool destroyed a buffer the capture uses (its memory cap, POOL_MAX_RESERVED_BYTES, is too small for one run; raise it or set GRAPH_CAPTURE=0)';
-      else if (log.born.has(b)) {
-        if (rt.pool.claim(b)) claimed.push(b);
-        else
-          problem =
-            'a buffer made during the capture is still held outside it (by a tensor it did not return)';
-      } else if (written.has(b))
-        problem = 'the function writes a buffer it did not make (only its own may change)';
-      else external.push(b);
-    }
-    if (problem) {
-      for (const b of claimed) rt.pool.release(b, rt.recording);
-      for (const t of [...ins, ...made]) t.dispose();
-      throw new Error(`graph capture: ${problem}`);
-    }
-    for (const t of outs) rt.invalidate(t.buffer);
-
-    // uniforms: a slot per dispatch that has them, written once
-    const withUniforms = log.ops.filter((op) => op.kind === 'dispatch' && op.uniforms).length;
-    const uniformBuffer = rt.device.createBuffer({
-      size: Math.max(1, withUniforms) * UNIFORM_SLOT,
-      usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */,
-      label: 'graph uniforms',
-    });
-    const uniformData = new Uint8Array(Math.max(1, withUniforms) * UNIFORM_SLOT);
-    // uploads: one buffer holding every write's data, copied into place in command order
-    let uploadBytes = 0;
-    for (const op of log.ops) if (op.kind === 'write') uploadBytes += align4(op.data.byteLength);
-    const uploadBuffer = rt.device.createBuffer({
-      size: Math.max(4, uploadBytes),
-      usage: 0x4 /* COPY_SRC */ | 0x8 /* COPY_DST */,
-      label: 'graph uploads',
-    });
-    const uploadData = new Uint8Array(Math.max(4, uploadBytes));
-
-    const ids = new Map<GPUBuffer, number>();
-    const id = (b: GPUBuffer) => {
-      let i = ids.get(b);
-      if (i === undefined) ids.set(b, (i = ids.size));
-      return i;
-    };
-    const groups = new Map<string, GPUBindGroup>();
-    const ops: ReplayOp[] = [];
-    let slot = 0;
-    let uploaded = 0;
-    for (const op of log.ops) {
-      if (op.kind === 'copy') {
-        ops.push({ copy: [op.src, op.srcOffset, op.dst, op.dstOffset, op.bytes] });
-      } else if (op.kind === 'write') {
-        uploadData.set(op.data, uploaded);
-        ops.push({ copy: [uploadBuffer, uploaded, op.dst, op.offset, op.data.byteLength] });
-        uploaded += align4(op.data.byteLength);
-      } else {
-        const buffers = [...op.reads, ...op.writes];
-        const size = op.uniforms?.byteLength ?? 0;
-        const key = `${op.layoutKey}|${size}|${buffers.map(id).join(',')}`;
-        let group = groups.get(key);
-        if (!group) {
-          const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
-            binding,
-            resource: { buffer },
-          }));
-          if (size > 0)
-            entries.push({ binding: entries.length, resource: { buffer: uniformBuffer, offset: 0, size } });
-          group = rt.device.createBindGroup({ layout: op.layout, entries, label: 'graph' });
-          groups.set(key, group);
-        }
-        let offsets: number[] | null = null;
-        if (op.uniforms) {
-          uniformData.set(op.uniforms, slot * UNIFORM_SLOT);
-          offsets = [slot * UNIFORM_SLOT];
-          slot++;
-        }
-        ops.push({
-          name: op.name,
-          cost: op.cost,
-          pipeline: op.pipeline,
-          group,
-          offsets,
-          workgroups: op.workgroups,
-        });
-      }
-    }
-    rt.device.queue.writeBuffer(uniformBuffer, 0, uniformData);
-    rt.device.queue.writeBuffer(uploadBuffer, 0, uploadData);
-    return new CapturedGraph(ins, outs, ops, claimed, [uniformBuffer, uploadBuffer], external);
+    const { claimed, external } = ownership(log, ins, outs);
+    const { ops, own } = compile(log);
+    return new CapturedGraph(ins, outs, ops, claimed, own, external);
   }
 
   /** Why `replay` would refuse (a buffer it reads changed), or null. */
@@ -364,6 +247,142 @@ export class CapturedGraph {
     for (const t of [...this.inputs, ...this.outputs]) t.dispose();
     for (const b of this.own) b.destroy();
   }
+}
+
+/**
+ * Sort the buffers a capture's commands use: the graph's own (its inputs and outputs, and the
+ * intermediates, claimed from the pool here), and the ones it only reads (watched). Throws, giving back
+ * what it claimed and the graph's tensors, if the capture did what a graph cannot replay.
+ */
+function ownership(
+  log: CaptureLog,
+  ins: Tensor[],
+  outs: Tensor[],
+): { claimed: GPUBuffer[]; external: GPUBuffer[] } {
+  const rt = runtime();
+  const held = new Set<GPUBuffer>([...ins, ...outs].map((t) => t.buffer));
+  const referenced = new Set<GPUBuffer>();
+  const written = new Set<GPUBuffer>();
+  for (const op of log.ops) {
+    if (op.kind === 'dispatch') {
+      for (const b of op.reads) referenced.add(b);
+      for (const b of op.writes) {
+        referenced.add(b);
+        written.add(b);
+      }
+    } else if (op.kind === 'copy') {
+      referenced.add(op.src).add(op.dst);
+      written.add(op.dst);
+    } else {
+      referenced.add(op.dst);
+      written.add(op.dst);
+    }
+  }
+  // the outputs become the graph's (not the caller's scope's); one it did not make stays the caller's
+  const made = outs.filter((t) => log.born.has(t.buffer) || ins.some((i) => i.buffer === t.buffer));
+  for (const t of made) keep(t);
+  const claimed: GPUBuffer[] = [];
+  const external: GPUBuffer[] = [];
+  let problem: string | null = log.readBack
+    ? 'the function read a value back (a graph cannot depend on values; read after it returns)'
+    : null;
+  for (const t of outs)
+    if (!made.includes(t)) problem = `the function returned ${t.describe()}, which it did not make`;
+  for (const b of referenced) {
+    if (problem) break;
+    if (held.has(b)) continue;
+    if (log.gone.has(b))
+      problem =
+        'the buffer pool destroyed a buffer the capture uses (its memory cap, POOL_MAX_RESERVED_BYTES, is too small for one run; raise it or set GRAPH_CAPTURE=0)';
+    else if (log.born.has(b)) {
+      if (rt.pool.claim(b)) claimed.push(b);
+      else
+        problem = 'a buffer made during the capture is still held outside it (by a tensor it did not return)';
+    } else if (written.has(b))
+      problem = 'the function writes a buffer it did not make (only its own may change)';
+    else external.push(b);
+  }
+  if (problem) {
+    for (const b of claimed) rt.pool.release(b, rt.recording);
+    for (const t of [...ins, ...made]) t.dispose();
+    throw new Error(`graph capture: ${problem}`);
+  }
+  for (const t of outs) rt.invalidate(t.buffer);
+  return { claimed, external };
+}
+
+/** A capture's log as replayable commands, with the uniform and upload buffers they read. */
+function compile(log: CaptureLog): { ops: ReplayOp[]; own: GPUBuffer[] } {
+  const rt = runtime();
+  // uniforms: a slot per dispatch that has them, written once
+  const withUniforms = log.ops.filter((op) => op.kind === 'dispatch' && op.uniforms).length;
+  const uniformBuffer = rt.device.createBuffer({
+    size: Math.max(1, withUniforms) * UNIFORM_SLOT,
+    usage: 0x40 /* UNIFORM */ | 0x8 /* COPY_DST */,
+    label: 'graph uniforms',
+  });
+  const uniformData = new Uint8Array(Math.max(1, withUniforms) * UNIFORM_SLOT);
+  // uploads: one buffer holding every write's data, copied into place in command order
+  let uploadBytes = 0;
+  for (const op of log.ops) if (op.kind === 'write') uploadBytes += align4(op.data.byteLength);
+  const uploadBuffer = rt.device.createBuffer({
+    size: Math.max(4, uploadBytes),
+    usage: 0x4 /* COPY_SRC */ | 0x8 /* COPY_DST */,
+    label: 'graph uploads',
+  });
+  const uploadData = new Uint8Array(Math.max(4, uploadBytes));
+
+  const ids = new Map<GPUBuffer, number>();
+  const id = (b: GPUBuffer) => {
+    let i = ids.get(b);
+    if (i === undefined) ids.set(b, (i = ids.size));
+    return i;
+  };
+  const groups = new Map<string, GPUBindGroup>();
+  const ops: ReplayOp[] = [];
+  let slot = 0;
+  let uploaded = 0;
+  for (const op of log.ops) {
+    if (op.kind === 'copy') {
+      ops.push({ copy: [op.src, op.srcOffset, op.dst, op.dstOffset, op.bytes] });
+    } else if (op.kind === 'write') {
+      uploadData.set(op.data, uploaded);
+      ops.push({ copy: [uploadBuffer, uploaded, op.dst, op.offset, op.data.byteLength] });
+      uploaded += align4(op.data.byteLength);
+    } else {
+      const buffers = [...op.reads, ...op.writes];
+      const size = op.uniforms?.byteLength ?? 0;
+      const key = `${op.layoutKey}|${size}|${buffers.map(id).join(',')}`;
+      let group = groups.get(key);
+      if (!group) {
+        const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
+          binding,
+          resource: { buffer },
+        }));
+        if (size > 0)
+          entries.push({ binding: entries.length, resource: { buffer: uniformBuffer, offset: 0, size } });
+        group = rt.device.createBindGroup({ layout: op.layout, entries, label: 'graph' });
+        groups.set(key, group);
+      }
+      let offsets: number[] | null = null;
+      if (op.uniforms) {
+        uniformData.set(op.uniforms, slot * UNIFORM_SLOT);
+        offsets = [slot * UNIFORM_SLOT];
+        slot++;
+      }
+      ops.push({
+        name: op.name,
+        cost: op.cost,
+        pipeline: op.pipeline,
+        group,
+        offsets,
+        workgroups: op.workgroups,
+      });
+    }
+  }
+  rt.device.queue.writeBuffer(uniformBuffer, 0, uniformData);
+  rt.device.queue.writeBuffer(uploadBuffer, 0, uploadData);
+  return { ops, own: [uniformBuffer, uploadBuffer] };
 }
 
 /**
