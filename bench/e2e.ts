@@ -217,7 +217,7 @@ async function measure(
   o: E2eOptions,
   run: () => void,
   savedBytes: () => number | null,
-  graphBytes: () => number | null = () => null,
+  graphBytes: () => number | null,
 ): Promise<
   Omit<
     E2eResult,

@@ -160,25 +160,25 @@ export class GpuContext {
     }
     const end = this.onWait?.();
     return new Promise<T>((resolve, reject) => {
-      let failed: ((e: Error) => void) | null = (e) => {
-        failed = null;
-        end?.();
-        reject(e);
-      };
-      this.waiting.add(failed);
-      const settle = () => {
-        if (!failed) return false; // already failed by a device loss
-        this.waiting.delete(failed);
-        failed = null;
+      // the wait ends once: by p settling or by a device loss, whichever comes first
+      let ended = false;
+      const finish = (): boolean => {
+        if (ended) return false;
+        ended = true;
+        this.waiting.delete(fail);
         end?.();
         return true;
       };
+      const fail = (e: Error) => {
+        if (finish()) reject(e);
+      };
+      this.waiting.add(fail);
       p.then(
         (v) => {
-          if (settle()) resolve(v);
+          if (finish()) resolve(v);
         },
         (e) => {
-          if (settle()) reject(e);
+          if (finish()) reject(e);
         },
       );
     });

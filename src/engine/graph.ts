@@ -25,7 +25,7 @@
  */
 import { allFlags, flag } from './flags.js';
 import type { DispatchCost } from './profiler.js';
-import type { Program } from './program.js';
+import { align4, type Program, UNIFORM_SLOT } from './program.js';
 import { runtime } from './runtime.js';
 import { empty, keep, scope, type Tensor } from './tensor.js';
 
@@ -109,11 +109,6 @@ export class CaptureLog {
     this.gone.add(buf);
   }
 }
-
-/** Bytes per dispatch in a graph's uniform buffer (minUniformBufferOffsetAlignment is at most 256). */
-const UNIFORM_SLOT = 256;
-
-const align4 = (n: number) => Math.ceil(n / 4) * 4;
 
 function sameLayout(a: Tensor, b: Tensor): boolean {
   return (

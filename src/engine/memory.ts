@@ -123,11 +123,15 @@ export class BufferPool {
       if (this.stats.reservedBytes > this.stats.peakReservedBytes)
         this.stats.peakReservedBytes = this.stats.reservedBytes;
     }
+    this.countLive(size);
+    this.onAcquire?.(buf);
+    return buf;
+  }
+
+  private countLive(size: number): void {
     this.stats.liveBytes += size;
     this.stats.liveBuffers++;
     if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
-    this.onAcquire?.(buf);
-    return buf;
   }
 
   /**
@@ -148,9 +152,7 @@ export class BufferPool {
       list!.splice(at, 1);
       if (list!.length === 0) lists.delete(size);
       this.stats[counter] -= size;
-      this.stats.liveBytes += size;
-      this.stats.liveBuffers++;
-      if (this.stats.liveBytes > this.stats.peakLiveBytes) this.stats.peakLiveBytes = this.stats.liveBytes;
+      this.countLive(size);
       return true;
     }
     return false;

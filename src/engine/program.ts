@@ -88,7 +88,10 @@ export interface Program {
 }
 
 /** Bytes per dispatch in the uniform arena (minUniformBufferOffsetAlignment is at most 256). */
-const UNIFORM_SLOT = 256;
+export const UNIFORM_SLOT = 256;
+
+/** `n` rounded up to a multiple of 4 (the size and offset rule of buffer copies and writes). */
+export const align4 = (n: number) => Math.ceil(n / 4) * 4;
 
 /** Uniform slots in the arena: a submit happens at the latest when they are used up. */
 const ARENA_SLOTS = 1024;
@@ -340,21 +343,32 @@ export class Runtime {
         : null;
       this.capture.dispatch(p, pipe, layout, layoutKey, uniforms, [x, y, z]);
     }
+    const pass = this.passFor(p.name, p.cost);
+    pass.setPipeline(pipe);
+    if (slot) pass.setBindGroup(0, group, [slot.offset]);
+    else pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y, z);
+    if (flag('LOG_DISPATCHES')) console.log(`dispatch ${p.name} [${x}, ${y}, ${z}]`);
+    this.dispatched();
+  }
+
+  /** The compute pass the next dispatch goes into (profiling: a new one per dispatch, timestamped). */
+  private passFor(name: string, cost: DispatchCost | undefined): GPUComputePassEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.profiler) {
       // one pass per dispatch, with a timestamp at its start and end
       if (this.pass) this.pass.end();
-      this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.next(p.name, p.cost) });
+      this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.next(name, cost) });
     } else if (!this.pass) this.pass = this.encoder.beginComputePass();
-    this.pass.setPipeline(pipe);
-    if (slot) this.pass.setBindGroup(0, group, [slot.offset]);
-    else this.pass.setBindGroup(0, group);
-    this.pass.dispatchWorkgroups(x, y, z);
+    return this.pass;
+  }
+
+  /** After a dispatch: end a profiled pass, count it, and submit every DISPATCHES_PER_SUBMIT dispatches. */
+  private dispatched(): void {
     if (this.profiler) {
-      this.pass.end();
+      this.pass!.end();
       this.pass = null;
     }
-    if (flag('LOG_DISPATCHES')) console.log(`dispatch ${p.name} [${x}, ${y}, ${z}]`);
     this.dispatches++;
     this.counters.dispatches++;
     if (this.dispatches >= flag('DISPATCHES_PER_SUBMIT') || this.profiler?.full()) this.flush();
@@ -364,6 +378,16 @@ export class Runtime {
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.invalidate(dst);
     this.capture?.copy(src, srcOffset, dst, dstOffset, bytes);
+    this.encodeCopy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  private encodeCopy(
+    src: GPUBuffer,
+    srcOffset: number,
+    dst: GPUBuffer,
+    dstOffset: number,
+    bytes: number,
+  ): void {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     if (this.pass) {
       this.pass.end();
@@ -378,44 +402,22 @@ export class Runtime {
    * its commands write, so no kept copy can depend on them (nothing to invalidate).
    */
   replay(ops: readonly ReplayOp[]): void {
-    const perSubmit = flag('DISPATCHES_PER_SUBMIT');
-    let last: GPUComputePipeline | null = null;
+    // setPipeline only when the pipeline changes within a pass
+    let lastPass: GPUComputePassEncoder | null = null;
+    let lastPipeline: GPUComputePipeline | null = null;
     for (const op of ops) {
       if (op.copy) {
-        const [src, srcOffset, dst, dstOffset, bytes] = op.copy;
-        if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-        if (this.pass) {
-          this.pass.end();
-          this.pass = null;
-        }
-        this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+        this.encodeCopy(...op.copy);
         continue;
       }
-      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-      if (this.profiler) {
-        if (this.pass) this.pass.end();
-        this.pass = this.encoder.beginComputePass({ timestampWrites: this.profiler.next(op.name, op.cost) });
-        last = null;
-      } else if (!this.pass) {
-        this.pass = this.encoder.beginComputePass();
-        last = null;
-      }
-      const pass = this.pass;
-      if (op.pipeline !== last) pass.setPipeline(op.pipeline);
-      last = op.pipeline;
+      const pass = this.passFor(op.name, op.cost);
+      if (pass !== lastPass || op.pipeline !== lastPipeline) pass.setPipeline(op.pipeline);
+      lastPass = pass;
+      lastPipeline = op.pipeline;
       if (op.offsets) pass.setBindGroup(0, op.group, op.offsets);
       else pass.setBindGroup(0, op.group);
       pass.dispatchWorkgroups(op.workgroups[0], op.workgroups[1], op.workgroups[2]);
-      if (this.profiler) {
-        pass.end();
-        this.pass = null;
-      }
-      this.dispatches++;
-      this.counters.dispatches++;
-      if (this.dispatches >= perSubmit || this.profiler?.full()) {
-        this.flush();
-        last = null;
-      }
+      this.dispatched();
     }
   }
 
@@ -469,7 +471,7 @@ export class Runtime {
       this.capture.readBack = true;
       throw new Error(READ_IN_CAPTURE);
     }
-    const size = Math.ceil(bytes / 4) * 4;
+    const size = align4(bytes);
     const staging = this.device.createBuffer({ size, usage: 0x1 /* MAP_READ */ | 0x8 /* COPY_DST */ });
     this.copy(buf, offset, staging, 0, size);
     this.flush();

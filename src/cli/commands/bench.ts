@@ -1,4 +1,4 @@
-import { type BenchTeacher, benchE2e, type E2eOptions } from '../../../bench/e2e.js';
+import { type BenchTeacher, benchE2e, type E2eOptions, type E2eResult } from '../../../bench/e2e.js';
 import { runBench } from '../../../bench/harness.js';
 import { allBenchCases } from '../../../bench/index.js';
 import { parseTiles, shapeCases } from '../../../bench/shapes.js';
@@ -10,6 +10,12 @@ import { benchInBrowser } from '../browser-bench.js';
 import { type Command, type OptionSpec, UsageError } from '../command.js';
 import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { checkOutputFile } from '../output-path.js';
+
+/** The CPU time a step or batch took to record, as `bench` and `profile` print it. */
+export function recordingSummary(r: E2eResult): string {
+  const graph = r.graph_capture ? ' (replayed from a captured graph)' : '';
+  return `${r.record_ms_median} ms (median; mean ${r.record_ms_per_step})${graph}`;
+}
 
 /** The options of a whole-step workload, shared by `bench train|infer` and `profile train|infer`. */
 export const E2E_OPTIONS: Record<string, OptionSpec> = {
@@ -126,7 +132,7 @@ export const bench: Command = {
             ? ''
             : `${r.saved_for_backward_mib} MiB saved for the backward (${r.training_activations} activations), `) +
           `${r.dispatches_per_step} dispatches, ${r.buffers_created_per_step} buffers created per ${what === 'train' ? 'step' : 'batch'}, ` +
-          `${r.record_ms_median} ms of CPU recording (median; mean ${r.record_ms_per_step})${r.graph_capture ? ' (replayed from a captured graph)' : ''}`,
+          `CPU recording ${recordingSummary(r)}`,
       );
       const json = `${JSON.stringify(r, null, 2)}\n`;
       if (values.out) writeFileAtomic(String(values.out), json);

@@ -2,7 +2,7 @@ import { type ProfileResult, profileE2e } from '../../../bench/e2e.js';
 import { writeFileAtomic } from '../../platform/node.js';
 import { type Command, UsageError } from '../command.js';
 import { precisionOption, startEngine } from '../gpu.js';
-import { E2E_OPTIONS, parseE2eOptions } from './bench.js';
+import { E2E_OPTIONS, parseE2eOptions, recordingSummary } from './bench.js';
 
 /** A table for people: the step's totals, then the programs by GPU time (what key_averages() prints). */
 export function profileTable(r: ProfileResult, top = 25): string {
@@ -10,7 +10,7 @@ export function profileTable(r: ProfileResult, top = 25): string {
   const lines = [
     `${r.kind} (${r.teacher}, batch ${r.batch}, ${r.imageSize}², ssot ${r.ssot}, ${r.precision} GEMMs) on ${r.adapter}`,
     `  wall ${r.wall_ms_per_step} ms per ${unit} (median of ${r.iters}); GPU ${r.gpu_ms_per_step === null ? 'n/a (no timestamp-query on this adapter)' : `${r.gpu_ms_per_step} ms (sum of per-dispatch times)`}`,
-    `  CPU recording ${r.record_ms_median} ms (median; mean ${r.record_ms_per_step})${r.graph_capture ? ' (replayed from a captured graph)' : ''}; ${r.dispatches_per_step} dispatches, ${r.submits_per_step} submits, ` +
+    `  CPU recording ${recordingSummary(r)}; ${r.dispatches_per_step} dispatches, ${r.submits_per_step} submits, ` +
       `${r.buffers_created_per_step} buffers and ${r.bind_groups_created_per_step} bind groups created per ${unit}`,
     `  peak memory ${r.peak_gpu_mib} MiB live, ${r.peak_reserved_mib} MiB reserved; between steps ${r.resident_mib} MiB (weights, optimizer state${r.graph_mib !== null ? `, ${r.graph_mib} MiB of it the graph's working set` : ''}${r.packed_weights_mib > 0 ? `, ${r.packed_weights_mib} MiB of it weights kept in GEMM layout (RDPP_KEEP_PACKED_WEIGHTS=${r.packed_weights})` : ''})`,
   ];
