@@ -1,45 +1,118 @@
 #!/usr/bin/env bash
-# Runs on a GPU server with .device-kit/ and dist/ carried (see scripts/device-kit.sh). Prepared phases,
-# so a short lease is spent measuring, not typing; every result lands in $OUT (JSON, logs, one .tgz).
-#   RDPP_PHASE=check   (default) adapter report, parity on the carried fixtures (.device-fixtures), whole
-#                      step and inference benchmarks, profiles with GPU time per program
+# Runs on a GPU server with the kit carried (see scripts/device-kit.sh). Prepared phases, so a short lease
+# is spent measuring, not typing. A lease is 15 minutes of device time in all (machine starts included),
+# a call at most 10 minutes, and a call returns at most 8 files: so every phase writes its log
+# ($OUT/device-<phase>.log) and ONE tarball ($OUT/results-<phase>.tgz: every JSON, table and run folder),
+# re-packed after each step so a call cut short still returns what it measured, and no phase runs past
+# RDPP_BUDGET seconds (default 540; give the call timeout_s ≥ RDPP_BUDGET + 40).
+#   RDPP_PHASE=first   the first call of a lease: adapter report; a WRN50-2 256² f32 training step at batch
+#                      16; the tire run (issue 13) with all but RDPP_FIRST_RESERVE seconds (resumed by
+#                      RDPP_PHASE=tire on the warm machine); then the rest of issue 12's figures (inference
+#                      at batch 32 and 1, f32 then --precision f16 with tensor cores where they pass their
+#                      check and race) and f32 parity on the carried fixtures. Carry .device-kit,
+#                      .device-dist, .device-data, .device-fixtures (62 MiB).
+#   RDPP_PHASE=check   adapter report, parity on the carried fixtures (.device-fixtures), whole step and
+#                      inference benchmarks, profiles with GPU time per program
 #   RDPP_PHASE=tire    the real-data run: node dist/train.js on .device-data/tire (packed by
 #                      scripts/device-kit.sh --data) with the exported Keras teacher, 256², 100 epochs,
-#                      --eval-every 10, stopped at RDPP_DEADLINE seconds and resumed by the next call
-#                      (the run folder runs/tire256 stays on a warm machine); then rdpp's evaluation;
-#                      first `rdpp tune` for that network (or the table carried in .device-data)
+#                      --eval-every 10, stopped at the budget and resumed by the next call (the run folder
+#                      runs/tire256 stays on a warm machine: 30 s after a call); first `rdpp tune` for that
+#                      network (RDPP_TUNE_SECONDS, default 120; or the table carried in .device-data)
 #   RDPP_PHASE=demo    `rdpp demo --full` (256², the built-in procedural dataset, generated on the machine)
-#                      with the exported Keras teacher from .device-data, stopped at RDPP_DEADLINE seconds;
-#                      its report (HTML, SVG, metrics, log) without the checkpoints in demo-run.tgz
+#                      with the exported Keras teacher from .device-data, stopped at the budget; its report
+#                      (HTML, SVG, metrics, log) without the checkpoints
 #   RDPP_PHASE=kernels every conv shape of the WRN50-2 and Keras networks with every GEMM tile (`rdpp tune`:
 #                      the tables come back as tiles-*.table.json), whole steps with those tables, with
 #                      GEMM_TILE=auto, without the forward split-K and without vec4 loads, the same steps with
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
 #                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, f32 parity on every carried
-#                      fixture, every kernel benchmark
+#                      fixture, every kernel benchmark (longer than one call: what fits the budget, in order)
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
+phase=${RDPP_PHASE:-check}
 out=${OUT:-/tmp/rdpp-out}
-mkdir -p "$out"
-if [ "${RDPP_KIT:-1}" != 0 ]; then mkdir -p node_modules/webgpu && cp .device-kit/webgpu-js/* node_modules/webgpu/; fi
-log="$out/device-${RDPP_PHASE:-check}.log"
+# every result goes to $res (outside $OUT) and, after each step, into ONE tarball in $OUT: a device call
+# returns at most 8 files
+res=/tmp/rdpp-results-$phase
+rm -rf "$res" && mkdir -p "$res" "$out"
+log="$out/device-$phase.log"
+pack() { tar czf "$out/.results-$phase.tgz" -C "$res" . 2>/dev/null && mv "$out/.results-$phase.tgz" "$out/results-$phase.tgz"; }
 # RDPP_KIT=0 runs the commands directly (a smoke test of this script on a machine that has node)
-kit() { if [ "${RDPP_KIT:-1}" = 0 ]; then "$@"; else bash .device-kit/device-run.sh "$@"; fi; }
-run() { # name, then the rdpp arguments; a failure is logged and the sequence goes on
+if [ "${RDPP_KIT:-1}" != 0 ]; then
+  mkdir -p node_modules/webgpu && cp .device-kit/webgpu-js/* node_modules/webgpu/
+  # the program without source maps or the browser bundle (scripts/device-kit.sh), to fit the 64 MiB carry
+  if [ -d .device-dist ]; then rm -rf dist && cp -r .device-dist dist; fi
+  # install the kit once (debs, node, dawn.node; what device-run.sh does before every command), then run
+  # every command with its environment instead of unpacking it again each time
+  bash .device-kit/device-run.sh true 2>&1 | tee -a "$log"
+  export PATH=/tmp/nodebin:$PATH
+  [ -f /usr/share/vulkan/icd.d/nvidia_icd.json ] || export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+t_start=$SECONDS
+# RDPP_BUDGET: the seconds this call may use (leave the device tool's timeout_s a margin); later steps
+# that no longer fit are skipped, and said so
+budget=${RDPP_BUDGET:-540}
+left() { echo $((budget - (SECONDS - t_start))); }
+room() { # seconds a step needs at least
+  if [ "$(left)" -lt "$1" ]; then echo "-- skipped for time: $2 (needs $1 s, $(left) s left)" | tee -a "$log"; return 1; fi
+}
+run() { # name, then the rdpp arguments; a failure (or a hang: RDPP_RUN_TIMEOUT, default 240 s) is logged and
+  # the sequence goes on
   local name=$1; shift
+  room 20 "$name" || return 0
+  local limit=${RDPP_RUN_TIMEOUT:-240}
+  [ "$limit" -gt "$(left)" ] && limit=$(left)
   echo "== $name: rdpp $*" | tee -a "$log"
   local t0=$SECONDS
-  kit node dist/rdpp.js "$@" >"$out/$name.json" 2>>"$log" || echo "!! $name failed" | tee -a "$log"
+  timeout -s KILL "$limit" node dist/rdpp.js "$@" >"$res/$name.json" 2>>"$log" || echo "!! $name failed" | tee -a "$log"
   echo "   $((SECONDS - t0)) s" | tee -a "$log"
+  pack
 }
-run_folder() { # name, run folder, then the command: stopped at RDPP_DEADLINE seconds (default 480), its
-  # output in the log, then the folder without checkpoints (nor a generated dataset) as $out/<name>-run.tgz
-  local name=$1 folder=$2; shift 2
-  local deadline=${RDPP_DEADLINE:-480} t0=$SECONDS
+run_folder() { # name, run folder, deadline in seconds, then the command: stopped at the deadline, its output
+  # in the log, then the folder without checkpoints (nor a generated dataset) as <name>-run.tgz
+  local name=$1 folder=$2 deadline=$3 t0=$SECONDS
+  shift 3
   echo "== $name: $* (stopped after $deadline s)" | tee -a "$log"
-  kit timeout -s KILL "$deadline" "$@" >>"$log" 2>&1
+  timeout -s KILL "$deadline" "$@" >>"$log" 2>&1
   echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
-  tar czf "$out/$name-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude="$folder/data" "$folder" 2>/dev/null
+  tar czf "$res/$name-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude="$folder/data" "$folder" 2>/dev/null
+  pack
+}
+tire_run() { # the real-data run of issue 13 in at most $1 seconds (tuning included), resumed if a run is there
+  local t0=$SECONDS deadline=$1 table= size=256
+  [ -n "${RDPP_CHECK_SMALL:-}" ] && size=64
+  # the GEMM tiles of this network on this GPU: a table carried in .device-data (copy there the one an
+  # earlier call returned), or kept in runs/ on a warm machine, else `rdpp tune` now (at most
+  # RDPP_TUNE_SECONDS, default 120 in the tire phase, 0 in the first: taken from the run's deadline) for
+  # the training batch and the evaluations' (train's at 16, rdpp test's at 8), timing for three quarters
+  # of that (--budget: the largest GEMMs first, the table keeps what was timed; the rest is start-up and
+  # margin, then a hard stop); the table also comes back in the results
+  for f in .device-data/tiles-keras-f32.table.json runs/tiles-keras-f32.table.json; do
+    # only a table made on this adapter (rdpp refuses another's: info fails with it)
+    [ -z "$table" ] && [ -f "$f" ] && RDPP_TILE_TABLE=$f node dist/rdpp.js info >/dev/null 2>>"$log" && table=$f
+  done
+  local tune=${RDPP_TUNE_SECONDS:-$2}
+  # a resumed run keeps the kernels it started with: no tuning in the middle of it
+  [ -f runs/tire256/last.safetensors ] && [ -z "${RDPP_TUNE_SECONDS:-}" ] && tune=0
+  if [ -z "$table" ] && [ "$tune" != 0 ]; then
+    echo "== tune (at most $tune s)" | tee -a "$log"
+    mkdir -p runs
+    if timeout -s KILL "$tune" node dist/rdpp.js tune --teacher resnet50-keras \
+      --image-size $size --batch 16 --infer-batches 8,16 --iters 3 --budget $((tune * 3 / 4)) \
+      --table runs/tiles-keras-f32.table.json \
+      >>"$log" 2>&1; then table=runs/tiles-keras-f32.table.json; else echo "!! tune failed or ran out of time" | tee -a "$log"; fi
+    echo "   $((SECONDS - t0)) s" | tee -a "$log"
+  fi
+  if [ -n "$table" ]; then
+    export RDPP_TILE_TABLE=$table
+    cp "$table" "$res/"
+  fi
+  # the user's command, plus the teacher file an offline server needs and the test curve every 10 epochs
+  local args=(--data .device-data --category tire --image-size $size --epochs "${RDPP_EPOCHS:-100}"
+    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every 10 --out runs/tire256)
+  [ -f runs/tire256/last.safetensors ] && args+=(--resume)
+  run_folder tire runs/tire256 $((deadline - (SECONDS - t0))) node dist/train.js "${args[@]}"
+  unset RDPP_TILE_TABLE
 }
 if [ -n "${RDPP_CHECK_SMALL:-}" ]; then
   net=(--teacher resnet18 --image-size 64) train=(--batch 2 --iters 1) infer32=(--batch 2 --iters 1) infer1=(--batch 1 --iters 1)
@@ -47,7 +120,27 @@ else
   net=(--teacher wrn50 --image-size 256) train=(--batch 16 --iters 5) infer32=(--batch 32 --iters 10) infer1=(--batch 1 --iters 20)
 fi
 
-case "${RDPP_PHASE:-check}" in
+case "$phase" in
+first)
+  # the first call of a lease (15 minutes of device time in all): what issues 12 and 13 need, under
+  # RDPP_BUDGET seconds. The adapter; one f32 training step of WRN50-2 (the figure everything else is
+  # weighed by); the tire run of issue 13 (the longest and the one that cannot be split over machines: a
+  # checkpoint stays on the warm machine only), leaving RDPP_FIRST_RESERVE seconds (default 150) for the
+  # rest of issue 12's figures (inference at batch 32 and 1 in f32, then the step and inference under
+  # --precision f16 with tensor cores where they pass their check and race) and f32 parity on every carried
+  # fixture. An unfinished tire run is resumed by RDPP_PHASE=tire on the warm machine (call again at once).
+  run info info --json
+  run train-f32 bench train "${net[@]}" "${train[@]}" --ssot off
+  if room 60 tire; then tire_run $(($(left) - ${RDPP_FIRST_RESERVE:-150})) 0; fi
+  run infer-b32-f32 bench infer "${net[@]}" "${infer32[@]}"
+  run infer-b1-f32 bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_ALLOW_UNSAFE_APIS=1 run train-f16 bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
+  RDPP_ALLOW_UNSAFE_APIS=1 run infer-b32-f16 bench infer "${net[@]}" "${infer32[@]}" --precision f16
+  RDPP_ALLOW_UNSAFE_APIS=1 run infer-b1-f16 bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  for f in .device-fixtures/golden/ops.json .device-fixtures/golden/rd18.json .device-fixtures/golden/wrn50.json; do
+    [ -f "$f" ] && run "parity-$(basename "$f" .json)" parity "$f" --json
+  done
+  ;;
 check)
   run info info --json
   for f in .device-fixtures/golden/ops.json .device-fixtures/golden/rd18.json .device-fixtures/golden/wrn50.json; do
@@ -63,42 +156,12 @@ check)
   run profile-infer-b32 profile infer "${net[@]}" --batch "${infer32[1]}" --iters 2 --json
   ;;
 tire)
-  # the GEMM tiles of this network on this GPU: a table carried in .device-data (copy there the one an
-  # earlier call returned), or kept in runs/ on a warm machine, else `rdpp tune` now (at most
-  # RDPP_TUNE_SECONDS, default 120, taken from the run's deadline; 0 skips it) for the training batch and
-  # the evaluations' (train's at 16, rdpp test's at 8), timing for three quarters of that (--budget: the
-  # largest GEMMs first, the table keeps what was timed; the rest is start-up and margin, then a hard stop);
-  # the table also comes back in $OUT
-  t0=$SECONDS
-  table=
-  for f in .device-data/tiles-keras-f32.table.json runs/tiles-keras-f32.table.json; do
-    # only a table made on this adapter (rdpp refuses another's: info fails with it)
-    [ -z "$table" ] && [ -f "$f" ] && RDPP_TILE_TABLE=$f kit node dist/rdpp.js info >/dev/null 2>>"$log" && table=$f
-  done
-  if [ -z "$table" ] && [ "${RDPP_TUNE_SECONDS:-120}" != 0 ]; then
-    echo "== tune (at most ${RDPP_TUNE_SECONDS:-120} s)" | tee -a "$log"
-    mkdir -p runs
-    if kit timeout -s KILL "${RDPP_TUNE_SECONDS:-120}" node dist/rdpp.js tune --teacher resnet50-keras \
-      --image-size 256 --batch 16 --infer-batches 8,16 --iters 3 --budget $((${RDPP_TUNE_SECONDS:-120} * 3 / 4)) \
-      --table runs/tiles-keras-f32.table.json \
-      >>"$log" 2>&1; then table=runs/tiles-keras-f32.table.json; else echo "!! tune failed or ran out of time" | tee -a "$log"; fi
-    echo "   $((SECONDS - t0)) s" | tee -a "$log"
-  fi
-  if [ -n "$table" ]; then
-    export RDPP_TILE_TABLE=$table
-    cp "$table" "$out/"
-  fi
-  export RDPP_DEADLINE=$((${RDPP_DEADLINE:-480} - (SECONDS - t0)))
-  # the user's command, plus the teacher file an offline server needs and the test curve every 10 epochs
-  args=(--data .device-data --category tire --image-size 256 --epochs "${RDPP_EPOCHS:-100}"
-    --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every 10 --out runs/tire256)
-  [ -f runs/tire256/last.safetensors ] && args+=(--resume)
-  run_folder tire runs/tire256 node dist/train.js "${args[@]}"
+  tire_run $(($(left) - 15)) 120
   ;;
 demo)
   size=--full
   [ -n "${RDPP_CHECK_SMALL:-}" ] && size=--small
-  run_folder demo runs/demo node dist/rdpp.js demo "$size" --out runs/demo \
+  run_folder demo runs/demo $(($(left) - 15)) node dist/rdpp.js demo "$size" --out runs/demo \
     --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors
   ;;
 kernels)
@@ -138,14 +201,14 @@ kernels)
   # (each tune at most RDPP_TUNE_BUDGET seconds of timing, default 120: the largest GEMMs first)
   tiles=(--iters 3 --precision f32 --budget "${RDPP_TUNE_BUDGET:-120}")
   run tune-wrn50 tune "${net[@]}" --batch "${train[1]}" --infer-batches "${infer1[1]},${infer32[1]}" \
-    "${tiles[@]}" --table "$out/tiles-wrn50-f32.table.json" --out "$out/tune-wrn50-timings.json"
+    "${tiles[@]}" --table "$res/tiles-wrn50-f32.table.json" --out "$res/tune-wrn50-timings.json"
   run tune-keras tune --teacher resnet50-keras --image-size "${net[3]}" --batch "${train[1]}" \
-    --infer-batches "${infer1[1]},${infer32[1]}" "${tiles[@]}" --table "$out/tiles-keras-f32.table.json" \
-    --out "$out/tune-keras-timings.json"
-  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run train-tuned bench train "${net[@]}" "${train[@]}" --ssot off
-  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run infer-b32-tuned bench infer "${net[@]}" "${infer32[@]}"
-  RDPP_TILE_TABLE="$out/tiles-wrn50-f32.table.json" run infer-b1-tuned bench infer "${net[@]}" "${infer1[@]}"
-  RDPP_TILE_TABLE="$out/tiles-keras-f32.table.json" run train-keras-tuned bench train --teacher resnet50-keras \
+    --infer-batches "${infer1[1]},${infer32[1]}" "${tiles[@]}" --table "$res/tiles-keras-f32.table.json" \
+    --out "$res/tune-keras-timings.json"
+  RDPP_TILE_TABLE="$res/tiles-wrn50-f32.table.json" run train-tuned bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_TILE_TABLE="$res/tiles-wrn50-f32.table.json" run infer-b32-tuned bench infer "${net[@]}" "${infer32[@]}"
+  RDPP_TILE_TABLE="$res/tiles-wrn50-f32.table.json" run infer-b1-tuned bench infer "${net[@]}" "${infer1[@]}"
+  RDPP_TILE_TABLE="$res/tiles-keras-f32.table.json" run train-keras-tuned bench train --teacher resnet50-keras \
     --image-size "${net[3]}" "${train[@]}" --ssot off
   RDPP_GEMM_TILE=auto run train-auto bench train "${net[@]}" "${train[@]}" --ssot off
   run train-default bench train "${net[@]}" "${train[@]}" --ssot off

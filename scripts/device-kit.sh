@@ -3,15 +3,17 @@
 # call carries at most 64 MiB, so the pieces are separate folders, each carried only by the phase that
 # needs it:
 #   .device-kit/       Node, Dawn's dawn.node, Vulkan/GL loader packages (../shared/tools/device-prep.sh)
-#                      plus the webgpu package's JavaScript (≈ 29 MB)
-#   dist/              the built program (≈ 4.5 MB)
-#   .device-fixtures/  with --fixtures: the golden fixtures for `rdpp parity` (≈ 7.4 MB)
-#   .device-data/      with --data: the Keras teacher exported as f16 (≈ 17 MB) and the tire category
-#                      packed at 256² as JPEG q95 (≈ 7 MB; scripts/pack-data.ts prints what that changes)
-# Then, on the server (the device tool):
-#   carry [".device-kit","dist",".device-fixtures"]  bash scripts/device-check.sh              (check)
-#   carry [".device-kit","dist",".device-data"]      RDPP_PHASE=tire bash scripts/device-check.sh
-#   carry [".device-kit","dist",".device-data"]      RDPP_PHASE=demo bash scripts/device-check.sh
+#                      plus the webgpu package's JavaScript (≈ 28 MiB)
+#   .device-dist/      the built program without source maps or the browser bundle (≈ 1.3 MiB; dist/ with
+#                      them is 5.7 MiB, which would not leave room for the rest)
+#   .device-fixtures/  with --fixtures: the golden fixtures for `rdpp parity` (≈ 7.0 MiB)
+#   .device-data/      with --data: the Keras teacher exported as f16 (≈ 16.6 MiB) and the tire category
+#                      packed at 256² as JPEG q95 (≈ 7 MiB; scripts/pack-data.ts prints what that changes)
+# With the tracked files (≈ 2.8 MiB) all four fit one call (≈ 62 MiB). Then, on the server (the device
+# tool; scripts/device-check.sh says what each phase runs):
+#   carry [".device-kit",".device-dist",".device-data",".device-fixtures"]  RDPP_PHASE=first bash scripts/device-check.sh
+#   carry [".device-kit",".device-dist",".device-data"]      RDPP_PHASE=tire bash scripts/device-check.sh
+#   carry [".device-kit",".device-dist",".device-fixtures"]  RDPP_PHASE=kernels bash scripts/device-check.sh
 # Usage: bash scripts/device-kit.sh [--fixtures] [--data]
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -30,6 +32,8 @@ bash "$shared/tools/device-prep.sh"
 rm -rf .device-kit/webgpu-js && mkdir -p .device-kit/webgpu-js
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js .device-kit/webgpu-js/
 npm run build --silent
+rm -rf .device-dist && mkdir -p .device-dist/chunks
+cp dist/rdpp.js dist/train.js .device-dist/ && cp dist/chunks/*.js .device-dist/chunks/
 if [ $want_fixtures = 1 ]; then
   rm -rf .device-fixtures && mkdir -p .device-fixtures/golden
   cp "$shared"/fixtures/golden/{ops,rd18,wrn50}.{json,safetensors} .device-fixtures/golden/
@@ -42,4 +46,4 @@ if [ $want_data = 1 ]; then
     --outfile=.cache/pack-data.mjs
   node .cache/pack-data.mjs "$shared/datasets/mvtec3d-tire-half" tire .device-data --size 256 --format jpeg --quality 95
 fi
-du -sh .device-kit dist .device-fixtures .device-data 2>/dev/null || true
+du -sh .device-kit .device-dist .device-fixtures .device-data 2>/dev/null || true
