@@ -68,12 +68,15 @@ run() { # name, then the rdpp arguments; a failure (or a hang: RDPP_RUN_TIMEOUT,
   echo "   $((SECONDS - t0)) s" | tee -a "$log"
   pack
 }
-run_folder() { # name, run folder, deadline in seconds, then the command: stopped at the deadline, its output
-  # in the log, then the folder without checkpoints (nor a generated dataset) as <name>-run.tgz
-  local name=$1 folder=$2 deadline=$3 t0=$SECONDS
+run_folder() { # name, run folder, deadline in seconds, then the command: asked to stop at the deadline
+  # (SIGTERM: training finishes its epoch and writes its checkpoints, so the next call resumes from there)
+  # and killed 60 s later; its output in the log, then the folder without checkpoints (nor a generated
+  # dataset) as <name>-run.tgz
+  local name=$1 folder=$2 deadline=$(($3 - 60)) t0=$SECONDS
   shift 3
+  [ "$deadline" -lt 10 ] && deadline=10
   echo "== $name: $* (stopped after $deadline s)" | tee -a "$log"
-  timeout -s KILL "$deadline" "$@" >>"$log" 2>&1
+  timeout -s TERM -k 60 "$deadline" "$@" >>"$log" 2>&1
   echo "   exit $? after $((SECONDS - t0)) s" | tee -a "$log"
   tar czf "$res/$name-run.tgz" --exclude='*.safetensors' --exclude='*.tmp-*' --exclude="$folder/data" "$folder" 2>/dev/null
   pack

@@ -45,6 +45,11 @@ export interface TrainRunResult {
   report: string | null;
   /** the per-epoch test-set evaluations of `evalEvery` (those of a resumed run's earlier part included) */
   testEvals: TestEvalRecord[];
+  /**
+   * the signal that stopped training early (after its checkpoints were written; no final evaluation), or
+   * null when it ran every epoch
+   */
+  stopped: NodeJS.Signals | null;
 }
 
 /** A run folder inside the dataset would mix outputs with images (a plain folder's loose images ARE data). */
@@ -99,6 +104,16 @@ async function trainInFolder(
   const progress = new Progress();
   let t0 = 0;
   let stepsDone = 0;
+  // Ctrl-C (or SIGTERM, SIGHUP) during training: finish the epoch, write its checkpoints, then stop; a
+  // second signal ends the process at once (the run folder's own handler), losing the epochs since the
+  // last checkpoint written
+  let stopSignal: NodeJS.Signals | null = null;
+  const withdraw = folder.onceOnSignal((sig) => {
+    stopSignal = sig;
+    progress.done(
+      `${sig}: stopping after this epoch, once its checkpoints are written (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again stops at once; --resume continues from the last checkpoint written)`,
+    );
+  });
   const run = await train(
     {
       dataset: ds,
@@ -124,6 +139,7 @@ async function trainInFolder(
         return { checkpoint: decodeCheckpoint(new Uint8Array(readFileSync(path)), path), source: path };
       },
       previousTestEvals: (epoch) => previousTestEvals(logPath, epoch),
+      shouldStop: () => stopSignal !== null,
     },
     {
       start: (info) => {
@@ -172,11 +188,29 @@ async function trainInFolder(
       checkpoint: (kind, bytes) => writeFileAtomicAsync(join(outDir, `${kind}.safetensors`), bytes),
     },
   );
+  withdraw();
+  const best = join(outDir, 'best.safetensors');
+  const last = run.epochs.at(-1)?.epoch ?? 0;
+  if (run.stopped && stopSignal) {
+    jsonl({ event: 'stopped', epoch: last, signal: stopSignal });
+    progress.done(
+      `stopped after epoch ${last} of ${cfg.epochs} (${stopSignal}) in ${formatDuration((performance.now() - t0) / 1000)}; ` +
+        `checkpoints written (best epoch ${run.bestEpoch}). Continue with the same command and --resume.`,
+    );
+    return {
+      outDir,
+      epochs: run.epochs,
+      metrics: null,
+      checkpoint: best,
+      report: null,
+      testEvals: run.testEvals,
+      stopped: stopSignal,
+    };
+  }
   progress.done(
     `training done in ${formatDuration((performance.now() - t0) / 1000)}; best epoch ${run.bestEpoch}`,
   );
 
-  const best = join(outDir, 'best.safetensors');
   // evaluation, threshold calibration and the HTML report: the same code as `rdpp test`
   let report: TestResult | null = null;
   if (o.evaluate && run.test.length > 0 && existsSync(best)) {
@@ -204,6 +238,7 @@ async function trainInFolder(
     checkpoint: best,
     report: report?.report ?? null,
     testEvals: run.testEvals,
+    stopped: null,
   };
 }
 

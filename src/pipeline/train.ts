@@ -48,6 +48,11 @@ export interface TrainOptions {
   evaluate: boolean;
   /** also evaluate on the test set every this many epochs and at the last epoch (never for selection) */
   evalEvery?: number;
+  /**
+   * the least minutes between two checkpoint writes (`last`, and `best` when it changed); 0 or absent:
+   * after every epoch. The last epoch and a stop always write (Trainer's saveEveryMs)
+   */
+  saveEveryMinutes?: number;
 }
 
 /** What training needs from the platform. */
@@ -63,6 +68,8 @@ export interface TrainIo {
   resumeFrom?(): { checkpoint: DecodedCheckpoint; source: string };
   /** the test evaluations of a resumed run's earlier part, up to `epoch` (for the curve) */
   previousTestEvals?(epoch: number): TestEvalRecord[];
+  /** asked after each epoch: true ends training there, after writing the checkpoints (e.g. on Ctrl-C) */
+  shouldStop?(): boolean;
 }
 
 /** What training reports while it runs. */
@@ -71,7 +78,7 @@ export interface TrainEvents {
   start?(info: { config: TrainConfig; train: number; selection: number; resume: boolean }): void;
   step?(s: StepInfo): void;
   epoch?(e: EpochInfo): void;
-  /** checkpoint bytes to keep: 'last' after every epoch, 'best' when the selection score improves (first) */
+  /** checkpoint bytes to keep: 'last' and, when the selection score improved, 'best' (first); see saveEveryMinutes */
   checkpoint(kind: 'last' | 'best', bytes: Uint8Array): Promise<void>;
   /** a test-set evaluation of `evalEvery` (the test images count is `images`) */
   testEval?(r: TestEvalRecord, images: number): void;
@@ -86,6 +93,8 @@ export interface TrainResult {
   test: Dataset['test'];
   /** the per-epoch test-set evaluations of `evalEvery` (those of a resumed run's earlier part included) */
   testEvals: TestEvalRecord[];
+  /** training ended before cfg.epochs because shouldStop() said so (its checkpoints are written) */
+  stopped: boolean;
 }
 
 /** Whether two checked splits hold the same files in the same order (then they score the same). */
@@ -243,6 +252,8 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
         events.curve?.(trainer.state.history, testEvals);
       },
       save: (kind, bytes) => events.checkpoint(kind, bytes),
+      ...(o.saveEveryMinutes ? { saveEveryMs: o.saveEveryMinutes * 60_000 } : {}),
+      ...(io.shouldStop ? { shouldStop: () => io.shouldStop!() } : {}),
       select,
     },
   );
@@ -256,7 +267,13 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
   }
   events.start?.({ config: cfg, train: train.length, selection: selection.length, resume: o.resume });
   await trainer.run();
-  const result = { epochs: trainer.state.history, bestEpoch: trainer.state.bestEpoch, test, testEvals };
+  const result = {
+    epochs: trainer.state.history,
+    bestEpoch: trainer.state.bestEpoch,
+    test,
+    testEvals,
+    stopped: trainer.state.epoch < cfg.epochs,
+  };
   trainer.dispose();
   model.dispose();
   return result;

@@ -257,12 +257,30 @@ function checkSpace(dir: string, need: SpaceNeed, reclaim: boolean): void {
     );
 }
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** The exit code of a process ended by `sig`, as a shell reports it (128 + the signal's number). */
+export function signalExitCode(sig: NodeJS.Signals): number {
+  return 128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15);
+}
+
 export class RunFolder {
   private released = false;
   private readonly onExit = () => this.release();
+  /** what the next SIGINT/SIGTERM/SIGHUP does instead of exiting (onceOnSignal), or null */
+  private interrupt: ((sig: NodeJS.Signals) => void) | null = null;
   private readonly onSignal = (sig: NodeJS.Signals) => {
+    const interrupt = this.interrupt;
+    if (interrupt) {
+      this.interrupt = null;
+      // armed again for the next signal, which exits
+      for (const s of SIGNALS)
+        if (!process.listeners(s).includes(this.onSignal)) process.once(s, this.onSignal);
+      interrupt(sig);
+      return;
+    }
     this.release();
-    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+    process.exit(signalExitCode(sig));
   };
 
   constructor(
@@ -274,7 +292,19 @@ export class RunFolder {
     private readonly log: (l: string) => void,
   ) {
     process.once('exit', this.onExit);
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(s, this.onSignal);
+    for (const s of SIGNALS) process.once(s, this.onSignal);
+  }
+
+  /**
+   * The next SIGINT, SIGTERM or SIGHUP calls `handler` instead of ending the process (training stops after
+   * the current epoch and saves); the one after ends it as before (the lock released). Returns a function
+   * that withdraws the handler.
+   */
+  onceOnSignal(handler: (sig: NodeJS.Signals) => void): () => void {
+    this.interrupt = handler;
+    return () => {
+      if (this.interrupt === handler) this.interrupt = null;
+    };
   }
 
   /**
@@ -305,7 +335,7 @@ export class RunFolder {
     if (this.released) return;
     this.released = true;
     process.removeListener('exit', this.onExit);
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(s, this.onSignal);
+    for (const s of SIGNALS) process.removeListener(s, this.onSignal);
     try {
       if (readFileSync(this.lock.path, 'utf8') === this.lock.token) unlinkSync(this.lock.path);
     } catch {}

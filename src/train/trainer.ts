@@ -9,7 +9,7 @@
  * exactly like the official code. One seeded RNG drives shuffling, noise boxes and SSOT permutations;
  * its state is saved in checkpoints, so `resume` continues bit-identically.
  */
-import { Adam, backward, concat, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
+import { Adam, backward, clone, concat, keep, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
 import {
   type CheckpointMeta,
   type DecodedCheckpoint,
@@ -69,9 +69,20 @@ export interface EpochInfo {
 export interface TrainerHooks {
   onStep?: (s: StepInfo) => void;
   onEpoch?: (e: EpochInfo) => void | Promise<void>;
-  /** write checkpoint bytes ('last' after every epoch, 'best' when the selection score improves) */
+  /**
+   * write checkpoint bytes: 'last' (to resume from) and 'best' (the best selection score's weights, when it
+   * changed since the previous write), after an epoch when `saveEveryMs` has passed since the last write,
+   * and always after the last epoch and when shouldStop() ends training
+   */
   save?: (kind: 'last' | 'best', bytes: Uint8Array) => Promise<void>;
-  /** asked between steps; returning true ends training after saving */
+  /**
+   * (not a callback) the least time between two writes of `save`; 0 or absent: after every epoch. On a GPU
+   * an epoch can take seconds while a resume checkpoint at 256² is ~1.3 GB read back, encoded and written,
+   * so saving after each one would cost as much as training. Between writes, the best epoch's weights are
+   * kept as a copy on the GPU, so `best` holds the same bytes as if it had been written at once.
+   */
+  saveEveryMs?: number;
+  /** asked after each epoch; returning true ends training after saving */
   shouldStop?: () => boolean;
   /** evaluation used for selection; returns a score where higher is better */
   select?: (model: Rdpp, samples: SelectionSample[]) => Promise<number>;
@@ -111,6 +122,10 @@ export class Trainer {
   private readonly noise: PseudoAnomaly;
   private saving: Promise<void> | null = null;
   private saveError: Error | null = null;
+  /** when `save` last ran (performance.now(); the run's start before the first) */
+  private savedAt = 0;
+  /** the best epoch's weights and checkpoint metadata, kept on the GPU until the next write */
+  private bestKept: { tensors: [string, Tensor][]; meta: CheckpointMeta } | null = null;
   state: TrainerState;
 
   constructor(
@@ -169,6 +184,7 @@ export class Trainer {
     const { cfg } = this;
     const n = this.data.train.length;
     const batches = Math.ceil(n / cfg.batch);
+    this.savedAt = performance.now();
     while (this.state.epoch < cfg.epochs) {
       const t0 = performance.now();
       const order = this.rng.permutation(n);
@@ -251,29 +267,65 @@ export class Trainer {
         seconds: (performance.now() - t0) / 1000,
       };
       this.state.history.push(info);
-      if (this.hooks.save) {
-        const student = await studentTensors(this.model);
-        const lastBytes = await this.checkpoint(student);
-        // best holds weights only (no optimizer state)
-        const bestBytes = best ? encodeWeightsCheckpoint(student, this.meta()) : null;
-        // written behind the next epoch's steps (a checkpoint is ~1 GB at 256²); the previous epoch's
-        // files are complete before this one's start, and every write is atomic. best first: a run killed
-        // between the two writes resumes from the older `last`, redoes this epoch bit-identically and
-        // writes the same best again
-        await this.savesDone();
-        const save = this.hooks.save;
-        this.saving = (async () => {
-          if (bestBytes) await save('best', bestBytes);
-          await save('last', lastBytes);
-        })().catch((e: unknown) => {
-          this.saveError = e instanceof Error ? e : new Error(String(e));
-        });
-      }
       await this.hooks.onEpoch?.(info);
-      if (this.hooks.shouldStop?.()) break;
+      const stop = this.hooks.shouldStop?.() ?? false;
+      await this.saveOrKeep(best, stop || this.state.epoch >= cfg.epochs);
+      if (stop) break;
     }
     await this.savesDone();
     return this.state;
+  }
+
+  /**
+   * After an epoch: write `last` (and `best` when it changed since the previous write) if the caller saves
+   * and it is time (`force`, no saveEveryMs, or saveEveryMs passed), else keep a copy of a new best's
+   * weights on the GPU for the next write.
+   */
+  private async saveOrKeep(best: boolean, force: boolean): Promise<void> {
+    const save = this.hooks.save;
+    if (!save) return;
+    const every = this.hooks.saveEveryMs ?? 0;
+    if (!force && every > 0 && performance.now() - this.savedAt < every) {
+      if (best) this.keepBest();
+      return;
+    }
+    const student = await studentTensors(this.model);
+    const lastBytes = await this.checkpoint(student);
+    // best holds weights only (no optimizer state): this epoch's, or the kept copy of an earlier best's
+    let bestBytes: Uint8Array | null = null;
+    if (best) bestBytes = encodeWeightsCheckpoint(student, this.meta());
+    else if (this.bestKept)
+      bestBytes = encodeWeightsCheckpoint(await keptToHost(this.bestKept.tensors), this.bestKept.meta);
+    this.dropBest();
+    // written behind the next epoch's steps (a checkpoint is ~1 GB at 256²); the previous write is
+    // complete before this one starts, and every write is atomic. best first: a run killed between the
+    // two writes resumes from the older `last`, redoes its epochs bit-identically and writes the same best
+    // again
+    await this.savesDone();
+    this.savedAt = performance.now();
+    this.saving = (async () => {
+      if (bestBytes) await save('best', bestBytes);
+      await save('last', lastBytes);
+    })().catch((e: unknown) => {
+      this.saveError = e instanceof Error ? e : new Error(String(e));
+    });
+  }
+
+  /** Keep this epoch's student weights (a GPU copy) and checkpoint metadata as the best's, for the next write. */
+  private keepBest(): void {
+    this.dropBest();
+    const tensors: [string, Tensor][] = [];
+    noGrad(() => {
+      for (const st of this.model.studentStates())
+        for (const [k, t] of st.named()) tensors.push([st.prefix + k, keep(clone(t))]);
+    });
+    // a deep copy: the history goes on growing
+    this.bestKept = { tensors, meta: JSON.parse(JSON.stringify(this.meta())) as CheckpointMeta };
+  }
+
+  private dropBest(): void {
+    for (const [, t] of this.bestKept?.tensors ?? []) t.dispose();
+    this.bestKept = null;
   }
 
   /** Wait for the checkpoint files being written; a failed write is thrown here. */
@@ -368,9 +420,16 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.dropBest();
     this.optProj.zeroGrad();
     this.optStudent.zeroGrad();
     this.optProj.dispose();
     this.optStudent.dispose();
   }
+}
+
+/** Kept tensors read back to the CPU (every read issued before any is awaited). */
+async function keptToHost(tensors: [string, Tensor][]): Promise<Map<string, HostArray>> {
+  const data = await Promise.all(tensors.map(([, t]) => t.read()));
+  return new Map(tensors.map(([k, t], i) => [k, { shape: [...t.shape], data: data[i]! }]));
 }

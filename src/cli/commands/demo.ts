@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { writeDemoDataset } from '../../platform/demo-writer.js';
+import { signalExitCode } from '../../platform/run-folder.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import type { Command } from '../command.js';
 import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
@@ -56,7 +57,9 @@ export const demo: Command = {
       resume: false,
       skipBad: false,
       evaluate: true,
+      saveEveryMinutes: 10,
     });
+    if (res.stopped) return signalExitCode(res.stopped);
     printSummary(res.outDir, res.metrics, cfg.selectOn, res.report);
     return 0;
   },

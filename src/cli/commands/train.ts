@@ -1,4 +1,5 @@
 import { SSOT_MODES, type SsotMode } from '../../model/rdpp.js';
+import { signalExitCode } from '../../platform/run-folder.js';
 import { defaultConfig, type TrainConfig } from '../../train/config.js';
 import { type Command, UsageError } from '../command.js';
 import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
@@ -17,7 +18,7 @@ export const train: Command = {
   name: 'train',
   summary: 'train RD++ on a folder of normal images (MVTec AD, BTAD or plain layout), then evaluate',
   usage:
-    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume | --overwrite] [--eval-every N] [--precision f32|f16]',
+    '--data <root> [--category <name>] [--teacher …] [--epochs N] [--batch 16] [--image-size 256] [--seed 111] [--out runs/<name>] [--resume | --overwrite] [--eval-every N] [--save-every 10] [--precision f32|f16]',
   options: {
     data: {
       type: 'string',
@@ -56,6 +57,11 @@ export const train: Command = {
       type: 'string',
       help: 'also score the test set every N epochs and at the last one (train.jsonl "test-eval" events, the curve); never used for model selection',
     },
+    'save-every': {
+      type: 'string',
+      default: '10',
+      help: 'write the checkpoints (last, and best when it changed) at most every this many minutes, and after the last epoch or a stop; 0: after every epoch',
+    },
     precision: PRECISION_OPTION,
   },
   async run({ values }) {
@@ -84,6 +90,9 @@ export const train: Command = {
       throw new UsageError(`--select-on must be 'validation' or 'test', got '${sel}'`);
     cfg.selectOn = sel;
     const evalEvery = int(values['eval-every'], 'eval-every');
+    const saveEvery = Number(values['save-every']);
+    if (!Number.isFinite(saveEvery) || saveEvery < 0)
+      throw new UsageError(`--save-every must be a number of minutes ≥ 0, got '${values['save-every']}'`);
     const precision = precisionOption(values);
     const res = await runTraining({
       startEngine: () => startEngine({ precision }), // after the run folder and every data file are checked
@@ -97,7 +106,9 @@ export const train: Command = {
       evaluate: !values['no-eval'],
       ...(values['max-train'] ? { maxTrain: int(values['max-train'], 'max-train')! } : {}),
       ...(evalEvery ? { evalEvery } : {}),
+      saveEveryMinutes: saveEvery,
     });
+    if (res.stopped) return signalExitCode(res.stopped);
     printSummary(res.outDir, res.metrics, cfg.selectOn, res.report);
     return 0;
   },
