@@ -8,6 +8,7 @@ import {
   computeMetrics,
   type EvalMetrics,
   type EvalSample,
+  type MetricParts,
   type ScoredSample,
   scoreImages,
   type TestEvalRecord,
@@ -30,6 +31,8 @@ export interface EvaluateOptions {
   /** images per GPU pass */
   batch: number;
   onProgress?: (done: number, total: number) => void;
+  /** which metrics (default 'all'; see computeMetrics) */
+  metrics?: MetricParts;
 }
 
 export interface Evaluation {
@@ -51,7 +54,7 @@ export async function evaluate(model: Rdpp, samples: EvalInput[], o: EvaluateOpt
     o.batch,
     o.onProgress,
   );
-  const metrics = labelled(samples) ? computeMetrics(samples, scored, o.size) : null;
+  const metrics = labelled(samples) ? computeMetrics(samples, scored, o.size, o.metrics) : null;
   return { scored, metrics };
 }
 
@@ -63,7 +66,8 @@ export async function testEvalRecord(
   o: EvaluateOptions,
 ): Promise<TestEvalRecord> {
   const t1 = performance.now();
-  const { metrics } = await evaluate(model, samples, o);
+  // the record keeps the headline figures only: F1-max and the per-type breakdown are not computed
+  const { metrics } = await evaluate(model, samples, { ...o, metrics: 'headline' });
   if (!metrics) throw new Error('testEvalRecord: the test set has no images');
   return {
     epoch,

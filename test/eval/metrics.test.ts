@@ -3,6 +3,7 @@
  * references written here (O(n²) Mann–Whitney, O(thresholds · pixels) PRO curves) on random data with ties.
  */
 import { describe, expect, it } from 'vitest';
+import { computeMetrics, type EvalSample } from '../../src/eval/evaluate.js';
 import {
   arangeThresholds,
   auproOfficial,
@@ -511,5 +512,25 @@ describe('metricsByDefectType', () => {
     expect(() => metricsByDefectType({ types: ['good'], imageScores: scores, masks, maps, h, w })).toThrow(
       /one per image/,
     );
+  });
+
+  it("computeMetrics 'headline' gives the same AUROCs and AUPROs as 'all', without F1-max and the breakdown", () => {
+    const r = rng(11);
+    const size = 7;
+    const types = ['good', 'crack', 'good', 'hole', 'crack', 'good'];
+    const samples: EvalSample[] = types.map((t, i) => {
+      const mask = new Uint8Array(size * size);
+      if (t !== 'good') for (let p = i; p < i + 6; p++) mask[p] = 1;
+      return { rgb: new Float32Array(0), label: t === 'good' ? 0 : 1, mask, defectType: t };
+    });
+    const scored = samples.map((s) => {
+      const map = Float32Array.from(s.mask!, (v) => r() + 0.5 * v);
+      return { score: Math.max(...map), map };
+    });
+    const all = computeMetrics(samples, scored, size, 'all');
+    const headline = computeMetrics(samples, scored, size, 'headline');
+    expect(all.byType).not.toBeNull();
+    expect(all.pixelF1Max).not.toBeNull();
+    expect(headline).toEqual({ ...all, imageF1Max: null, pixelF1Max: null, byType: null });
   });
 });
