@@ -66,8 +66,17 @@ export interface ImageTrainingEvents {
   /** the model and its trainer exist (e.g. to drop them when the device is lost) */
   started?(model: Rdpp, trainer: Trainer): void;
   step?(s: StepInfo): void;
-  /** a recovery snapshot (student checkpoint bytes) at the end of every epoch but the last */
+  /**
+   * a recovery snapshot (student checkpoint bytes) at the end of an epoch but the last, when
+   * `snapshotEveryMs` has passed since the previous one (or since the start)
+   */
   snapshot?(bytes: Uint8Array, at: { epoch: number; globalStep: number }): void;
+  /**
+   * (not a callback) the least time between two snapshots: default SNAPSHOT_EVERY_MS; 0: after every epoch.
+   * A snapshot reads the student back and encodes it (431 MB at 256² with the wide teachers), which on a
+   * GPU can cost as much as an epoch; a lost device then loses at most this much training.
+   */
+  snapshotEveryMs?: number;
   /** training is over; calibration (if any) follows */
   trained?(state: TrainedState): void;
   /** asked between steps and at epoch ends: true stops training (the model so far is kept) */
@@ -83,6 +92,9 @@ export interface ImageTrainingResult extends TrainedState {
 
 class StopTraining extends Error {}
 
+/** The default least time between two recovery snapshots (ImageTrainingEvents.snapshotEveryMs). */
+export const SNAPSHOT_EVERY_MS = 60_000;
+
 /** Train a fresh RD++ on `plan.images`; the trainer's GPU memory is freed at the end, the model is returned. */
 export async function trainOnImages(
   teacher: Teacher,
@@ -92,6 +104,8 @@ export async function trainOnImages(
 ): Promise<ImageTrainingResult> {
   const stopAsked = () => events.shouldStop?.() ?? false;
   let trainer: Trainer | null = null;
+  const every = events.snapshotEveryMs ?? SNAPSHOT_EVERY_MS;
+  let snapshotAt = performance.now();
   const { model, trainer: tr } = makeTrainer(teacher, cfg, plan.images, {
     onStep: (st) => {
       events.step?.(st);
@@ -99,10 +113,12 @@ export async function trainOnImages(
       if (stopAsked() && st.globalStep < st.epochs * st.batches) throw new StopTraining();
     },
     onEpoch: async (e) => {
-      // a snapshot for recovery at every epoch end but the last (the end of training takes one)
-      if (e.epoch < cfg.epochs && !stopAsked() && trainer && events.snapshot) {
+      // a snapshot for recovery at an epoch end but the last (the end of training takes one), when due
+      const due = performance.now() - snapshotAt >= every;
+      if (e.epoch < cfg.epochs && due && !stopAsked() && trainer && events.snapshot) {
         const at = { epoch: e.epoch, globalStep: trainer.state.globalStep };
         events.snapshot(await studentCheckpoint(model, cfg, { training: at }), at);
+        snapshotAt = performance.now();
       }
     },
     shouldStop: stopAsked,
