@@ -190,46 +190,37 @@ async function trainInFolder(
   );
   withdraw();
   const best = join(outDir, 'best.safetensors');
-  const last = run.epochs.at(-1)?.epoch ?? 0;
-  if (run.stopped && stopSignal) {
-    jsonl({ event: 'stopped', epoch: last, signal: stopSignal });
+  const stopped = run.stopped ? stopSignal : null;
+  const elapsed = formatDuration((performance.now() - t0) / 1000);
+  let report: TestResult | null = null;
+  if (stopped) {
+    const last = run.epochs.at(-1)?.epoch ?? 0;
+    jsonl({ event: 'stopped', epoch: last, signal: stopped });
     progress.done(
-      `stopped after epoch ${last} of ${cfg.epochs} (${stopSignal}) in ${formatDuration((performance.now() - t0) / 1000)}; ` +
+      `stopped after epoch ${last} of ${cfg.epochs} (${stopped}) in ${elapsed}; ` +
         `checkpoints written (best epoch ${run.bestEpoch}). Continue with the same command and --resume.`,
     );
-    return {
-      outDir,
-      epochs: run.epochs,
-      metrics: null,
-      checkpoint: best,
-      report: null,
-      testEvals: run.testEvals,
-      stopped: stopSignal,
-    };
-  }
-  progress.done(
-    `training done in ${formatDuration((performance.now() - t0) / 1000)}; best epoch ${run.bestEpoch}`,
-  );
-
-  // evaluation, threshold calibration and the HTML report: the same code as `rdpp test`
-  let report: TestResult | null = null;
-  if (o.evaluate && run.test.length > 0 && existsSync(best)) {
-    report = await runTest({
-      data: o.data,
-      ...(o.category ? { category: o.category } : {}),
-      checkpoint: best,
-      out: join(outDir, 'report'),
-      batch: cfg.batch,
-      ...(o.maxTest ? { maxTest: o.maxTest } : {}),
-      ...(o.maxSelection ? { maxCalibration: o.maxSelection } : {}),
-      calibrate: 'frr',
-      targetFrr: 0.01,
-      skipBad: o.skipBad,
-      examples: 2,
-      teacher: { teacher: cfg.teacher, ...(cfg.teacherPath ? { teacherPath: cfg.teacherPath } : {}) },
-      log,
-    });
-    jsonl({ event: 'eval', report: report.report, ...report.metrics, byType: undefined });
+  } else {
+    progress.done(`training done in ${elapsed}; best epoch ${run.bestEpoch}`);
+    // evaluation, threshold calibration and the HTML report: the same code as `rdpp test`
+    if (o.evaluate && run.test.length > 0 && existsSync(best)) {
+      report = await runTest({
+        data: o.data,
+        ...(o.category ? { category: o.category } : {}),
+        checkpoint: best,
+        out: join(outDir, 'report'),
+        batch: cfg.batch,
+        ...(o.maxTest ? { maxTest: o.maxTest } : {}),
+        ...(o.maxSelection ? { maxCalibration: o.maxSelection } : {}),
+        calibrate: 'frr',
+        targetFrr: 0.01,
+        skipBad: o.skipBad,
+        examples: 2,
+        teacher: { teacher: cfg.teacher, ...(cfg.teacherPath ? { teacherPath: cfg.teacherPath } : {}) },
+        log,
+      });
+      jsonl({ event: 'eval', report: report.report, ...report.metrics, byType: undefined });
+    }
   }
   return {
     outDir,
@@ -238,7 +229,7 @@ async function trainInFolder(
     checkpoint: best,
     report: report?.report ?? null,
     testEvals: run.testEvals,
-    stopped: null,
+    stopped,
   };
 }
 

@@ -14,11 +14,16 @@ import { writeFileAtomic } from '../../src/platform/node.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { gpu } from './gpu.js';
 
-/** ResNet-18 RD++ with the fixtures' formula weights everywhere (teacher and student), in memory. */
-export function formulaRdpp(): Rdpp {
+/** A ResNet-18 teacher with the fixtures' formula weights, in memory. */
+export function formulaTeacher(): TorchvisionTeacher {
   const t = new TorchvisionTeacher('resnet18');
   t.state.initFormula('encoder.');
-  const m = new Rdpp(t);
+  return t;
+}
+
+/** ResNet-18 RD++ with the fixtures' formula weights everywhere (teacher and student), in memory. */
+export function formulaRdpp(): Rdpp {
+  const m = new Rdpp(formulaTeacher());
   m.ocbe.state.initFormula('bn.');
   m.decoder.state.initFormula('decoder.');
   m.proj.state.initFormula('proj.');

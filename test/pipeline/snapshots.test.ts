@@ -5,9 +5,9 @@
  * always the end-of-training checkpoint.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { trainOnImages } from '../../src/pipeline/train-images.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 
 beforeAll(gpu);
@@ -18,8 +18,7 @@ const images = Array.from({ length: 2 }, (_, k) =>
 );
 
 async function epochsSnapshotted(snapshotEveryMs: number): Promise<number[]> {
-  const teacher = new TorchvisionTeacher('resnet18');
-  teacher.state.initFormula('encoder.');
+  const teacher = formulaTeacher();
   const cfg: TrainConfig = { ...defaultConfig(), teacher: 'resnet18', imageSize: SIZE, batch: 2, epochs: 3 };
   const at: number[] = [];
   const r = await trainOnImages(

@@ -9,10 +9,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeCheckpoint } from '../../src/model/checkpoint.js';
 import { Rdpp } from '../../src/model/rdpp.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { sameBits } from '../helpers/bits.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
 const SIZE = 32;
@@ -39,9 +39,7 @@ interface Write {
  * 0.5, 0.9, 0.7, … (epoch 2 is the best), collecting what is saved.
  */
 async function train(epochs: number, saveEveryMs: number, stopAfter?: number) {
-  const teacher = new TorchvisionTeacher('resnet18');
-  teacher.state.initFormula('encoder.');
-  const model = new Rdpp(teacher);
+  const model = new Rdpp(formulaTeacher());
   const cfg: TrainConfig = {
     ...defaultConfig('tire'),
     teacher: 'resnet18',
