@@ -101,6 +101,31 @@ interface PreparedBatch {
   noisy: Float32Array;
 }
 
+/**
+ * A recorded step whose losses are on their way back. The trainer records step b + 1 (and step b's
+ * optimizer update) before it waits for step b's losses: waiting right after recording a step would
+ * leave the GPU idle while the CPU records the optimizer update and the next step's first commands (on a
+ * GPU, a few milliseconds per step). The price: a non-finite loss is seen one step later, after that
+ * step's commands (training stops there; checkpoints are only written at epoch ends, after every step of
+ * the epoch has been checked).
+ */
+interface StepInFlight {
+  /** index of the batch in its epoch */
+  batch: number;
+  /** the step's number in the run (from 1) */
+  globalStep: number;
+  size: number;
+  /** the loss parts, one tensor */
+  packed: Tensor;
+  reading: Promise<Float32Array>;
+}
+
+type LossSums = { loss: number; kd: number; proj: number };
+
+function add(a: LossSums, b: LossSums): LossSums {
+  return { loss: a.loss + b.loss, kd: a.kd + b.kd, proj: a.proj + b.proj };
+}
+
 export interface TrainerState {
   epoch: number;
   globalStep: number;
@@ -191,61 +216,59 @@ export class Trainer {
       let sums = { loss: 0, kd: 0, proj: 0 };
       const batchAt = (b: number) => this.prepareBatch(order.slice(b * cfg.batch, (b + 1) * cfg.batch));
       let next: PreparedBatch | null = batchAt(0);
-      for (let b = 0; b < batches; b++) {
-        const tb = performance.now();
-        const batch = next!;
-        const shape = [batch.size, 3, cfg.imageSize, cfg.imageSize];
-        // every loss part in one tensor, so the step costs one read-back
-        const packed = scope(() => {
-          const x = tensor(batch.clean, shape);
-          const xn = tensor(batch.noisy, shape);
-          const f = this.model.trainForward(x, xn, batch.perm, cfg.ssot);
-          backward(f.loss);
-          return noGrad(() =>
-            concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
-          );
-        });
-        const reading = packed.read();
-        // the next batch's CPU work overlaps this step on the GPU (never across an epoch's end, so the
-        // RNG state saved with the epoch's checkpoint is exactly what resuming needs)
-        next = b + 1 < batches ? batchAt(b + 1) : null;
-        const values = await reading;
-        packed.dispose();
-        const [loss, kd, proj, recon, contrast] = Array.from(values.subarray(0, 5)) as [
-          number,
-          number,
-          number,
-          number,
-          number,
-        ];
-        const ssot = values.length > 5 ? values[5]! : null;
-        if (!Number.isFinite(loss))
-          throw new NonFiniteLossError(
-            `the loss became ${loss} at epoch ${this.state.epoch + 1}, batch ${b + 1} (L_KD ${kd}, L_proj ${proj}); ` +
-              'training stopped — the last good checkpoint is kept. Try a lower learning rate or check the images.',
-          );
-        if ((b + 1) % cfg.accumulate === 0) {
-          this.optProj.step();
-          this.optStudent.step();
-          this.optProj.zeroGrad();
-          this.optStudent.zeroGrad();
+      // a step's losses are read back while the next step runs (see StepInFlight): `done` is when the
+      // previous step's losses arrived, so that step-to-step time is what images/s reports
+      let inFlight: StepInFlight | null = null;
+      let done = performance.now();
+      try {
+        for (let b = 0; b < batches; b++) {
+          const batch = next!;
+          const shape = [batch.size, 3, cfg.imageSize, cfg.imageSize];
+          // every loss part in one tensor, so the step costs one read-back
+          const packed = scope(() => {
+            const x = tensor(batch.clean, shape);
+            const xn = tensor(batch.noisy, shape);
+            const f = this.model.trainForward(x, xn, batch.perm, cfg.ssot);
+            backward(f.loss);
+            return noGrad(() =>
+              concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
+            );
+          });
+          const reading = packed.read();
+          if ((b + 1) % cfg.accumulate === 0) {
+            this.optProj.step();
+            this.optStudent.step();
+            this.optProj.zeroGrad();
+            this.optStudent.zeroGrad();
+          }
+          this.state.globalStep++;
+          const step: StepInFlight = {
+            batch: b,
+            globalStep: this.state.globalStep,
+            size: batch.size,
+            packed,
+            reading,
+          };
+          // the next batch's CPU work overlaps this step on the GPU (never across an epoch's end, so the
+          // RNG state saved with the epoch's checkpoint is exactly what resuming needs)
+          next = b + 1 < batches ? batchAt(b + 1) : null;
+          // the previous step's losses: this step is queued behind it, so the GPU does not idle meanwhile
+          const previous = inFlight;
+          inFlight = step;
+          if (previous) {
+            sums = add(sums, await this.finishStep(previous, done, batches));
+            done = performance.now();
+          }
         }
-        this.state.globalStep++;
-        sums = { loss: sums.loss + loss, kd: sums.kd + kd, proj: sums.proj + proj };
-        this.hooks.onStep?.({
-          epoch: this.state.epoch + 1,
-          epochs: cfg.epochs,
-          batch: b + 1,
-          batches,
-          globalStep: this.state.globalStep,
-          loss,
-          kd,
-          proj,
-          recon,
-          contrast,
-          ssot,
-          imagesPerSecond: batch.size / ((performance.now() - tb) / 1000),
-        });
+        const last = inFlight;
+        inFlight = null;
+        if (last) sums = add(sums, await this.finishStep(last, done, batches));
+      } finally {
+        // a step left in flight by an error (its losses are not reported: the run ends here)
+        if (inFlight) {
+          inFlight.reading.catch(() => undefined);
+          inFlight.packed.dispose();
+        }
       }
       this.state.epoch++;
       this.state.rng = this.rng.state();
@@ -274,6 +297,48 @@ export class Trainer {
     }
     await this.savesDone();
     return this.state;
+  }
+
+  /**
+   * A step's losses, once read back: checked (a non-finite loss stops training) and reported.
+   * `since`: when the previous step's losses arrived (or this epoch's first step began).
+   */
+  private async finishStep(step: StepInFlight, since: number, batches: number): Promise<LossSums> {
+    let values: Float32Array;
+    try {
+      values = await step.reading;
+    } finally {
+      step.packed.dispose();
+    }
+    const [loss, kd, proj, recon, contrast] = Array.from(values.subarray(0, 5)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const ssot = values.length > 5 ? values[5]! : null;
+    const epoch = this.state.epoch + 1;
+    if (!Number.isFinite(loss))
+      throw new NonFiniteLossError(
+        `the loss became ${loss} at epoch ${epoch}, batch ${step.batch + 1} (L_KD ${kd}, L_proj ${proj}); ` +
+          'training stopped — the last good checkpoint is kept. Try a lower learning rate or check the images.',
+      );
+    this.hooks.onStep?.({
+      epoch,
+      epochs: this.cfg.epochs,
+      batch: step.batch + 1,
+      batches,
+      globalStep: step.globalStep,
+      loss,
+      kd,
+      proj,
+      recon,
+      contrast,
+      ssot,
+      imagesPerSecond: step.size / ((performance.now() - since) / 1000),
+    });
+    return { loss, kd, proj };
   }
 
   /**

@@ -24,6 +24,8 @@ describe('bench train / infer', () => {
       expect(r.kind).toBe(kind);
       expect(r.median_ms).toBeGreaterThan(0);
       expect(r.images_per_s).toBeCloseTo((2 * 1000) / r.median_ms, 1);
+      expect(r.pipelined_ms_per_step).toBeGreaterThan(0);
+      expect(r.pipelined_images_per_s).toBeCloseTo((2 * 1000) / r.pipelined_ms_per_step, 1);
       // (a replay's activations live in its graph, counted as resident: only its outputs come on top)
       if (kind === 'train') expect(r.peak_gpu_mib).toBeGreaterThan(r.resident_mib);
       else expect(r.peak_gpu_mib).toBeGreaterThanOrEqual(r.resident_mib);

@@ -126,7 +126,8 @@ export const bench: Command = {
       await startEngine({ precision });
       const r = await benchE2e(what, o);
       console.error(
-        `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s, ` +
+        `${what}: ${r.median_ms} ms median per ${what === 'train' ? 'step' : 'batch'}, ${r.images_per_s} img/s ` +
+          `(back to back: ${r.pipelined_ms_per_step} ms, ${r.pipelined_images_per_s} img/s), ` +
           `peak GPU ${r.peak_gpu_mib} MiB live / ${r.peak_reserved_mib} MiB reserved, ` +
           (r.saved_for_backward_mib === null
             ? ''
