@@ -27,6 +27,11 @@
 #                      --precision f16 (and rd18 parity in f16 when fixtures are carried) on tensor cores
 #                      (RDPP_ALLOW_UNSAFE_APIS=1) and on the SIMT kernel, f32 parity on every carried
 #                      fixture, every kernel benchmark (longer than one call: what fits the budget, in order)
+#   RDPP_PHASE=precision  issue 12's accuracy criterion (f16 training within 0.5 points of f32): tire at
+#                      RDPP_ACC_SIZE (256) for RDPP_ACC_EPOCHS (10) epochs in f32 and in --precision f16
+#                      (tensor cores where they pass), one pair per seed (RDPP_ACC_SEEDS, 111 112 …) while
+#                      the budget lasts, then `rdpp compare` (mean paired difference, 95 % interval, verdict):
+#                      precision-compare.json and the runs' train.jsonl. Carry .device-kit, .device-dist, .device-data
 #   RDPP_CHECK_SMALL=1 tiny shapes (a smoke test of this script on a CPU adapter)
 set -uo pipefail
 phase=${RDPP_PHASE:-check}
@@ -166,6 +171,34 @@ demo)
   [ -n "${RDPP_CHECK_SMALL:-}" ] && size=--small
   run_folder demo runs/demo $(($(left) - 15)) node dist/rdpp.js demo "$size" --out runs/demo \
     --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors
+  ;;
+precision)
+  # One run per precision cannot decide 0.5 points: float32 against float32 with other summation orders
+  # moved image AUROC by up to 3.6 points on tire at 64² (bench/results/tire-cpu-lavapipe/README.md). So
+  # pairs of runs with the same seed, f32 then f16, as many as the budget allows (a pair is assumed to take
+  # 120 s until the first is timed), the runs' test metrics after their last epoch compared by `rdpp
+  # compare` after each pair
+  acc_size=${RDPP_ACC_SIZE:-256} acc_epochs=${RDPP_ACC_EPOCHS:-10} acc_extra=()
+  [ -n "${RDPP_CHECK_SMALL:-}" ] && acc_size=32 acc_epochs=1 acc_extra=(--max-train 16)
+  mkdir -p runs/precision
+  pair=120
+  for seed in ${RDPP_ACC_SEEDS:-111 112 113 114 115 116 117 118 119 120 121 122}; do
+    room $((pair + 20)) "the pair of runs with seed $seed" || break
+    t0=$SECONDS
+    for p in f32 f16; do
+      echo "== precision $p, seed $seed: tire at $acc_size² for $acc_epochs epochs" | tee -a "$log"
+      RDPP_ALLOW_UNSAFE_APIS=1 timeout -s KILL $(($(left) - 5)) node dist/train.js --data .device-data \
+        --category tire --image-size "$acc_size" --epochs "$acc_epochs" --seed "$seed" --precision $p \
+        --teacher resnet50-keras=.device-data/keras-resnet50-f16.safetensors --eval-every "$acc_epochs" --no-eval \
+        --save-every 60 --overwrite --out "runs/precision/$p-$seed" "${acc_extra[@]}" >>"$log" 2>&1 ||
+        echo "!! precision $p seed $seed failed" | tee -a "$log"
+    done
+    pair=$((SECONDS - t0))
+    echo "   pair $seed: $pair s" | tee -a "$log"
+    node dist/rdpp.js compare runs/precision/*-* --out "$res/precision-compare.json" 2>&1 | tee -a "$log"
+    tar czf "$res/precision-runs.tgz" runs/precision/*/train.jsonl 2>/dev/null
+    pack
+  done
   ;;
 kernels)
   # tensor cores first (the newest, never yet run on a GPU): --precision f16 with Dawn's unsafe APIs on, so

@@ -4,6 +4,7 @@
 import { initImageCodecs } from '../platform/wasm-codecs.js';
 import { type Command, helpText, parse, UsageError } from './command.js';
 import { bench } from './commands/bench.js';
+import { compare } from './commands/compare.js';
 import { demo } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
 import { info } from './commands/info.js';
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   bench,
   tune,
   profile,
+  compare,
 ];
 
 function mainHelp(): string {
