@@ -45,6 +45,7 @@ import { mmaGemmTile } from '../../src/shaders/matmul.js';
 import { expectSameValues } from '../helpers/bits.js';
 import { relErr } from '../helpers/conv-ref.js';
 import { toF16 } from '../helpers/f16-check.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -514,8 +515,7 @@ describe('the teachers under PRECISION=f16 store their activations in f16', () =
 describe('RD++ inference under PRECISION=f16 stores the student’s activations in f16 too', () => {
   it('every GEMM, norm and concat of the projection, OCBE and decoder writes f16; maps close to f32 storage', async (ctx) => {
     if (!hasF16) ctx.skip();
-    const model = new Rdpp(new TorchvisionTeacher('resnet18'));
-    model.teacher.state.initFormula('encoder.');
+    const model = new Rdpp(formulaTeacher());
     const rng = new Rng(3);
     for (const st of model.studentStates()) st.init(rng);
     const maps = async (flags: Record<string, unknown>) => {

@@ -40,11 +40,11 @@ import {
 } from '../../src/engine/index.js';
 import { Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
 import { expectSameValues } from '../helpers/bits.js';
 import { relErr } from '../helpers/conv-ref.js';
 import { toF16 } from '../helpers/f16-check.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -278,8 +278,7 @@ describe('activation ops on f16 with gradients: the f32 op on the widened input,
 describe('RD++ training under PRECISION=f16 stores the student’s activations in f16', () => {
   it('every conv, norm and residual sum of the student writes f16, the losses read halves; close to f32 storage', async (ctx) => {
     if (!hasF16) ctx.skip();
-    const model = new Rdpp(new TorchvisionTeacher('resnet18'));
-    model.teacher.state.initFormula('encoder.');
+    const model = new Rdpp(formulaTeacher());
     const rng = new Rng(4);
     for (const st of model.studentStates()) st.init(rng);
     const params = [...model.parameterGroups().proj, ...model.parameterGroups().ocbeDecoder];

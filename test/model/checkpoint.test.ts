@@ -17,6 +17,7 @@ import { formulaTensor, Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
 import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { sharedPath } from '../helpers/fixtures.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 
 beforeAll(async () => {
@@ -24,8 +25,7 @@ beforeAll(async () => {
 });
 
 function r18Model(seed: number): Rdpp {
-  const m = new Rdpp(new TorchvisionTeacher('resnet18'));
-  m.teacher.state.initFormula('encoder.');
+  const m = new Rdpp(formulaTeacher());
   const rng = new Rng(seed);
   for (const s of m.studentStates()) s.init(rng);
   return m;

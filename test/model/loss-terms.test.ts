@@ -18,7 +18,7 @@ import {
 } from '../../src/engine/index.js';
 import { Rng } from '../../src/model/init.js';
 import { Rdpp } from '../../src/model/rdpp.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
+import { formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -27,8 +27,7 @@ beforeAll(async () => {
 });
 
 function r18Model(): Rdpp {
-  const m = new Rdpp(new TorchvisionTeacher('resnet18'));
-  m.teacher.state.initFormula('encoder.');
+  const m = new Rdpp(formulaTeacher());
   const rng = new Rng(5);
   for (const s of m.studentStates()) s.init(rng);
   return m;

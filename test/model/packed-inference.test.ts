@@ -20,13 +20,12 @@ import {
   traceConvs,
 } from '../../src/engine/index.js';
 import type { Rdpp } from '../../src/model/rdpp.js';
-import { TorchvisionTeacher } from '../../src/model/teacher/torchvision.js';
 import { studentCheckpoint } from '../../src/pipeline/checkpoint.js';
 import { loadModel } from '../../src/pipeline/model.js';
 import { mmaGemmTile } from '../../src/shaders/matmul.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { expectSameBits } from '../helpers/bits.js';
-import { formulaRdpp } from '../helpers/formula-teacher.js';
+import { formulaRdpp, formulaTeacher } from '../helpers/formula-teacher.js';
 import { gpu } from '../helpers/gpu.js';
 import { randn } from '../helpers/gradcheck.js';
 
@@ -142,11 +141,7 @@ describe('Rdpp.packForInference', () => {
     const bytes = await studentCheckpoint(m, cfg);
     m.dispose();
     const loaded = await loadModel(bytes, 'model.safetensors', {
-      loadTeacher: async () => {
-        const t = new TorchvisionTeacher('resnet18');
-        t.state.initFormula('encoder.');
-        return t;
-      },
+      loadTeacher: async () => formulaTeacher(),
     });
     expect(loaded.model.studentStates().every((s) => s.isPacked)).toBe(true);
     expect(loaded.model.teacher.state.isPacked).toBe(true);
