@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { IMAGE_EXTENSIONS } from '../../train/data/index.js';
 import { type Command, UsageError } from '../command.js';
 import { PRECISION_OPTION, precisionOption, startEngine } from '../gpu.js';
 import { MODEL_OPTIONS, parseModelOptions } from '../model-load.js';
@@ -60,7 +61,10 @@ export const predict: Command = {
       type: 'string',
       help: 'trained (ideally calibrated) .safetensors checkpoint, or an official RD++ .pth (with --teacher)',
     },
-    input: { type: 'string', help: 'an image (.png .jpg .jpeg .bmp) or a folder of them (not recursive)' },
+    input: {
+      type: 'string',
+      help: `an image (${IMAGE_EXTENSIONS.join(' ')}) or a folder of them (not recursive)`,
+    },
     out: { type: 'string', default: 'predictions', help: 'output folder' },
     threshold: {
       type: 'string',
