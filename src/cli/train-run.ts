@@ -17,6 +17,7 @@ import { outputError } from '../platform/fs-errors.js';
 import { writeFileAtomicAsync } from '../platform/node.js';
 import { openRunFolder, type RunFolder, RunFolderError } from '../platform/run-folder.js';
 import { writeCurveSvg } from '../report/curve.js';
+import { parseTrainLog } from '../report/training-chart.js';
 import { type Dataset, discoverDataset } from '../train/data/index.js';
 import type { EpochInfo } from '../train/trainer.js';
 import { isInside } from './output-path.js';
@@ -236,19 +237,5 @@ async function trainInFolder(
 /** The 'test-eval' events of train.jsonl up to `epoch` (the last one per epoch), to resume a curve. */
 function previousTestEvals(logPath: string, epoch: number): TestEvalRecord[] {
   if (!existsSync(logPath)) return [];
-  const byEpoch = new Map<number, TestEvalRecord>();
-  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    if (!line.includes('"test-eval"')) continue;
-    try {
-      const {
-        event,
-        time: _time,
-        ...r
-      } = JSON.parse(line) as TestEvalRecord & { event: string; time: string };
-      if (event === 'test-eval' && r.epoch <= epoch) byEpoch.set(r.epoch, r);
-    } catch {
-      // a torn last line of an interrupted run: skip it
-    }
-  }
-  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+  return parseTrainLog(readFileSync(logPath, 'utf8')).testEvals.filter((r) => r.epoch <= epoch);
 }

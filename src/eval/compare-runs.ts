@@ -31,20 +31,11 @@ export interface RunResult {
 }
 
 /**
- * A run from its train.jsonl text; null with the reason when it cannot be compared (no start line, not
- * finished, no test evaluation at its last epoch).
+ * A run from its train.jsonl text, or the reason it cannot be compared (no start line, parts in different
+ * precisions, not finished, no test evaluation at its last epoch).
  */
 export function runResult(name: string, log: string): RunResult | { name: string; skipped: string } {
-  const starts: Record<string, unknown>[] = [];
-  for (const line of log.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('"start"')) continue;
-    try {
-      const r = JSON.parse(line) as Record<string, unknown>;
-      if (r.event === 'start') starts.push(r);
-    } catch {
-      // a torn line: parseTrainLog skips those too
-    }
-  }
+  const { starts, testEvals } = parseTrainLog(log);
   if (starts.length === 0) return { name, skipped: 'no start line (not a train.jsonl of rdpp train)' };
   const precisions = new Set(starts.map((s) => String(s.precision ?? 'f32')));
   if (precisions.size > 1)
@@ -54,7 +45,7 @@ export function runResult(name: string, log: string): RunResult | { name: string
     return { name, skipped: 'its start line has no configuration' };
   const { seed, ...setting } = config;
   const epochs = config.epochs as number;
-  const last = parseTrainLog(log).testEvals.at(-1);
+  const last = testEvals.at(-1);
   if (!last || last.epoch !== epochs)
     return {
       name,

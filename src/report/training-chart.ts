@@ -26,6 +26,12 @@ export interface TrainingData {
   testEvals: TestEvalRecord[];
 }
 
+/** What train.jsonl holds: the charts' data, and the 'start' records (configuration, precision) in order. */
+export interface TrainLog extends TrainingData {
+  /** one per part of the run (a resumed run has several) */
+  starts: Record<string, unknown>[];
+}
+
 export interface Chart {
   id: string;
   title: string;
@@ -67,13 +73,14 @@ export function decimateSteps(steps: StepPoint[], max: number): StepPoint[] {
 }
 
 /**
- * Steps, epochs and test evaluations from train.jsonl text (a resumed run's log holds the earlier parts:
- * the last record per step / epoch wins; torn or foreign lines are skipped).
+ * Steps, epochs, test evaluations and start records from train.jsonl text (a resumed run's log holds the
+ * earlier parts: the last record per step / epoch wins; torn or foreign lines are skipped).
  */
-export function parseTrainLog(text: string): TrainingData {
+export function parseTrainLog(text: string): TrainLog {
   const steps = new Map<number, StepPoint>();
   const epochs = new Map<number, EpochInfo>();
   const evals = new Map<number, TestEvalRecord>();
+  const starts: Record<string, unknown>[] = [];
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;
     let r: Record<string, unknown>;
@@ -97,10 +104,10 @@ export function parseTrainLog(text: string): TrainingData {
     } else if (r.event === 'test-eval' && Number.isInteger(r.epoch)) {
       const { event: _e, time: _t, ...rec } = r;
       evals.set(n('epoch'), rec as unknown as TestEvalRecord);
-    }
+    } else if (r.event === 'start') starts.push(r);
   }
   const sorted = <T>(m: Map<number, T>) => [...m.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
-  return { steps: sorted(steps), history: sorted(epochs), testEvals: sorted(evals) };
+  return { steps: sorted(steps), history: sorted(epochs), testEvals: sorted(evals), starts };
 }
 
 /** Log scale when every value is positive and they span more than a factor 20 (L_proj ≪ L_KD). */

@@ -69,3 +69,12 @@ export function formulaTrainConfig(
 ): TrainConfig {
   return { ...defaultConfig(category), teacher: 'resnet18', teacherPath, imageSize: 32, batch: 2, ...o };
 }
+
+/** `n` smooth synthetic training images (CHW RGB in [0, 1], size × size), each its own phase of one pattern. */
+export function syntheticImages(n: number, size: number): Float32Array[] {
+  return Array.from({ length: n }, (_, k) => {
+    const a = new Float32Array(3 * size * size);
+    for (let i = 0; i < a.length; i++) a[i] = (Math.sin(i * 0.37 + k * 1.7) + 1) / 2;
+    return a;
+  });
+}

@@ -11,20 +11,14 @@ import { binary, full } from '../../src/engine/index.js';
 import { Rdpp } from '../../src/model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { NonFiniteLossError, type StepInfo, Trainer } from '../../src/train/trainer.js';
-import { formulaTeacher } from '../helpers/formula-teacher.js';
+import { formulaTeacher, syntheticImages } from '../helpers/formula-teacher.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
 const SIZE = 32;
 
 beforeAll(gpu);
 
-function images(n: number): Float32Array[] {
-  return Array.from({ length: n }, (_, k) => {
-    const a = new Float32Array(3 * SIZE * SIZE);
-    for (let i = 0; i < a.length; i++) a[i] = (Math.sin(i * 0.37 + k * 1.7) + 1) / 2;
-    return a;
-  });
-}
+const images = (n: number) => syntheticImages(n, SIZE);
 
 const config = (epochs: number): TrainConfig => ({
   ...defaultConfig('tire'),

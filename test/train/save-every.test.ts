@@ -12,20 +12,14 @@ import { Rdpp } from '../../src/model/rdpp.js';
 import { defaultConfig, type TrainConfig } from '../../src/train/config.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { sameBits } from '../helpers/bits.js';
-import { formulaTeacher } from '../helpers/formula-teacher.js';
+import { formulaTeacher, syntheticImages } from '../helpers/formula-teacher.js';
 import { gpu, runtime } from '../helpers/gpu.js';
 
 const SIZE = 32;
 
 beforeAll(gpu);
 
-function images(n: number): Float32Array[] {
-  return Array.from({ length: n }, (_, k) => {
-    const a = new Float32Array(3 * SIZE * SIZE);
-    for (let i = 0; i < a.length; i++) a[i] = (Math.sin(i * 0.37 + k * 1.7) + 1) / 2;
-    return a;
-  });
-}
+const images = (n: number) => syntheticImages(n, SIZE);
 
 interface Write {
   kind: 'last' | 'best';
