@@ -16,14 +16,17 @@ import {
   type DType,
   flag,
   frozenActivationDtype,
+  GraphCache,
   gemmPrecision,
   gemmTileSource,
   mmaStatus,
   type PackedWeights,
   type Precision,
   type ProgramTiming,
+  rowPermutation,
   runtime,
   scope,
+  type Tensor,
   tensor,
   trainingActivationDtype,
 } from '../src/engine/index.js';
@@ -110,10 +113,10 @@ export interface E2eResult {
    */
   record_ms_median: number;
   /**
-   * infer: whether the timed batches were replayed from a captured graph (the flag GRAPH_CAPTURE,
-   * engine/graph.ts; the first batch of a shape runs op by op, the second is captured: two warm-up runs),
-   * and the bytes that graph holds (its working set, counted in resident_mib and peak_gpu_mib: live while
-   * the graph exists); train: false, null
+   * whether the timed batches (steps) were replayed from a captured graph (the flag GRAPH_CAPTURE for
+   * infer, TRAIN_GRAPH_CAPTURE for train; engine/graph.ts; the first run of a shape goes op by op, the
+   * second is captured: two warm-up runs), and the bytes that graph holds (its working set, counted in
+   * resident_mib and peak_gpu_mib: live while the graph exists)
    */
   graph_capture: boolean;
   graph_mib: number | null;
@@ -180,19 +183,50 @@ export function workload(
   // inference as `rdpp test` runs it: replayed from a graph after two batches (GRAPH_CAPTURE)
   const scorer = kind === 'infer' ? m.scorer() : null;
   let saved: number | null = null;
+  /** one training step (both updates), as the trainer's window graph holds it with accumulate 1 */
+  const trainStep = ([x, xn, p, inverse, sA, sB]: Tensor[]): Tensor[] => {
+    const pool = runtime().pool;
+    const before = pool.snapshot().liveBytes;
+    const loss = scope(() => {
+      const f = m.trainForward(x!, xn!, { perm: p!, inverse: inverse! }, ssot);
+      saved = pool.snapshot().liveBytes - before;
+      backward(f.loss);
+      return f.loss;
+    });
+    optA!.stepWith(sA!);
+    optB!.stepWith(sB!);
+    optA!.zeroGrad();
+    optB!.zeroGrad();
+    return [loss];
+  };
+  // what a step writes in place: the student's weights and running statistics, the moments
+  const stateBuffers = (): ReadonlySet<GPUBuffer> =>
+    new Set(
+      [
+        ...[...m.studentStates()].flatMap((st) => st.named().map(([, t]) => t)),
+        ...[optA!, optB!].flatMap((opt) => [...opt.state().m, ...opt.state().v]),
+      ].map((t) => t.buffer),
+    );
+  // training as `rdpp train` runs it: replayed from a graph after two steps (TRAIN_GRAPH_CAPTURE)
+  const steps =
+    kind === 'train'
+      ? new GraphCache(trainStep, { enabled: () => flag('TRAIN_GRAPH_CAPTURE'), state: stateBuffers })
+      : null;
   const once = () => {
     if (kind === 'train') {
-      const pool = runtime().pool;
-      const before = pool.snapshot().liveBytes;
-      scope(() => {
-        const f = m.trainForward(tensor(data, shape), tensor(data, shape), perm, ssot);
-        saved = pool.snapshot().liveBytes - before;
-        backward(f.loss);
-      });
-      optA!.step();
-      optB!.step();
-      optA!.zeroGrad();
-      optB!.zeroGrad();
+      const pairing = rowPermutation(perm);
+      const inputs = [
+        tensor(data, shape),
+        tensor(data, shape),
+        pairing.perm,
+        pairing.inverse,
+        tensor(optA!.nextScalars(), [2 * optA!.params.length]),
+        tensor(optB!.nextScalars(), [2 * optB!.params.length]),
+      ];
+      for (const t of steps!.run(inputs)) t.dispose();
+      for (const t of inputs) t.dispose();
+      optA!.countSteps();
+      optB!.countSteps();
     } else {
       scope(() => {
         scorer!.maps(tensor(data, shape));
@@ -202,8 +236,9 @@ export function workload(
   return {
     once,
     savedBytes: () => saved,
-    graphBytes: () => scorer?.graphBytes() ?? null,
+    graphBytes: () => (steps ? (steps.current?.bytes ?? null) : (scorer?.graphBytes() ?? null)),
     dispose: () => {
+      steps?.dispose();
       scorer?.dispose();
       optA?.dispose();
       optB?.dispose();

@@ -222,6 +222,11 @@ kernels)
   # every batch recorded op by op: what the ops' JavaScript costs a batch-1 inference on this host
   RDPP_GRAPH_CAPTURE=0 run infer-b1-eager bench infer "${net[@]}" "${infer1[@]}"
   RDPP_GRAPH_CAPTURE=0 run infer-b1-f16-eager bench infer "${net[@]}" "${infer1[@]}" --precision f16
+  # training steps replayed from captured graphs (the default, as in train-dawn-default below) against every
+  # step recorded op by op: record_ms_per_step is what the ops' JavaScript costs a step on this host, and
+  # pipelined_ms_per_step whether it bounds the step (the f16 target is 75 ms)
+  RDPP_TRAIN_GRAPH_CAPTURE=0 run train-eager bench train "${net[@]}" "${train[@]}" --ssot off
+  RDPP_TRAIN_GRAPH_CAPTURE=0 RDPP_ALLOW_UNSAFE_APIS=1 run train-f16-eager bench train "${net[@]}" "${train[@]}" --ssot off --precision f16
   run train-dawn-default bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_DAWN_SKIP_VALIDATION=1 RDPP_DAWN_DISABLE_ROBUSTNESS=1 run train-dawn-fast bench train "${net[@]}" "${train[@]}" --ssot off
   RDPP_DAWN_SKIP_VALIDATION=1 run infer-b1-dawn-novalidation bench infer "${net[@]}" "${infer1[@]}"

@@ -162,6 +162,18 @@ export interface Flags {
    * results, bit for bit). Off: every batch is recorded op by op.
    */
   GRAPH_CAPTURE: boolean;
+  /**
+   * Replay training steps from captured graphs (train/trainer.ts): each window of `accumulate` batches —
+   * their forward and backward passes, both optimizers' updates and the gradients' release — is recorded
+   * op by op for the first window of an epoch shape, captured at the second and replayed after that, with
+   * the batches, SSOT pairings and Adam's step scalars as the graph's inputs (the same dispatches, buffers
+   * and results, bit for bit). A training step records ~600 (ResNet-18) to ~1,800 (WRN50-2) dispatches,
+   * tens of µs of JavaScript each; a replay costs Dawn's three calls per dispatch. Windows that start with
+   * gradients carried over from the previous epoch, or hold a smaller last batch, run op by op. The graph
+   * holds one window's working set between steps (the memory the pool held anyway), through the
+   * evaluations between epochs too. Off: every step is recorded op by op.
+   */
+  TRAIN_GRAPH_CAPTURE: boolean;
 }
 
 const defaults: Flags = {
@@ -185,6 +197,7 @@ const defaults: Flags = {
   NORM_SINGLE_PASS: true,
   KEEP_PACKED_WEIGHTS: 'frozen',
   GRAPH_CAPTURE: true,
+  TRAIN_GRAPH_CAPTURE: true,
 };
 
 const current: Flags = { ...defaults };

@@ -18,9 +18,18 @@
  *   - nothing else: the buffers it reads without owning them (the weights) are watched (Runtime.watch),
  *     and the first write or free of one makes the graph stale: `replay` refuses, capture again.
  *
- * What a captured function must be: a function of its inputs and of buffers that stay as they are, issuing
- * the same commands every time. It may not read values back or write a buffer it did not make (both
- * refused). A weight copy kept on first use (derived.ts) is made outside the capture and read like the
+ * State (CaptureOptions.state): buffers the caller names as written in place by every run — a training
+ * step's parameters, optimizer moments and running statistics. The graph reads and writes them at every
+ * replay without owning or watching them: their values may change in between (a checkpoint loaded into
+ * them), their buffers must outlive the graph. A replay tells the runtime it writes them (Runtime.invalidate),
+ * so copies kept of their data and other graphs that read them (an evaluation's) are dropped as after an
+ * eager run.
+ *
+ * What a captured function must be: a function of its inputs and of buffers that stay as they are (or are
+ * its state), issuing the same commands every time. It may not read values back or write a buffer it did
+ * not make and that is not its state (both refused). Data it uploads is replayed as it was at the capture:
+ * whatever changes from run to run (a batch, a permutation, an optimizer's step scalars) must be an input.
+ * A weight copy kept on first use (derived.ts) is made outside the capture and read like the
  * weight. Flags must not change in between (GraphCache keys its graph by them).
  */
 import { allFlags, flag } from './flags.js';
@@ -110,6 +119,23 @@ export class CaptureLog {
   }
 }
 
+/** What the caller allows a captured function beyond its inputs (see the file header). */
+export interface CaptureOptions {
+  /** buffers the function writes in place at every run (parameters, optimizer moments, running statistics) */
+  state?: ReadonlySet<GPUBuffer>;
+}
+
+/** A capture: the graph, or why the function cannot be replayed (its run's outputs are returned either way). */
+export type CaptureResult =
+  | { graph: CapturedGraph; outputs: Tensor[]; refused?: undefined }
+  | {
+      graph: null;
+      outputs: Tensor[];
+      refused: string;
+      /** the outputs the function made (the others are tensors it returned without making them) */
+      made: Tensor[];
+    };
+
 function sameLayout(a: Tensor, b: Tensor): boolean {
   return (
     a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])
@@ -132,6 +158,8 @@ export class CapturedGraph {
     /** the uniform and upload buffers (made here, not pooled) */
     private readonly own: GPUBuffer[],
     external: GPUBuffer[],
+    /** state buffers its commands write (CaptureOptions.state) */
+    private readonly stateWrites: GPUBuffer[],
   ) {
     this.dispatches = ops.filter((op) => !op.copy).length;
     const rt = runtime();
@@ -149,7 +177,24 @@ export class CapturedGraph {
   static capture(
     inputs: readonly Tensor[],
     fn: (inputs: Tensor[]) => Tensor[],
+    options: CaptureOptions = {},
   ): { graph: CapturedGraph; outputs: Tensor[] } {
+    const r = CapturedGraph.tryCapture(inputs, fn, options);
+    if (r.graph) return r;
+    for (const t of r.made) t.dispose();
+    throw new Error(`graph capture: ${r.refused}`);
+  }
+
+  /**
+   * Like `capture`, but a function that cannot be replayed is not an error: its run already happened (a
+   * training step's optimizer update included), so its outputs are returned with the reason instead of a
+   * graph, and nothing of the attempt is kept.
+   */
+  static tryCapture(
+    inputs: readonly Tensor[],
+    fn: (inputs: Tensor[]) => Tensor[],
+    options: CaptureOptions = {},
+  ): CaptureResult {
     const rt = runtime();
     if (rt.capture) throw new Error('graph capture: a capture is already open (captures do not nest)');
     const ins = inputs.map((t) => keep(empty(t.shape, t.dtype)));
@@ -169,15 +214,17 @@ export class CapturedGraph {
       rt.capture = null;
       rt.pool.onAcquire = null;
     }
-    const graph = CapturedGraph.build(log, ins, outs);
-    return { graph, outputs: graph.copyOutputs() };
-  }
-
-  /** The graph of a finished capture: its buffers sorted (ownership), its log compiled. */
-  private static build(log: CaptureLog, ins: Tensor[], outs: Tensor[]): CapturedGraph {
-    const { claimed, external } = ownership(log, ins, outs);
+    const made = outs.filter((t) => log.born.has(t.buffer) || ins.some((i) => i.buffer === t.buffer));
+    const owned = ownership(log, ins, outs, made, options.state ?? new Set());
+    if (typeof owned === 'string') {
+      // the outputs are this run's, the caller's as after an eager run (an input copy returned as an
+      // output stays alive: it is the caller's now); the other input copies were only the graph's
+      for (const t of ins) if (!made.includes(t)) t.dispose();
+      return { graph: null, outputs: outs, refused: owned, made };
+    }
     const { ops, own } = compile(log);
-    return new CapturedGraph(ins, outs, ops, claimed, own, external);
+    const graph = new CapturedGraph(ins, outs, ops, owned.claimed, own, owned.external, owned.stateWrites);
+    return { graph, outputs: graph.copyOutputs() };
   }
 
   /** Why `replay` would refuse (a buffer it reads changed), or null. */
@@ -209,6 +256,13 @@ export class CapturedGraph {
     inputs.forEach((t, i) => {
       rt.copy(t.buffer, 0, this.inputs[i]!.buffer, 0, align4(t.byteLength));
     });
+    // as an eager run's dispatches would: kept copies of the state's data and graphs reading it are dropped
+    for (const b of this.stateWrites) rt.invalidate(b);
+    // a graph that reads such a copy would read it after its update: refuse rather than replay it
+    if (this.staleWhy)
+      throw new Error(
+        `graph replay: the graph reads a copy of data it writes (${this.staleWhy}); capture it again with that copy made inside`,
+      );
     rt.replay(this.ops);
     return this.copyOutputs();
   }
@@ -246,14 +300,16 @@ export class CapturedGraph {
 
 /**
  * Sort the buffers a capture's commands use: the graph's own (its inputs and outputs, and the
- * intermediates, claimed from the pool here), and the ones it only reads (watched). Throws, giving back
- * what it claimed and the graph's tensors, if the capture did what a graph cannot replay.
+ * intermediates, claimed from the pool here), the state it writes in place, and the ones it only reads
+ * (watched). Returns why the capture cannot be replayed instead, claiming nothing and keeping no output.
  */
 function ownership(
   log: CaptureLog,
   ins: Tensor[],
   outs: Tensor[],
-): { claimed: GPUBuffer[]; external: GPUBuffer[] } {
+  made: Tensor[],
+  state: ReadonlySet<GPUBuffer>,
+): { claimed: GPUBuffer[]; external: GPUBuffer[]; stateWrites: GPUBuffer[] } | string {
   const rt = runtime();
   const held = new Set<GPUBuffer>([...ins, ...outs].map((t) => t.buffer));
   const referenced = new Set<GPUBuffer>();
@@ -273,18 +329,15 @@ function ownership(
       written.add(op.dst);
     }
   }
-  // the outputs become the graph's (not the caller's scope's); one it did not make stays the caller's
-  const made = outs.filter((t) => log.born.has(t.buffer) || ins.some((i) => i.buffer === t.buffer));
-  for (const t of made) keep(t);
+  if (log.readBack)
+    return 'the function read a value back (a graph cannot depend on values; read after it returns)';
+  for (const t of outs)
+    if (!made.includes(t)) return `the function returned ${t.describe()}, which it did not make`;
   const claimed: GPUBuffer[] = [];
   const external: GPUBuffer[] = [];
-  let problem: string | null = log.readBack
-    ? 'the function read a value back (a graph cannot depend on values; read after it returns)'
-    : null;
-  for (const t of outs)
-    if (!made.includes(t)) problem = `the function returned ${t.describe()}, which it did not make`;
+  const stateWrites: GPUBuffer[] = [];
+  let problem: string | null = null;
   for (const b of referenced) {
-    if (problem) break;
     if (held.has(b)) continue;
     if (log.gone.has(b))
       problem =
@@ -293,17 +346,21 @@ function ownership(
       if (rt.pool.claim(b)) claimed.push(b);
       else
         problem = 'a buffer made during the capture is still held outside it (by a tensor it did not return)';
+    } else if (state.has(b)) {
+      if (written.has(b)) stateWrites.push(b);
     } else if (written.has(b))
-      problem = 'the function writes a buffer it did not make (only its own may change)';
+      problem = 'the function writes a buffer it did not make (only its own and its state may change)';
     else external.push(b);
+    if (problem) break;
   }
   if (problem) {
     for (const b of claimed) rt.pool.release(b, rt.recording);
-    for (const t of [...ins, ...made]) t.dispose();
-    throw new Error(`graph capture: ${problem}`);
+    return problem;
   }
+  // the outputs become the graph's (not the caller's scope's)
+  for (const t of made) keep(t);
   for (const t of outs) rt.invalidate(t.buffer);
-  return { claimed, external };
+  return { claimed, external, stateWrites };
 }
 
 /** A capture's log as replayable commands, with the uniform and upload buffers they read. */
@@ -380,33 +437,67 @@ function compile(log: CaptureLog): { ops: ReplayOp[]; own: GPUBuffer[] } {
   return { ops, own: [uniformBuffer, uploadBuffer] };
 }
 
+/** How a GraphCache captures (see GraphCache). */
+export interface GraphCacheOptions {
+  /** whether to capture at all (default: the flag GRAPH_CAPTURE) */
+  enabled?: () => boolean;
+  /** the state the function writes in place (CaptureOptions.state), asked at each capture */
+  state?: () => ReadonlySet<GPUBuffer>;
+  /** told once per key why its capture was refused (default: a warning on the console) */
+  onRefused?: (why: string) => void;
+}
+
 /**
  * A function run through graphs: eagerly the first time a shape (and flag set) is seen, captured the
  * second, replayed after that; a stale graph is dropped and the cycle starts again. One graph at a time:
  * a new shape gives the previous graph's memory back first (the last, smaller batch of a test set runs
- * eagerly in it). Off with the flag GRAPH_CAPTURE: every call is eager.
+ * eagerly in it). Off with the flag GRAPH_CAPTURE (or `enabled`): every call is eager. A function whose
+ * capture is refused (it does what a graph cannot replay) runs eagerly for that key from then on: the
+ * refused capture was a normal run, so nothing is lost but speed, and the reason is told once.
  */
 export class GraphCache {
   private graph: CapturedGraph | null = null;
   private key: string | null = null;
   /** calls of the current key so far */
   private calls = 0;
+  /** why the current key's capture was refused, if it was */
+  private refusedWhy: string | null = null;
+  /** calls so far that ran eagerly (a refused capture too), were captured, and were replayed (all keys) */
+  readonly counts = { eager: 0, captured: 0, replayed: 0 };
 
-  constructor(private readonly fn: (inputs: Tensor[]) => Tensor[]) {}
+  constructor(
+    private readonly fn: (inputs: Tensor[]) => Tensor[],
+    private readonly options: GraphCacheOptions = {},
+  ) {}
 
   run(inputs: Tensor[]): Tensor[] {
-    if (!flag('GRAPH_CAPTURE')) return this.eager(inputs);
+    const enabled = this.options.enabled ? this.options.enabled() : flag('GRAPH_CAPTURE');
+    if (!enabled) return this.eager(inputs);
     const key = `${inputs.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(';')}|${JSON.stringify(allFlags())}`;
     if (key !== this.key || this.graph?.stale) {
       this.drop();
+      if (key !== this.key) this.refusedWhy = null;
       this.key = key;
     }
     this.calls++;
-    if (this.graph) return this.graph.replay(inputs);
-    if (this.calls === 1) return this.eager(inputs);
-    const { graph, outputs } = CapturedGraph.capture(inputs, this.fn);
-    this.graph = graph;
-    return outputs;
+    if (this.graph) {
+      this.counts.replayed++;
+      return this.graph.replay(inputs);
+    }
+    if (this.calls === 1 || this.refusedWhy !== null) return this.eager(inputs);
+    const r = CapturedGraph.tryCapture(inputs, this.fn, { state: this.options.state?.() ?? new Set() });
+    if (r.graph) {
+      this.graph = r.graph;
+      this.counts.captured++;
+    } else {
+      this.counts.eager++;
+      this.refusedWhy = r.refused;
+      const tell =
+        this.options.onRefused ??
+        ((why: string) => console.warn(`graph capture refused, running eagerly: ${why}`));
+      tell(r.refused);
+    }
+    return r.outputs;
   }
 
   /** The graph now held (for tests and benchmarks), if any. */
@@ -414,7 +505,13 @@ export class GraphCache {
     return this.graph;
   }
 
+  /** Why the current key's capture was refused (it runs eagerly), or null. */
+  get refused(): string | null {
+    return this.refusedWhy;
+  }
+
   private eager(inputs: Tensor[]): Tensor[] {
+    this.counts.eager++;
     return scope(() => this.fn(inputs));
   }
 
@@ -427,5 +524,6 @@ export class GraphCache {
   dispose(): void {
     this.drop();
     this.key = null;
+    this.refusedWhy = null;
   }
 }

@@ -12,7 +12,7 @@ import { grid1d } from '../shaders/common.js';
 import { zeros } from './ops/elementwise.js';
 import type { ScalarType } from './program.js';
 import { runtime } from './runtime.js';
-import { keep, type Tensor } from './tensor.js';
+import { keep, type Tensor, tensor } from './tensor.js';
 
 export interface AdamOptions {
   lr: number;
@@ -46,6 +46,8 @@ export class Adam {
   readonly betas: readonly [number, number];
   readonly eps: number;
   private steps: number[];
+  /** the parameters the last `stepWith` updated */
+  private updatedWith: number[] | null = null;
   private m: Tensor[];
   private v: Tensor[];
 
@@ -73,15 +75,77 @@ export class Adam {
    * Parameters whose `.grad` is null are skipped.
    */
   step(): void {
-    const [b1, b2] = this.betas;
+    const due = this.due('Adam.step');
+    if (due.length === 0) return;
+    const scalars = tensor(this.scalars(due, true), [2 * this.params.length]);
+    this.update(due, scalars);
+    scalars.dispose();
+  }
+
+  /**
+   * The step scalars of every parameter's next update, [lr/(1−β1^t), √(1−β2^t)] each, counting nothing:
+   * for an update recorded with `stepWith` (the input of a captured graph), counted by `countSteps`.
+   */
+  nextScalars(): Float32Array {
+    return this.scalars(
+      this.params.map((_, i) => i),
+      false,
+    );
+  }
+
+  /**
+   * Record the update of every parameter that has a gradient, with step scalars from `nextScalars()` on
+   * the GPU, and remember which parameters it updates; the step counts are left alone (`countSteps`
+   * counts them, once per update recorded or replayed from a graph).
+   */
+  stepWith(scalars: Tensor): void {
+    if (scalars.size !== 2 * this.params.length)
+      throw new Error(
+        `Adam.stepWith: expected ${2 * this.params.length} step scalars, got ${scalars.describe()}`,
+      );
+    const due = this.due('Adam.stepWith');
+    this.updatedWith = due;
+    this.update(due, scalars);
+  }
+
+  /** Count the update that `stepWith` recorded last (or a graph replayed) as taken. */
+  countSteps(): void {
+    if (!this.updatedWith) throw new Error('Adam.countSteps: no update was recorded with stepWith');
+    for (const i of this.updatedWith) this.steps[i]!++;
+  }
+
+  /** The parameters that have a gradient (checked against their shapes). */
+  private due(what: string): number[] {
     const due: number[] = [];
     this.params.forEach((p, i) => {
       const g = p.grad;
       if (!g) return;
       if (g.size !== p.size)
-        throw new Error(`Adam.step: gradient ${g.describe()} does not match parameter ${p.describe()}`);
+        throw new Error(`${what}: gradient ${g.describe()} does not match parameter ${p.describe()}`);
       due.push(i);
     });
+    return due;
+  }
+
+  /**
+   * The scalars of the `due` parameters' next step (counted when `count`), in float64 then rounded as
+   * PyTorch's floats are; the others' are 0.
+   */
+  private scalars(due: number[], count: boolean): Float32Array {
+    const [b1, b2] = this.betas;
+    const s = new Float32Array(2 * this.params.length);
+    for (const i of due) {
+      const t = this.steps[i]! + 1;
+      if (count) this.steps[i] = t;
+      s[2 * i] = this.lr / (1 - b1 ** t);
+      s[2 * i + 1] = Math.sqrt(1 - b2 ** t);
+    }
+    return s;
+  }
+
+  /** Record the update of the `due` parameters, as few dispatches as the binding limit allows. */
+  private update(due: number[], scalars: Tensor): void {
+    const [b1, b2] = this.betas;
     const k = paramsPerDispatch();
     for (let at = 0; at < due.length; at += k) {
       const group = due.slice(at, at + k);
@@ -96,19 +160,20 @@ export class Adam {
       let wg = 0;
       group.forEach((i, j) => {
         const p = this.params[i]!;
-        const t = ++this.steps[i]!;
         const u = adamUniformNames(j);
         uniforms[u.n] = ['u32', p.size];
         uniforms[u.w] = ['u32', wg];
-        uniforms[u.step] = ['f32', this.lr / (1 - b1 ** t)];
-        uniforms[u.bc2] = ['f32', Math.sqrt(1 - b2 ** t)];
+        uniforms[u.index] = ['u32', i];
         wg += Math.ceil(p.size / ADAM_WG);
       });
       uniforms.total = ['u32', wg];
       runtime().run({
         name: 'adam',
         key: `${group.length}`,
-        inputs: group.map((i, j) => ({ name: `g${j}`, buffer: this.params[i]!.grad!.buffer })),
+        inputs: [
+          { name: 's', buffer: scalars.buffer },
+          ...group.map((i, j) => ({ name: `g${j}`, buffer: this.params[i]!.grad!.buffer })),
+        ],
         outputs: group.flatMap((i, j) => [
           { name: `p${j}`, buffer: this.params[i]!.buffer },
           { name: `m${j}`, buffer: this.m[i]!.buffer },
@@ -181,8 +246,8 @@ export class Adam {
   }
 }
 
-/** Parameters per Adam dispatch: four storage bindings each (g, p, m, v), at most 8. */
+/** Parameters per Adam dispatch: four storage bindings each (g, p, m, v) beside the scalars, at most 8. */
 function paramsPerDispatch(): number {
   const limit = runtime().gpu.report.limits.maxStorageBuffersPerShaderStage;
-  return Math.max(1, Math.min(8, Math.floor(limit / 4)));
+  return Math.max(1, Math.min(8, Math.floor((limit - 1) / 4)));
 }

@@ -39,6 +39,7 @@ import {
   normalizeChannels,
   oneMinus,
   permuteRows,
+  type RowPermutation,
   release,
   resizeBilinear,
   runtime,
@@ -146,7 +147,7 @@ export class Rdpp {
   trainForward(
     img: Tensor,
     imgNoise: Tensor,
-    perm: readonly number[],
+    perm: readonly number[] | RowPermutation,
     ssot: SsotMode = 'official',
   ): TrainForward {
     // Every activation from the teacher's taps to the losses is stored as trainingActivationDtype(): f16

@@ -14,17 +14,22 @@
  *   v ← β2·v + (1 − β2)·g·g
  *   p ← p − step_size · m / (√v / √(1 − β2^t) + eps),   step_size = lr / (1 − β1^t)
  * The per-step scalars (step_size, √(1 − β2^t)), per parameter since each has its own step count, are
- * computed in float64 on the CPU like PyTorch's Python floats and arrive as uniforms.
+ * computed in float64 on the CPU like PyTorch's Python floats and arrive in a small storage buffer `s`
+ * (two per parameter of the optimizer, at 2·x<j>), not as uniforms: a training step replayed from a
+ * captured graph (engine/graph.ts) keeps its uniforms as captured, while `s` is one of its inputs.
  */
 
 export const ADAM_WG = 256;
 
-/** Uniform names of parameter j: element count, first workgroup, step size, √(1 − β2^t). */
-export function adamUniformNames(j: number): { n: string; w: string; step: string; bc2: string } {
-  return { n: `n${j}`, w: `w${j}`, step: `ss${j}`, bc2: `bq${j}` };
+/** Uniform names of parameter j: element count, first workgroup, its index in the optimizer (into `s`). */
+export function adamUniformNames(j: number): { n: string; w: string; index: string } {
+  return { n: `n${j}`, w: `w${j}`, index: `x${j}` };
 }
 
-/** Bindings: inputs g0..g{K-1}; outputs p0, m0, v0, p1, …; uniforms b1, c1, b2, c2, eps, then per parameter. */
+/**
+ * Bindings: inputs s (the step scalars), g0..g{K-1}; outputs p0, m0, v0, p1, …; uniforms b1, c1, b2, c2,
+ * eps, total, then per parameter.
+ */
 export function adamWgsl(k: number): (header: string) => string {
   return (header) => {
     const bodies: string[] = [];
@@ -37,9 +42,11 @@ export function adamWgsl(k: number): (header: string) => string {
     let gi = g${j}[i];
     let mi = u.b1 * m${j}[i] + u.c1 * gi;
     let vi = u.b2 * v${j}[i] + u.c2 * gi * gi;
+    let stepSize = s[2u * u.${u.index}];
+    let bc2 = s[2u * u.${u.index} + 1u];
     m${j}[i] = mi;
     v${j}[i] = vi;
-    p${j}[i] = p${j}[i] - u.${u.step} * (mi / (sqrt(vi) / u.${u.bc2} + u.eps));
+    p${j}[i] = p${j}[i] - stepSize * (mi / (sqrt(vi) / bc2 + u.eps));
     return;
   }`);
     }

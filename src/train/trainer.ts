@@ -8,8 +8,28 @@
  * gradients — with summed, not averaged, gradients, and leftover gradients carried into the next epoch
  * exactly like the official code. One seeded RNG drives shuffling, noise boxes and SSOT permutations;
  * its state is saved in checkpoints, so `resume` continues bit-identically.
+ *
+ * Steps are recorded in units: one batch, or a window of `accumulate` batches with the optimizers'
+ * update that ends it, replayed from a captured graph (flag TRAIN_GRAPH_CAPTURE, engine/graph.ts) when
+ * it starts with no gradients carried over and holds only full batches. A replay records the same
+ * commands as the ops would, bit for bit, without their JavaScript; the batches, SSOT pairings and Adam's
+ * step scalars are the graph's inputs, the weights, moments and running statistics its state.
  */
-import { Adam, backward, clone, concat, keep, noGrad, scope, type Tensor, tensor } from '../engine/index.js';
+import {
+  Adam,
+  backward,
+  clone,
+  concat,
+  flag,
+  GraphCache,
+  keep,
+  noGrad,
+  type RowPermutation,
+  rowPermutation,
+  scope,
+  type Tensor,
+  tensor,
+} from '../engine/index.js';
 import {
   type CheckpointMeta,
   type DecodedCheckpoint,
@@ -101,13 +121,19 @@ interface PreparedBatch {
   noisy: Float32Array;
 }
 
+/** What the trainer records at once: one batch, or a window of `accumulate` batches through a graph. */
+interface Unit {
+  windowed: boolean;
+  batches: PreparedBatch[];
+}
+
 /**
- * A recorded step whose losses are on their way back. The trainer records step b + 1 (and step b's
- * optimizer update) before it waits for step b's losses: waiting right after recording a step would
- * leave the GPU idle while the CPU records the optimizer update and the next step's first commands (on a
- * GPU, a few milliseconds per step). The price: a non-finite loss is seen one step later, after that
- * step's commands (training stops there; checkpoints are only written at epoch ends, after every step of
- * the epoch has been checked).
+ * A recorded step whose losses are on their way back. The trainer records unit u + 1 (a batch, or a
+ * window of batches with its optimizer update) before it waits for unit u's losses: waiting right after
+ * recording a unit would leave the GPU idle while the CPU records the optimizer update and the next
+ * unit's first commands (on a GPU, a few milliseconds per step). The price: a non-finite loss is seen one
+ * unit later, after that unit's commands (training stops there; checkpoints are only written at epoch
+ * ends, after every step of the epoch has been checked).
  */
 interface StepInFlight {
   /** index of the batch in its epoch */
@@ -151,6 +177,10 @@ export class Trainer {
   private savedAt = 0;
   /** the best epoch's weights and checkpoint metadata, kept on the GPU until the next write */
   private bestKept: { tensors: [string, Tensor][]; meta: CheckpointMeta } | null = null;
+  /** windows of `accumulate` batches through captured graphs (see the file header; public for tests and benchmarks) */
+  readonly windows: GraphCache;
+  /** the state buffers the window graph was captured with (a graph must see the same ones) */
+  private windowState: GPUBuffer[] = [];
   state: TrainerState;
 
   constructor(
@@ -166,6 +196,12 @@ export class Trainer {
     this.optStudent = new Adam(groups.ocbeDecoder, { lr: cfg.lrStudent, betas: cfg.betas });
     this.rng = new Rng(cfg.seed + 1);
     this.noise = new PseudoAnomaly({ seed: noiseSeed(cfg.seed), imageSize: cfg.imageSize });
+    this.windows = new GraphCache((ins) => this.windowSteps(ins), {
+      enabled: () => flag('TRAIN_GRAPH_CAPTURE'),
+      state: () => new Set(this.stateBuffers()),
+      onRefused: (why) =>
+        console.warn(`training steps run op by op: their graph capture was refused (${why})`),
+    });
     this.state = {
       epoch: 0,
       globalStep: 0,
@@ -215,59 +251,42 @@ export class Trainer {
       const order = this.rng.permutation(n);
       let sums = { loss: 0, kd: 0, proj: 0 };
       const batchAt = (b: number) => this.prepareBatch(order.slice(b * cfg.batch, (b + 1) * cfg.batch));
-      let next: PreparedBatch | null = batchAt(0);
-      // a step's losses are read back while the next step runs (see StepInFlight): `done` is when the
-      // previous step's losses arrived, so that step-to-step time is what images/s reports
-      let inFlight: StepInFlight | null = null;
+      // a unit's batches, prepared while the GPU runs the previous unit (never across an epoch's end, so
+      // the RNG state saved with the epoch's checkpoint is exactly what resuming needs)
+      const unitAt = (b: number): Unit => {
+        const windowed = this.windowAt(b, batches, n);
+        const size = windowed ? cfg.accumulate : 1;
+        return { windowed, batches: Array.from({ length: size }, (_, k) => batchAt(b + k)) };
+      };
+      let next: Unit | null = unitAt(0);
+      // a unit's losses are read back while the next unit runs (see StepInFlight): `done` is when the
+      // previous unit's losses arrived, so that unit-to-unit time is what images/s reports
+      let inFlight: StepInFlight[] = [];
       let done = performance.now();
       try {
-        for (let b = 0; b < batches; b++) {
-          const batch = next!;
-          const shape = [batch.size, 3, cfg.imageSize, cfg.imageSize];
-          // every loss part in one tensor, so the step costs one read-back
-          const packed = scope(() => {
-            const x = tensor(batch.clean, shape);
-            const xn = tensor(batch.noisy, shape);
-            const f = this.model.trainForward(x, xn, batch.perm, cfg.ssot);
-            backward(f.loss);
-            return noGrad(() =>
-              concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
-            );
-          });
-          const reading = packed.read();
-          if ((b + 1) % cfg.accumulate === 0) {
-            this.optProj.step();
-            this.optStudent.step();
-            this.optProj.zeroGrad();
-            this.optStudent.zeroGrad();
-          }
-          this.state.globalStep++;
-          const step: StepInFlight = {
-            batch: b,
-            globalStep: this.state.globalStep,
-            size: batch.size,
-            packed,
-            reading,
-          };
-          // the next batch's CPU work overlaps this step on the GPU (never across an epoch's end, so the
-          // RNG state saved with the epoch's checkpoint is exactly what resuming needs)
-          next = b + 1 < batches ? batchAt(b + 1) : null;
-          // the previous step's losses: this step is queued behind it, so the GPU does not idle meanwhile
+        for (let b = 0; b < batches; ) {
+          const unit = next!;
+          const steps = unit.windowed
+            ? this.recordWindow(unit.batches, b)
+            : [this.recordBatch(unit.batches[0]!, b)];
+          b += unit.batches.length;
+          next = b < batches ? unitAt(b) : null;
+          // the previous unit's losses: this unit is queued behind it, so the GPU does not idle meanwhile
           const previous = inFlight;
-          inFlight = step;
-          if (previous) {
-            sums = add(sums, await this.finishStep(previous, done, batches));
+          inFlight = steps;
+          if (previous.length > 0) {
+            sums = add(sums, await this.finishUnit(previous, done, batches));
             done = performance.now();
           }
         }
         const last = inFlight;
-        inFlight = null;
-        if (last) sums = add(sums, await this.finishStep(last, done, batches));
+        inFlight = [];
+        if (last.length > 0) sums = add(sums, await this.finishUnit(last, done, batches));
       } finally {
-        // a step left in flight by an error (its losses are not reported: the run ends here)
-        if (inFlight) {
-          inFlight.reading.catch(() => undefined);
-          inFlight.packed.dispose();
+        // steps left in flight by an error (their losses are not reported: the run ends here)
+        for (const step of inFlight) {
+          step.reading.catch(() => undefined);
+          step.packed.dispose();
         }
       }
       this.state.epoch++;
@@ -300,16 +319,143 @@ export class Trainer {
   }
 
   /**
-   * A step's losses, once read back: checked (a non-finite loss stops training) and reported.
-   * `since`: when the previous step's losses arrived (or this epoch's first step began).
+   * Whether the batches from `b` on run as one captured window: capture is on, a window starts there
+   * (b a multiple of `accumulate`) and ends within the epoch with full batches only, and no gradient is
+   * carried over (after an odd batch count, the next epoch's first window adds to the leftover ones).
    */
-  private async finishStep(step: StepInFlight, since: number, batches: number): Promise<LossSums> {
-    let values: Float32Array;
-    try {
-      values = await step.reading;
-    } finally {
-      step.packed.dispose();
+  private windowAt(b: number, batches: number, n: number): boolean {
+    const a = this.cfg.accumulate;
+    return (
+      flag('TRAIN_GRAPH_CAPTURE') &&
+      b % a === 0 &&
+      b + a <= batches &&
+      (b + a) * this.cfg.batch <= n &&
+      [...this.optProj.params, ...this.optStudent.params].every((p) => !p.grad)
+    );
+  }
+
+  /** One batch's forward and backward pass (gradients accumulate); every loss part in one tensor. */
+  private forwardBackward(x: Tensor, xn: Tensor, perm: readonly number[] | RowPermutation): Tensor {
+    return scope(() => {
+      const f = this.model.trainForward(x, xn, perm, this.cfg.ssot);
+      backward(f.loss);
+      return noGrad(() =>
+        concat([f.loss, f.kd, f.proj, f.recon, f.contrast, ...(f.ssot ? [f.ssot] : [])], 0),
+      );
+    });
+  }
+
+  /** Record one batch op by op (and the optimizers' update when it ends an accumulation window). */
+  private recordBatch(batch: PreparedBatch, b: number): StepInFlight {
+    const { cfg } = this;
+    const shape = [batch.size, 3, cfg.imageSize, cfg.imageSize];
+    const packed = scope(() =>
+      this.forwardBackward(tensor(batch.clean, shape), tensor(batch.noisy, shape), batch.perm),
+    );
+    const reading = packed.read();
+    if ((b + 1) % cfg.accumulate === 0) {
+      this.optProj.step();
+      this.optStudent.step();
+      this.optProj.zeroGrad();
+      this.optStudent.zeroGrad();
     }
+    this.state.globalStep++;
+    return { batch: b, globalStep: this.state.globalStep, size: batch.size, packed, reading };
+  }
+
+  /**
+   * Record a window of `accumulate` batches and the update that ends it through the window graph: op by
+   * op the first time, captured the second, replayed after (GraphCache).
+   */
+  private recordWindow(unit: PreparedBatch[], b: number): StepInFlight[] {
+    const { cfg } = this;
+    const state = this.stateBuffers();
+    if (state.length !== this.windowState.length || state.some((x, i) => x !== this.windowState[i])) {
+      // other buffers (a model whose tensors were replaced): a graph of the old ones must not replay
+      this.windows.dispose();
+      this.windowState = state;
+    }
+    const shape = [cfg.batch, 3, cfg.imageSize, cfg.imageSize];
+    const inputs: Tensor[] = [];
+    for (const batch of unit) {
+      const { perm, inverse } = rowPermutation(batch.perm);
+      inputs.push(tensor(batch.clean, shape), tensor(batch.noisy, shape), perm, inverse);
+    }
+    inputs.push(tensor(this.optProj.nextScalars(), [2 * this.optProj.params.length]));
+    inputs.push(tensor(this.optStudent.nextScalars(), [2 * this.optStudent.params.length]));
+    let packed: Tensor[];
+    try {
+      packed = this.windows.run(inputs);
+    } finally {
+      for (const t of inputs) t.dispose();
+    }
+    // the update was recorded or replayed: its parameters' step counts go up (those with gradients)
+    this.optProj.countSteps();
+    this.optStudent.countSteps();
+    return packed.map((p, k) => ({
+      batch: b + k,
+      globalStep: ++this.state.globalStep,
+      size: unit[k]!.size,
+      packed: p,
+      reading: p.read(),
+    }));
+  }
+
+  /**
+   * The window graph's function. Inputs: per batch the clean and noisy images, the SSOT pairing and its
+   * inverse; then the two optimizers' step scalars. Outputs: each batch's loss parts.
+   */
+  private windowSteps(ins: Tensor[]): Tensor[] {
+    const a = this.cfg.accumulate;
+    const packed: Tensor[] = [];
+    for (let k = 0; k < a; k++) {
+      const [x, xn, perm, inverse] = ins.slice(4 * k, 4 * k + 4) as [Tensor, Tensor, Tensor, Tensor];
+      packed.push(this.forwardBackward(x, xn, { perm, inverse }));
+    }
+    this.optProj.stepWith(ins[4 * a]!);
+    this.optStudent.stepWith(ins[4 * a + 1]!);
+    this.optProj.zeroGrad();
+    this.optStudent.zeroGrad();
+    return packed;
+  }
+
+  /** What a training step writes in place: the student's weights and running statistics, the moments. */
+  private stateBuffers(): GPUBuffer[] {
+    const tensors = this.model.studentStates().flatMap((st) => st.named().map(([, t]) => t));
+    for (const opt of [this.optProj, this.optStudent]) {
+      const { m, v } = opt.state();
+      tensors.push(...m, ...v);
+    }
+    return tensors.map((t) => t.buffer);
+  }
+
+  /**
+   * A unit's losses, once read back: each step checked (a non-finite loss stops training) and reported
+   * in order; images/s over the unit (`since`: when the previous unit's losses arrived).
+   */
+  private async finishUnit(steps: StepInFlight[], since: number, batches: number): Promise<LossSums> {
+    let values: Float32Array[];
+    try {
+      values = await Promise.all(steps.map((s) => s.reading));
+    } finally {
+      for (const s of steps) s.packed.dispose();
+    }
+    const images = steps.reduce((a, s) => a + s.size, 0);
+    const imagesPerSecond = images / ((performance.now() - since) / 1000);
+    let sums: LossSums = { loss: 0, kd: 0, proj: 0 };
+    steps.forEach((step, k) => {
+      sums = add(sums, this.report(step, values[k]!, imagesPerSecond, batches));
+    });
+    return sums;
+  }
+
+  /** A step's losses, read back: checked (a non-finite loss stops training) and reported. */
+  private report(
+    step: StepInFlight,
+    values: Float32Array,
+    imagesPerSecond: number,
+    batches: number,
+  ): LossSums {
     const [loss, kd, proj, recon, contrast] = Array.from(values.subarray(0, 5)) as [
       number,
       number,
@@ -336,7 +482,7 @@ export class Trainer {
       recon,
       contrast,
       ssot,
-      imagesPerSecond: step.size / ((performance.now() - since) / 1000),
+      imagesPerSecond,
     });
     return { loss, kd, proj };
   }
@@ -485,6 +631,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.windows.dispose();
     this.dropBest();
     this.optProj.zeroGrad();
     this.optStudent.zeroGrad();

@@ -6,16 +6,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  Adam,
+  backward,
   binary,
   CapturedGraph,
   conv2d,
   GraphCache,
   keep,
   noGrad,
+  param,
   release,
   runtime,
   scope,
   sizeClass,
+  sum,
   type Tensor,
   tensor,
   unary,
@@ -179,6 +183,94 @@ describe('CapturedGraph', () => {
   });
 });
 
+/** A training step: the loss of a conv with weight `w`, its gradient, Adam's update with the scalars input. */
+function trainingStep(w: Tensor, opt: Adam) {
+  return ([x, scalars]: Tensor[]): Tensor[] => {
+    const y = conv2d(x!, w, null, { padding: 1 });
+    const loss = sum(binary('mul', y, y));
+    backward(loss);
+    opt.stepWith(scalars!);
+    opt.zeroGrad();
+    return [noGrad(() => unary('scale', loss, 1))];
+  };
+}
+
+describe('CapturedGraph with state written in place', () => {
+  it('replays a training step bit for bit as it runs eagerly, updating the state every replay', async () => {
+    const twins = [0, 1].map(() => {
+      const w = param(tensor(randn(8 * 4 * 9, 50), [8, 4, 3, 3]));
+      const opt = new Adam([w], { lr: 0.01, betas: [0.5, 0.999] });
+      return { w, opt, step: trainingStep(w, opt) };
+    });
+    const [eager, graphed] = twins as [(typeof twins)[0], (typeof twins)[0]];
+    const state = new Set(
+      [graphed.w, ...graphed.opt.state().m, ...graphed.opt.state().v].map((t) => t.buffer),
+    );
+    // without naming its state, a step is refused: it writes buffers it did not make
+    const scalars0 = tensor(graphed.opt.nextScalars(), [2]);
+    const x0 = tensor(randn(2 * 4 * 81, 60), X);
+    expect(() => CapturedGraph.capture([x0, scalars0], graphed.step)).toThrow(
+      /writes a buffer it did not make/,
+    );
+    // (the refused run did update w: reset both twins' state by running the eager twin once as well)
+    await readAll(scope(() => eager.step([x0, tensor(eager.opt.nextScalars(), [2])])));
+    graphed.opt.countSteps();
+    eager.opt.countSteps();
+
+    const s1 = tensor(graphed.opt.nextScalars(), [2]);
+    const x1 = tensor(randn(2 * 4 * 81, 61), X);
+    const { graph, outputs } = CapturedGraph.capture([x1, s1], graphed.step, { state });
+    graphed.opt.countSteps();
+    const want1 = await readAll(scope(() => eager.step([x1, tensor(eager.opt.nextScalars(), [2])])));
+    eager.opt.countSteps();
+    expectSameBits((await readAll(outputs))[0]!, want1[0]!, 'the capture run');
+    for (let k = 0; k < 3; k++) {
+      const x = tensor(randn(2 * 4 * 81, 70 + k), X);
+      const got = await readAll(graph.replay([x, tensor(graphed.opt.nextScalars(), [2])]));
+      graphed.opt.countSteps();
+      const want = await readAll(scope(() => eager.step([x, tensor(eager.opt.nextScalars(), [2])])));
+      eager.opt.countSteps();
+      expectSameBits(got[0]!, want[0]!, `replay ${k}: loss`);
+      expectSameBits(await graphed.w.read(), await eager.w.read(), `replay ${k}: the weight`);
+      const [gm, em] = [graphed.opt.state().m[0]!, eager.opt.state().m[0]!];
+      expectSameBits(await gm.read(), await em.read(), `replay ${k}: Adam's first moment`);
+      x.dispose();
+    }
+    expect(graphed.opt.state().step).toEqual([5]);
+    expect(graphed.opt.state().step).toEqual(eager.opt.state().step);
+    graph.dispose();
+    for (const t of [x0, x1, scalars0, s1]) t.dispose();
+    for (const t of twins) {
+      t.opt.dispose();
+      t.w.dispose();
+    }
+  });
+
+  it('drops what depends on the state it writes: another graph reading it goes stale at a replay', async () => {
+    const w = param(tensor(randn(8 * 4 * 9, 80), [8, 4, 3, 3]));
+    const opt = new Adam([w], { lr: 0.01 });
+    const state = new Set([w.buffer, opt.state().m[0]!.buffer, opt.state().v[0]!.buffer]);
+    const x = tensor(randn(2 * 4 * 81, 81), X);
+    const s = tensor(opt.nextScalars(), [2]);
+    const train = CapturedGraph.capture([x, s], trainingStep(w, opt), { state });
+    opt.countSteps();
+    await readAll(train.outputs);
+    // an evaluation graph reading w (watched: it did not make it)
+    const evaluate = CapturedGraph.capture([x], ([x1]) => [
+      noGrad(() => conv2d(x1!, w, null, { padding: 1 })),
+    ]);
+    await readAll(evaluate.outputs);
+    expect(evaluate.graph.stale).toBeNull();
+    await readAll(train.graph.replay([x, s]));
+    expect(train.graph.stale, 'the training graph: its state may change').toBeNull();
+    expect(evaluate.graph.stale).toMatch(/written or freed/);
+    for (const g of [train.graph, evaluate.graph]) g.dispose();
+    for (const t of [x, s]) t.dispose();
+    opt.dispose();
+    w.dispose();
+  });
+});
+
 describe('GraphCache', () => {
   it('runs a shape eagerly, captures it the second time, replays it after; a new shape or a stale graph starts over', async () => {
     const { w, b } = weights(6);
@@ -210,8 +302,36 @@ describe('GraphCache', () => {
     runtime().write(w.buffer, randn(8 * 4 * 9, 41));
     const wantNew = (await readAll(scope(() => fn([one]))))[0]!;
     expectSameBits((await readAll(cache.run([one])))[0]!, wantNew, 'after a weight change');
+    expect(cache.counts).toEqual({ eager: 3, captured: 2, replayed: 2 });
     cache.dispose();
     for (const t of [w, b, one, ...xs]) t.dispose();
+  });
+
+  it('runs a function whose capture is refused eagerly from then on, losing none of its results', async () => {
+    const { w, b } = weights(8);
+    const fn = network(w, b);
+    const target = tensor(new Float32Array(16), [16]);
+    // a function that also writes a buffer it did not make: its capture is refused
+    const writing = (ins: Tensor[]) => {
+      const out = fn(ins);
+      runtime().copy(ins[0]!.buffer, 0, target.buffer, 0, 64);
+      return out;
+    };
+    const told: string[] = [];
+    const cache = new GraphCache(writing, { onRefused: (why) => told.push(why) });
+    const xs = [0, 1, 2, 3].map((k) => tensor(randn(2 * 4 * 81, 90 + k), X));
+    for (const [k, x] of xs.entries()) {
+      const want = await readAll(scope(() => fn([x])));
+      const got = await readAll(cache.run([x]));
+      expectSameBits(got[0]!, want[0]!, `call ${k + 1}`);
+      expectSameBits(await target.read(), (await x.read()).subarray(0, 16), `call ${k + 1}: its write`);
+    }
+    expect(told).toEqual([expect.stringMatching(/writes a buffer it did not make/)]);
+    expect(cache.refused).toMatch(/writes a buffer it did not make/);
+    expect(cache.current).toBeNull();
+    expect(cache.counts).toEqual({ eager: 4, captured: 0, replayed: 0 });
+    cache.dispose();
+    for (const t of [w, b, target, ...xs]) t.dispose();
   });
 
   it('never captures with GRAPH_CAPTURE off', async () => {

@@ -1,5 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backward, param, permuteRows, tensor, transposeLast2 } from '../../src/engine/index.js';
+import {
+  backward,
+  param,
+  permuteRows,
+  type RowPermutation,
+  rowPermutation,
+  tensor,
+  transposeLast2,
+} from '../../src/engine/index.js';
 import { gpu } from '../helpers/gpu.js';
 import { gradcheck, randn } from '../helpers/gradcheck.js';
 
@@ -61,6 +69,28 @@ describe('permuteRows', () => {
     backward(y, tensor(g, [3, 2, 2]));
     const dx = await x.grad!.read();
     expect(Array.from(dx.slice(8, 12))).toEqual(Array.from(g.slice(0, 4)));
+  });
+
+  it('gives the same rows and gradient with the permutation on the GPU (a graph input)', async () => {
+    const perm = [3, 0, 2, 1];
+    const g = tensor(randn(4 * 5, 12), [4, 5]);
+    const run = async (p: readonly number[] | RowPermutation) => {
+      const x = param(tensor(randn(4 * 5, 11), [4, 5]));
+      const y = permuteRows(x, p);
+      backward(y, g);
+      const out = [await y.read(), await x.grad!.read()];
+      x.dispose();
+      return out;
+    };
+    const gpuPerm = rowPermutation(perm);
+    const [y1, dx1] = await run(perm);
+    const [y2, dx2] = await run(gpuPerm);
+    expect(Array.from(y2!)).toEqual(Array.from(y1!));
+    expect(Array.from(dx2!)).toEqual(Array.from(dx1!));
+    expect(Array.from(await gpuPerm.inverse.read())).toEqual([1, 3, 2, 0]);
+    expect(() => permuteRows(tensor(randn(6), [3, 2]), gpuPerm)).toThrow(/a permutation of 4 rows/);
+    expect(() => rowPermutation([1, 1])).toThrow(/not a permutation of 0..1/);
+    for (const t of [g, gpuPerm.perm, gpuPerm.inverse]) t.dispose();
   });
 
   it('rejects a list that is not a permutation', () => {

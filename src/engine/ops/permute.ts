@@ -15,10 +15,34 @@ import { empty, type Tensor, tensor } from '../tensor.js';
 const TILE = 32;
 const ROWS = 8; // invocations per tile column: each one moves TILE / ROWS elements
 
-function gatherRows(x: Tensor, perm: readonly number[]): Tensor {
+/**
+ * A row permutation held on the GPU, with its inverse (the gradient's), as f32 indices [B]: what a
+ * captured training step takes as an input, since data uploaded inside a graph is replayed as captured.
+ */
+export interface RowPermutation {
+  perm: Tensor;
+  inverse: Tensor;
+}
+
+function checkPermutation(perm: readonly number[], b: number, what: string): void {
+  const sorted = [...perm].sort((p, q) => p - q);
+  if (perm.length !== b || sorted.some((v, i) => v !== i))
+    throw new Error(`permuteRows: [${perm.join(', ')}] is not a permutation of 0..${b - 1} for ${what}`);
+}
+
+/** `perm` and its inverse uploaded (the caller disposes both). */
+export function rowPermutation(perm: readonly number[]): RowPermutation {
+  checkPermutation(perm, perm.length, `${perm.length} rows`);
+  const inv = new Float32Array(perm.length);
+  perm.forEach((p, i) => {
+    inv[p] = i;
+  });
+  return { perm: tensor(Float32Array.from(perm), [perm.length]), inverse: tensor(inv, [perm.length]) };
+}
+
+function gatherRows(x: Tensor, idx: Tensor): Tensor {
   const b = x.shape[0]!;
   const d = x.size / b;
-  const idx = tensor(Float32Array.from(perm), [b]);
   const y = empty(x.shape);
   runtime().run({
     name: 'gather_rows',
@@ -37,23 +61,34 @@ ${main1d()}
   y[i] = x[u32(perm[row]) * u.d + col];
 }`,
   });
+  return y;
+}
+
+/** gatherRows with indices uploaded for this one call. */
+function gatherHost(x: Tensor, perm: readonly number[]): Tensor {
+  const idx = tensor(Float32Array.from(perm), [perm.length]);
+  const y = gatherRows(x, idx);
   idx.dispose();
   return y;
 }
 
-/** y[b] = x[perm[b]] along the first axis. */
-export function permuteRows(x: Tensor, perm: readonly number[]): Tensor {
+/** y[b] = x[perm[b]] along the first axis; `perm` as numbers or on the GPU (rowPermutation). */
+export function permuteRows(x: Tensor, perm: readonly number[] | RowPermutation): Tensor {
   const b = x.shape[0] ?? 0;
-  const sorted = [...perm].sort((p, q) => p - q);
-  if (perm.length !== b || sorted.some((v, i) => v !== i))
+  if (Array.isArray(perm)) {
+    checkPermutation(perm, b, x.describe());
+    const inv = new Array<number>(b);
+    perm.forEach((p, i) => {
+      inv[p] = i;
+    });
+    return record('permute_rows', gatherHost(x, perm), [x], (g) => [gatherHost(g, inv)], []);
+  }
+  const { perm: p, inverse } = perm as RowPermutation;
+  if (p.size !== b || inverse.size !== b)
     throw new Error(
-      `permuteRows: [${perm.join(', ')}] is not a permutation of 0..${b - 1} for ${x.describe()}`,
+      `permuteRows: a permutation of ${p.size} rows (inverse ${inverse.size}) for ${x.describe()}`,
     );
-  const inv = new Array<number>(b);
-  perm.forEach((p, i) => {
-    inv[p] = i;
-  });
-  return record('permute_rows', gatherRows(x, perm), [x], (g) => [gatherRows(g, inv)], []);
+  return record('permute_rows', gatherRows(x, p), [x], (g) => [gatherRows(g, inverse)], []);
 }
 
 function transposeKernel(x: Tensor, b: number, r: number, c: number): Tensor {
