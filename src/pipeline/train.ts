@@ -252,6 +252,7 @@ export async function train(o: TrainOptions, io: TrainIo, events: TrainEvents): 
         events.curve?.(trainer.state.history, testEvals);
       },
       save: (kind, bytes) => events.checkpoint(kind, bytes),
+      note: (line) => log(`note: ${line}`),
       ...(o.saveEveryMinutes ? { saveEveryMs: o.saveEveryMinutes * 60_000 } : {}),
       ...(io.shouldStop ? { shouldStop: () => io.shouldStop!() } : {}),
       select,

@@ -106,6 +106,11 @@ export interface TrainerHooks {
   shouldStop?: () => boolean;
   /** evaluation used for selection; returns a score where higher is better */
   select?: (model: Rdpp, samples: SelectionSample[]) => Promise<number>;
+  /**
+   * a line worth a log: the steps' graph was captured (from then on they are replayed), or its capture
+   * was refused (they run op by op); default: the console
+   */
+  note?: (line: string) => void;
 }
 
 export class NonFiniteLossError extends Error {
@@ -199,8 +204,7 @@ export class Trainer {
     this.windows = new GraphCache((ins) => this.windowSteps(ins), {
       enabled: () => flag('TRAIN_GRAPH_CAPTURE'),
       state: () => new Set(this.stateBuffers()),
-      onRefused: (why) =>
-        console.warn(`training steps run op by op: their graph capture was refused (${why})`),
+      onRefused: (why) => this.note(`training steps run op by op: their graph capture was refused (${why})`),
     });
     this.state = {
       epoch: 0,
@@ -383,12 +387,21 @@ export class Trainer {
     }
     inputs.push(tensor(this.optProj.nextScalars(), [2 * this.optProj.params.length]));
     inputs.push(tensor(this.optStudent.nextScalars(), [2 * this.optStudent.params.length]));
+    const captured = this.windows.counts.captured;
     let packed: Tensor[];
     try {
       packed = this.windows.run(inputs);
     } finally {
       for (const t of inputs) t.dispose();
     }
+    const graph = this.windows.current;
+    if (graph && this.windows.counts.captured > captured && captured === 0)
+      this.note(
+        `training steps: captured as a graph at steps ${this.state.globalStep + 1}–${this.state.globalStep + unit.length} ` +
+          `(a window of ${unit.length} batch${unit.length > 1 ? 'es' : ''} and the update, ${graph.dispatches} dispatches, ` +
+          `holding ${(graph.bytes / 2 ** 20).toFixed(0)} MiB); later windows are replayed from it ` +
+          '(RDPP_TRAIN_GRAPH_CAPTURE=0 records every step op by op)',
+      );
     // the update was recorded or replayed: its parameters' step counts go up (those with gradients)
     this.optProj.countSteps();
     this.optStudent.countSteps();
@@ -417,6 +430,10 @@ export class Trainer {
     this.optProj.zeroGrad();
     this.optStudent.zeroGrad();
     return packed;
+  }
+
+  private note(line: string): void {
+    (this.hooks.note ?? ((l: string) => console.warn(l)))(line);
   }
 
   /** What a training step writes in place: the student's weights and running statistics, the moments. */

@@ -23,6 +23,7 @@ interface Outcome {
   moments: Float32Array[];
   adamSteps: number[][];
   counts: { eager: number; captured: number; replayed: number };
+  notes: string[];
 }
 
 async function train(
@@ -43,11 +44,12 @@ async function train(
   };
   const model = new Rdpp(formulaTeacher());
   const steps: StepInfo[] = [];
+  const notes: string[] = [];
   const trainer = new Trainer(
     model,
     cfg,
     { train: syntheticImages(images, SIZE), selection: [] },
-    { onStep: (s) => steps.push(s) },
+    { onStep: (s) => steps.push(s), note: (line) => notes.push(line) },
   );
   try {
     await trainer.run();
@@ -65,6 +67,7 @@ async function train(
       moments,
       adamSteps: opts.map((o) => o.state().step),
       counts: { ...trainer.windows.counts },
+      notes,
     };
   } finally {
     trainer.dispose();
@@ -103,6 +106,13 @@ describe('Trainer: training windows replayed from captured graphs', () => {
     expect(eager.counts).toEqual({ eager: 0, captured: 0, replayed: 0 });
     expect(graphs.counts).toEqual({ eager: 1, captured: 1, replayed: 1 });
     expect(graphs.steps).toHaveLength(10);
+    // the log says once that (and where) the steps' graph was captured
+    expect(eager.notes).toEqual([]);
+    expect(graphs.notes).toEqual([
+      expect.stringMatching(
+        /^training steps: captured as a graph at steps 3–4 \(a window of 2 batches and the update, \d+ dispatches, holding \d+ MiB\); later windows are replayed/,
+      ),
+    ]);
     expectSameRun(graphs, eager);
     await runtime().sync();
     expect(runtime().pool.snapshot().liveBytes).toBe(live);
