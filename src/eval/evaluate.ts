@@ -6,7 +6,14 @@
 import { scope, tensor } from '../engine/index.js';
 import { normalise } from '../model/preprocess.js';
 import type { Rdpp } from '../model/rdpp.js';
-import { auproOfficial, auproStandard, f1Max, metricsByDefectType, rocAuc } from './metrics.js';
+import {
+  auproOfficial,
+  auproStandard,
+  f1Max,
+  metricsByDefectType,
+  rocAuc,
+  rocAucAndF1Max,
+} from './metrics.js';
 
 export interface EvalSample {
   rgb: Float32Array; // CHW RGB [0, 1] at size×size
@@ -129,11 +136,12 @@ export function computeMetrics(
       allMasks.set(masks[i]!, i * hw);
       allMaps.set(maps[i]!, i * hw);
     }
-    pixelAuroc = rocAuc(allMasks, allMaps);
     if (all) {
-      const f = f1Max(allMasks, allMaps);
+      // one sort of the pixels for both
+      const { auc, f1: f } = rocAucAndF1Max(allMasks, allMaps);
+      pixelAuroc = auc;
       pixelF1 = { f1: f.f1, threshold: f.threshold };
-    }
+    } else pixelAuroc = rocAuc(allMasks, allMaps);
   }
   const imgF1 = both && all ? f1Max(labels, scores) : null;
   return {

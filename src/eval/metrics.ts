@@ -24,5 +24,5 @@ export {
 export { type AuproStandardResult, auproStandard, type ProCurve } from './metrics/aupro-standard.js';
 export { type BreakdownInput, type DefectTypeMetrics, metricsByDefectType } from './metrics/breakdown.js';
 export { type Components, connectedComponents8 } from './metrics/components.js';
-export { type F1Max, f1Max, type RocCurve, rocAuc, rocCurve } from './metrics/roc.js';
+export { type F1Max, f1Max, type RocCurve, rocAuc, rocAucAndF1Max, rocCurve } from './metrics/roc.js';
 export { type ImageStack, stackImages } from './metrics/stack.js';

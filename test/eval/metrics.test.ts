@@ -13,6 +13,7 @@ import {
   f1Max,
   metricsByDefectType,
   rocAuc,
+  rocAucAndF1Max,
   rocCurve,
 } from '../../src/eval/metrics.js';
 import '../../src/parity/cases/metrics.js';
@@ -164,6 +165,20 @@ describe('rocCurve and f1Max', () => {
     expect(f.precision).toBe(0.6);
     expect(f.recall).toBe(1);
     expect(() => f1Max([0, 0], [1, 2])).toThrow(/no positive/);
+  });
+
+  it('rocAucAndF1Max gives both from one sort: the same values and errors as rocAuc and f1Max', () => {
+    const r = rng(77);
+    for (const n of [6, 1000, 50_000]) {
+      // coarse scores: many ties, across labels too
+      const labels = Array.from({ length: n }, () => (r() < 0.3 ? 1 : 0));
+      const scores = Float32Array.from({ length: n }, () => Math.round(r() * 50) / 7);
+      const both = rocAucAndF1Max(labels, scores);
+      expect(both.auc).toBe(rocAuc(labels, scores));
+      expect(both.f1).toEqual(f1Max(labels, scores));
+    }
+    expect(() => rocAucAndF1Max([1, 1], [1, 2])).toThrow(/only one class present/);
+    expect(() => rocAucAndF1Max([1, 2], [1, 2])).toThrow(/labels must be 0 \(normal\) or 1/);
   });
 });
 

@@ -88,6 +88,10 @@ function walk(r: Ranked, visit: (tp: number, fp: number, i: number) => void): vo
 export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): number {
   const r = rank(labels, scores, 'rocAuc');
   needBothClasses(r, 'rocAuc');
+  return aucOf(r);
+}
+
+function aucOf(r: Ranked): number {
   let tp = 0;
   let fp = 0;
   let area2 = 0; // Σ (fp − fpPrev)(tp + tpPrev), an exact integer below 2^53
@@ -176,6 +180,10 @@ export interface F1Max {
 export function f1Max(labels: ArrayLike<number>, scores: ArrayLike<number>): F1Max {
   const r = rank(labels, scores, 'f1Max');
   if (r.nPos === 0) throw new Error('f1Max: no positive labels; F1 is not defined');
+  return f1Of(r);
+}
+
+function f1Of(r: Ranked): F1Max {
   let best: F1Max = { f1: -1, threshold: Number.NaN, precision: 0, recall: 0 };
   let bestAt = -1;
   walk(r, (tp, fp, i) => {
@@ -187,4 +195,17 @@ export function f1Max(labels: ArrayLike<number>, scores: ArrayLike<number>): F1M
   });
   best.threshold = keyValue(r.words, bestAt);
   return best;
+}
+
+/**
+ * `rocAuc` and `f1Max` of the same labels and scores with one sort (most of the cost: ~1 s for the 7·10^6
+ * pixels of a 112-image test set at 256²); the same values and errors as the two calls.
+ */
+export function rocAucAndF1Max(
+  labels: ArrayLike<number>,
+  scores: ArrayLike<number>,
+): { auc: number; f1: F1Max } {
+  const r = rank(labels, scores, 'rocAuc');
+  needBothClasses(r, 'rocAuc');
+  return { auc: aucOf(r), f1: f1Of(r) };
 }
