@@ -33,6 +33,7 @@ import {
 import { Rdpp, type SsotMode } from '../src/model/rdpp.js';
 import { KerasResnet50Teacher } from '../src/model/teacher/keras-resnet50.js';
 import { type Teacher, TorchvisionTeacher } from '../src/model/teacher/torchvision.js';
+import { trainingState } from '../src/train/trainer.js';
 
 export type BenchTeacher = 'wrn50' | 'resnet18' | 'resnet50-keras';
 
@@ -199,18 +200,13 @@ export function workload(
     optB!.zeroGrad();
     return [loss];
   };
-  // what a step writes in place: the student's weights and running statistics, the moments
-  const stateBuffers = (): ReadonlySet<GPUBuffer> =>
-    new Set(
-      [
-        ...[...m.studentStates()].flatMap((st) => st.named().map(([, t]) => t)),
-        ...[optA!, optB!].flatMap((opt) => [...opt.state().m, ...opt.state().v]),
-      ].map((t) => t.buffer),
-    );
   // training as `rdpp train` runs it: replayed from a graph after two steps (TRAIN_GRAPH_CAPTURE)
   const steps =
     kind === 'train'
-      ? new GraphCache(trainStep, { enabled: () => flag('TRAIN_GRAPH_CAPTURE'), state: stateBuffers })
+      ? new GraphCache(trainStep, {
+          enabled: () => flag('TRAIN_GRAPH_CAPTURE'),
+          state: () => new Set(trainingState(m, [optA!, optB!])),
+        })
       : null;
   const once = () => {
     if (kind === 'train') {

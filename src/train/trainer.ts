@@ -166,6 +166,19 @@ export interface TrainerState {
   bestEpoch: number | null;
 }
 
+/**
+ * What a training step writes in place, as the buffers a captured step's graph takes as its state: the
+ * student's weights and running statistics, and the optimizers' moments.
+ */
+export function trainingState(model: Rdpp, optimizers: readonly Adam[]): GPUBuffer[] {
+  const tensors = model.studentStates().flatMap((st) => st.named().map(([, t]) => t));
+  for (const opt of optimizers) {
+    const { m, v } = opt.state();
+    tensors.push(...m, ...v);
+  }
+  return tensors.map((t) => t.buffer);
+}
+
 /** The noise field's seed, derived from the training seed (the reference draws it once per dataset). */
 export function noiseSeed(seed: number): number {
   return (Math.imul(seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0) - 2 ** 31;
@@ -203,7 +216,8 @@ export class Trainer {
     this.noise = new PseudoAnomaly({ seed: noiseSeed(cfg.seed), imageSize: cfg.imageSize });
     this.windows = new GraphCache((ins) => this.windowSteps(ins), {
       enabled: () => flag('TRAIN_GRAPH_CAPTURE'),
-      state: () => new Set(this.stateBuffers()),
+      // recordWindow keeps windowState current before every run
+      state: () => new Set(this.windowState),
       onRefused: (why) => this.note(`training steps run op by op: their graph capture was refused (${why})`),
     });
     this.state = {
@@ -373,7 +387,7 @@ export class Trainer {
    */
   private recordWindow(unit: PreparedBatch[], b: number): StepInFlight[] {
     const { cfg } = this;
-    const state = this.stateBuffers();
+    const state = trainingState(this.model, [this.optProj, this.optStudent]);
     if (state.length !== this.windowState.length || state.some((x, i) => x !== this.windowState[i])) {
       // other buffers (a model whose tensors were replaced): a graph of the old ones must not replay
       this.windows.dispose();
@@ -395,7 +409,7 @@ export class Trainer {
       for (const t of inputs) t.dispose();
     }
     const graph = this.windows.current;
-    if (graph && this.windows.counts.captured > captured && captured === 0)
+    if (graph && captured === 0 && this.windows.counts.captured === 1)
       this.note(
         `training steps: captured as a graph at steps ${this.state.globalStep + 1}–${this.state.globalStep + unit.length} ` +
           `(a window of ${unit.length} batch${unit.length > 1 ? 'es' : ''} and the update, ${graph.dispatches} dispatches, ` +
@@ -434,16 +448,6 @@ export class Trainer {
 
   private note(line: string): void {
     (this.hooks.note ?? ((l: string) => console.warn(l)))(line);
-  }
-
-  /** What a training step writes in place: the student's weights and running statistics, the moments. */
-  private stateBuffers(): GPUBuffer[] {
-    const tensors = this.model.studentStates().flatMap((st) => st.named().map(([, t]) => t));
-    for (const opt of [this.optProj, this.optStudent]) {
-      const { m, v } = opt.state();
-      tensors.push(...m, ...v);
-    }
-    return tensors.map((t) => t.buffer);
   }
 
   /**

@@ -30,14 +30,23 @@ function checkPermutation(perm: readonly number[], b: number, what: string): voi
     throw new Error(`permuteRows: [${perm.join(', ')}] is not a permutation of 0..${b - 1} for ${what}`);
 }
 
-/** `perm` and its inverse uploaded (the caller disposes both). */
-export function rowPermutation(perm: readonly number[]): RowPermutation {
-  checkPermutation(perm, perm.length, `${perm.length} rows`);
-  const inv = new Float32Array(perm.length);
+/** inv[perm[i]] = i */
+function inversePermutation(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
   perm.forEach((p, i) => {
     inv[p] = i;
   });
-  return { perm: tensor(Float32Array.from(perm), [perm.length]), inverse: tensor(inv, [perm.length]) };
+  return inv;
+}
+
+/** `perm` and its inverse uploaded (the caller disposes both). */
+export function rowPermutation(perm: readonly number[]): RowPermutation {
+  checkPermutation(perm, perm.length, `${perm.length} rows`);
+  const n = [perm.length];
+  return {
+    perm: tensor(Float32Array.from(perm), n),
+    inverse: tensor(Float32Array.from(inversePermutation(perm)), n),
+  };
 }
 
 function gatherRows(x: Tensor, idx: Tensor): Tensor {
@@ -77,10 +86,7 @@ export function permuteRows(x: Tensor, perm: readonly number[] | RowPermutation)
   const b = x.shape[0] ?? 0;
   if (Array.isArray(perm)) {
     checkPermutation(perm, b, x.describe());
-    const inv = new Array<number>(b);
-    perm.forEach((p, i) => {
-      inv[p] = i;
-    });
+    const inv = inversePermutation(perm);
     return record('permute_rows', gatherHost(x, perm), [x], (g) => [gatherHost(g, inv)], []);
   }
   const { perm: p, inverse } = perm as RowPermutation;
